@@ -1,0 +1,153 @@
+# guestagent-operator Makefile (kubebuilder-style targets; tools are built into ./bin).
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+GO ?= go
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+HELM ?= $(LOCALBIN)/helm
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.1
+HELM_VERSION ?= v3.22.0
+GOLANGCI_LINT_VERSION ?= v2.12.2
+K8S_VERSION ?= 1.37.2
+
+IMG_MANAGER ?= guestagent/manager:dev
+IMG_AGENTD ?= guestagent/agentd:dev
+
+# Packages tested by `make test`: everything but the end-to-end suite.
+UNIT_PKGS = $$($(GO) list ./... | grep -v /test/e2e)
+FUZZTIME ?= 20s
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and one RBAC role per binary.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=agentd-role paths=./agentd/... output:rbac:artifacts:config=config/agentd/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when generated files are not committed.
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config | grep '^??')" || { git status --porcelain -- api config; echo "untracked generated files"; exit 1; }
+
+.PHONY: fmt
+fmt: ## go fmt.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build both binaries (bin/manager, bin/agentd) and the guest-side OGA agent.
+	$(GO) build -o $(LOCALBIN)/manager ./cmd/manager
+	$(GO) build -o $(LOCALBIN)/agentd ./cmd/agentd
+	CGO_ENABLED=0 $(GO) build -o $(LOCALBIN)/oga-guest ./cmd/oga-guest
+
+.PHONY: docker-build
+docker-build: ## Build the images (needs a Docker engine; none runs on the CI machines).
+	docker build -t $(IMG_MANAGER) -f Dockerfile .
+	docker build -t $(IMG_AGENTD) -f Dockerfile.agentd .
+
+##@ Test
+
+.PHONY: deps
+deps: ## Install the Debian packages the build and tests need (root, idempotent).
+	bash hack/install-deps.sh
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl from the module proxy into bin/k8s (cached).
+	bash hack/envtest-assets.sh >/dev/null
+
+.PHONY: test
+test: deps envtest manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
+	bash hack/run-tests.sh unit
+
+.PHONY: test-real
+test-real: deps envtest ## Tests against a real libvirtd with TCG guests running the real qemu-ga.
+	bash hack/run-tests.sh real
+
+.PHONY: test-e2e
+test-e2e: deps envtest build ## End to end: real libvirtd + guests + envtest control plane + both binaries.
+	bash hack/run-tests.sh e2e
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each.
+	bash hack/run-tests.sh fuzz $(FUZZTIME)
+
+.PHONY: test-all
+test-all: verify-generated test test-real test-e2e fuzz helm-lint kustomize-build ## Everything CI runs.
+
+.PHONY: bench
+bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).
+	bash hack/bench.sh
+
+##@ Demo
+
+.PHONY: demo
+demo: deps envtest build ## Real control plane + libvirtd + 2 guests with real agents + both binaries.
+	bash hack/demo.sh
+
+##@ Deployment
+
+.PHONY: kustomize-build
+kustomize-build: kustomize ## Render config/default.
+	$(KUSTOMIZE) build config/default > /dev/null
+	@echo "kustomize build config/default: ok"
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster of ~/.kube/config.
+	$(KUSTOMIZE) build config/crd | kubectl apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs.
+	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the controller and agentd.
+	$(KUSTOMIZE) build config/default | kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the deployment.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint + helm template of charts/guestagent-operator.
+	$(HELM) lint charts/guestagent-operator
+	$(HELM) template ga charts/guestagent-operator --namespace guestagent-system > /dev/null
+	@echo "helm template: ok"
+
+##@ Tools
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+.PHONY: controller-gen kustomize helm golangci-lint
+controller-gen: $(LOCALBIN)
+	@test -x $(CONTROLLER_GEN) && $(CONTROLLER_GEN) --version | grep -q $(CONTROLLER_TOOLS_VERSION) || \
+		GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+kustomize: $(LOCALBIN)
+	@test -x $(KUSTOMIZE) || GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+helm: $(LOCALBIN)
+	@test -x $(HELM) || GOBIN=$(LOCALBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+golangci-lint: $(LOCALBIN)
+	@test -x $(GOLANGCI_LINT) || GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -1,0 +1,251 @@
+// Package config owns agentd's configuration: defaults, the optional YAML file (usually mounted
+// from a ConfigMap), command-line flags, and validation. Precedence is defaults < file < flags
+// that were set explicitly. Invalid configuration is an error at start, never a silent default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string ("30s", "5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON accepts a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// Periods are the QEMU guest agent polling periods per data group.
+type Periods struct {
+	Capabilities Duration `json:"capabilities"`
+	Users        Duration `json:"users"`
+	System       Duration `json:"system"`
+	CPUs         Duration `json:"cpus"`
+	Disks        Duration `json:"disks"`
+	BootWindow   Duration `json:"bootWindow"`
+	CallTimeout  Duration `json:"callTimeout"`
+	FailureDelay Duration `json:"failureThrottle"`
+}
+
+// Config is agentd's whole configuration.
+type Config struct {
+	// NodeName is this node's name (Downward API: spec.nodeName, env NODE_NAME).
+	NodeName string `json:"nodeName"`
+	// LibvirtURI is the libvirt connection URI.
+	LibvirtURI string `json:"libvirtURI"`
+	// DefaultNamespace receives the GuestAgentStatus of domains without placement metadata.
+	DefaultNamespace string `json:"defaultNamespace"`
+	// Poll holds the QGA polling periods.
+	Poll Periods `json:"poll"`
+	// PollWorkers bounds concurrent QGA calls across domains.
+	PollWorkers int `json:"pollWorkers"`
+	// EnableOvirtAgent turns the oVirt guest agent Listener on.
+	EnableOvirtAgent bool `json:"enableOvirtAgent"`
+	// LifecycleHooks sends OGA lifecycle hooks (after_migration, after_hibernation) on libvirt events.
+	LifecycleHooks bool `json:"lifecycleHooks"`
+	// MemoryChangePercent is the relative change of a volatile figure (memory, used bytes) that
+	// is significant enough to be written to the GuestAgentStatus.
+	MemoryChangePercent int `json:"memoryChangePercent"`
+	// PublishMinInterval is the minimum time between two writes of one GuestAgentStatus.
+	PublishMinInterval Duration `json:"publishMinInterval"`
+	// QPS and Burst limit agentd's API client.
+	QPS   float32 `json:"qps"`
+	Burst int     `json:"burst"`
+	// MetricsAddr serves /metrics ("0" disables); HealthAddr serves /healthz and /readyz.
+	MetricsAddr string `json:"metricsAddr"`
+	HealthAddr  string `json:"healthAddr"`
+}
+
+// Default returns the default configuration (node name from $NODE_NAME).
+func Default() Config {
+	return Config{
+		NodeName:         os.Getenv("NODE_NAME"),
+		LibvirtURI:       "qemu:///system",
+		DefaultNamespace: "guestagent-system",
+		Poll: Periods{
+			Capabilities: Duration{300 * time.Second},
+			Users:        Duration{10 * time.Second},
+			System:       Duration{120 * time.Second},
+			CPUs:         Duration{60 * time.Second},
+			Disks:        Duration{300 * time.Second},
+			BootWindow:   Duration{120 * time.Second},
+			CallTimeout:  Duration{1 * time.Second},
+			FailureDelay: Duration{60 * time.Second},
+		},
+		PollWorkers:         4,
+		EnableOvirtAgent:    true,
+		LifecycleHooks:      true,
+		MemoryChangePercent: 5,
+		PublishMinInterval:  Duration{1 * time.Second},
+		QPS:                 5,
+		Burst:               10,
+		MetricsAddr:         ":8080",
+		HealthAddr:          ":8081",
+	}
+}
+
+// Load builds the configuration from defaults, the file named by --config (if any) and flags.
+func Load(fs *flag.FlagSet, args []string) (Config, error) {
+	cfg := Default()
+	var file string
+	flagCfg := Default()
+	fs.StringVar(&file, "config", "", "Path of a YAML configuration file (optional).")
+	fs.StringVar(&flagCfg.NodeName, "node-name", flagCfg.NodeName, "Name of this node (default $NODE_NAME).")
+	fs.StringVar(&flagCfg.LibvirtURI, "libvirt-uri", flagCfg.LibvirtURI, "libvirt connection URI.")
+	fs.StringVar(&flagCfg.DefaultNamespace, "default-namespace", flagCfg.DefaultNamespace,
+		"Namespace of GuestAgentStatus objects for domains without placement metadata.")
+	fs.IntVar(&flagCfg.PollWorkers, "poll-workers", flagCfg.PollWorkers, "Concurrent QEMU guest agent calls.")
+	fs.BoolVar(&flagCfg.EnableOvirtAgent, "enable-ovirt-agent", flagCfg.EnableOvirtAgent, "Serve oVirt guest agent channels.")
+	fs.BoolVar(&flagCfg.LifecycleHooks, "lifecycle-hooks", flagCfg.LifecycleHooks,
+		"Send oVirt guest agent lifecycle hooks on libvirt migration/restore events.")
+	fs.IntVar(&flagCfg.MemoryChangePercent, "memory-change-percent", flagCfg.MemoryChangePercent,
+		"Relative change (percent) of memory/usage figures worth a status write.")
+	fs.DurationVar(&flagCfg.PublishMinInterval.Duration, "publish-min-interval", flagCfg.PublishMinInterval.Duration,
+		"Minimum interval between two writes of one GuestAgentStatus.")
+	qps := float64(flagCfg.QPS)
+	fs.Float64Var(&qps, "kube-api-qps", qps, "Client-side QPS limit towards the API server.")
+	fs.IntVar(&flagCfg.Burst, "kube-api-burst", flagCfg.Burst, "Client-side burst towards the API server.")
+	fs.StringVar(&flagCfg.MetricsAddr, "metrics-bind-address", flagCfg.MetricsAddr, "Metrics address (0 disables).")
+	fs.StringVar(&flagCfg.HealthAddr, "health-probe-bind-address", flagCfg.HealthAddr, "Health probe address.")
+	fs.DurationVar(&flagCfg.Poll.Capabilities.Duration, "poll-capabilities", flagCfg.Poll.Capabilities.Duration, "guest-info period.")
+	fs.DurationVar(&flagCfg.Poll.Users.Duration, "poll-users", flagCfg.Poll.Users.Duration, "Users period.")
+	fs.DurationVar(&flagCfg.Poll.System.Duration, "poll-system", flagCfg.Poll.System.Duration, "Host name/OS/timezone/NICs period.")
+	fs.DurationVar(&flagCfg.Poll.CPUs.Duration, "poll-cpus", flagCfg.Poll.CPUs.Duration, "vCPU period.")
+	fs.DurationVar(&flagCfg.Poll.Disks.Duration, "poll-disks", flagCfg.Poll.Disks.Duration, "Filesystems/disks period.")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	flagCfg.QPS = float32(qps)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config file: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	// Flags set explicitly win over the file.
+	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &flagCfg, f.Name) })
+	return cfg, cfg.Validate()
+}
+
+func applyFlag(cfg, fl *Config, name string) {
+	switch name {
+	case "node-name":
+		cfg.NodeName = fl.NodeName
+	case "libvirt-uri":
+		cfg.LibvirtURI = fl.LibvirtURI
+	case "default-namespace":
+		cfg.DefaultNamespace = fl.DefaultNamespace
+	case "poll-workers":
+		cfg.PollWorkers = fl.PollWorkers
+	case "enable-ovirt-agent":
+		cfg.EnableOvirtAgent = fl.EnableOvirtAgent
+	case "lifecycle-hooks":
+		cfg.LifecycleHooks = fl.LifecycleHooks
+	case "memory-change-percent":
+		cfg.MemoryChangePercent = fl.MemoryChangePercent
+	case "publish-min-interval":
+		cfg.PublishMinInterval = fl.PublishMinInterval
+	case "kube-api-qps":
+		cfg.QPS = fl.QPS
+	case "kube-api-burst":
+		cfg.Burst = fl.Burst
+	case "metrics-bind-address":
+		cfg.MetricsAddr = fl.MetricsAddr
+	case "health-probe-bind-address":
+		cfg.HealthAddr = fl.HealthAddr
+	case "poll-capabilities":
+		cfg.Poll.Capabilities = fl.Poll.Capabilities
+	case "poll-users":
+		cfg.Poll.Users = fl.Poll.Users
+	case "poll-system":
+		cfg.Poll.System = fl.Poll.System
+	case "poll-cpus":
+		cfg.Poll.CPUs = fl.Poll.CPUs
+	case "poll-disks":
+		cfg.Poll.Disks = fl.Poll.Disks
+	}
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.NodeName == "" {
+		bad("nodeName is required (set --node-name or $NODE_NAME from the Downward API)")
+	} else if msgs := validation.IsDNS1123Subdomain(c.NodeName); len(msgs) > 0 {
+		bad("nodeName %q: %s", c.NodeName, strings.Join(msgs, "; "))
+	}
+	if c.LibvirtURI == "" {
+		bad("libvirtURI must not be empty")
+	} else if !strings.Contains(c.LibvirtURI, ":") {
+		bad("libvirtURI %q is not a URI (e.g. qemu:///system)", c.LibvirtURI)
+	}
+	if msgs := validation.IsDNS1123Label(c.DefaultNamespace); len(msgs) > 0 {
+		bad("defaultNamespace %q: %s", c.DefaultNamespace, strings.Join(msgs, "; "))
+	}
+	periods := []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{
+		{"poll.capabilities", c.Poll.Capabilities.Duration, time.Second},
+		{"poll.users", c.Poll.Users.Duration, time.Second},
+		{"poll.system", c.Poll.System.Duration, time.Second},
+		{"poll.cpus", c.Poll.CPUs.Duration, time.Second},
+		{"poll.disks", c.Poll.Disks.Duration, time.Second},
+		{"poll.bootWindow", c.Poll.BootWindow.Duration, 0},
+		{"poll.callTimeout", c.Poll.CallTimeout.Duration, 100 * time.Millisecond},
+		{"poll.failureThrottle", c.Poll.FailureDelay.Duration, 0},
+		{"publishMinInterval", c.PublishMinInterval.Duration, 0},
+	}
+	for _, p := range periods {
+		if p.d < p.min {
+			bad("%s must be at least %s, got %s", p.name, p.min, p.d)
+		}
+		if p.d > 24*time.Hour {
+			bad("%s must be at most 24h, got %s", p.name, p.d)
+		}
+	}
+	if c.PollWorkers < 1 || c.PollWorkers > 256 {
+		bad("pollWorkers must be in [1, 256], got %d", c.PollWorkers)
+	}
+	if c.MemoryChangePercent < 0 || c.MemoryChangePercent > 100 {
+		bad("memoryChangePercent must be in [0, 100], got %d", c.MemoryChangePercent)
+	}
+	if c.QPS <= 0 {
+		bad("qps must be positive, got %v", c.QPS)
+	}
+	if c.Burst < 1 {
+		bad("burst must be at least 1, got %d", c.Burst)
+	}
+	for name, addr := range map[string]string{"metricsAddr": c.MetricsAddr, "healthAddr": c.HealthAddr} {
+		if addr == "0" || (name == "healthAddr" && addr == "") {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: %v", name, addr, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,33 @@
+package v1alpha1
+
+// Labels, annotations and well-known names shared by agentd and the controllers.
+const (
+	// LabelNode carries the name of the node whose agentd owns a GuestAgentStatus, or on a
+	// GuestAgentCommand the node that must execute it (set by the controller).
+	LabelNode = "guestagent.io/node"
+	// LabelDomainUUID carries the libvirt domain UUID of a GuestAgentStatus.
+	LabelDomainUUID = "guestagent.io/domain-uuid"
+
+	// MetadataNamespaceURI is the XML namespace of the libvirt domain metadata element that
+	// places a domain's GuestAgentStatus: <ga:placement xmlns:ga="…" namespace="tenant-a"/>,
+	// or opts the domain out with <ga:placement … publish="false"/>.
+	MetadataNamespaceURI = "http://guestagent.io/xmlns/libvirt/v1"
+
+	// FieldOwnerAgentd is the server-side apply field manager of agentd.
+	FieldOwnerAgentd = "agentd"
+	// FieldOwnerController is the field manager of the controller manager.
+	FieldOwnerController = "guestagent-controller"
+)
+
+// AgentType names one of the two guest agents, or a host-side mechanism standing in for them.
+// +kubebuilder:validation:Enum=QemuGuestAgent;OvirtGuestAgent;ACPI
+type AgentType string
+
+const (
+	// AgentQemu is the QEMU guest agent (qemu-ga), reached through libvirt.
+	AgentQemu AgentType = "QemuGuestAgent"
+	// AgentOvirt is the oVirt guest agent, reached over its virtio-serial unix socket.
+	AgentOvirt AgentType = "OvirtGuestAgent"
+	// AgentACPI is libvirt's ACPI power button: a host-side fallback, not an agent.
+	AgentACPI AgentType = "ACPI"
+)

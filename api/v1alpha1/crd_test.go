@@ -1,0 +1,314 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+const ns = "default"
+
+func newStatus(name, uuid string) *gav1.GuestAgentStatus {
+	return &gav1.GuestAgentStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       gav1.GuestAgentStatusSpec{DomainName: "VM One", DomainUUID: uuid, NodeName: "node-a"},
+	}
+}
+
+func newCommand(name string, action gav1.Action) *gav1.GuestAgentCommand {
+	return &gav1.GuestAgentCommand{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       gav1.GuestAgentCommandSpec{Target: "vm-one-12345678", Action: action},
+	}
+}
+
+func mustInvalid(t *testing.T, err error, contains string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("expected the apiserver to reject the object (%s)", contains)
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("expected Invalid, got %v", err)
+	}
+	if contains != "" && !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q does not mention %q", err, contains)
+	}
+}
+
+func TestStatusSubresourceAndImmutableUUID(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	gas := newStatus("vm-one-12345678", "12345678-1234-1234-1234-123456789abc")
+	gas.Status.Hostname = "ignored-on-create"
+	if err := c.Create(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	got := &gav1.GuestAgentStatus{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(gas), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Hostname != "" {
+		t.Fatalf("status must be ignored on create with the status subresource, got %q", got.Status.Hostname)
+	}
+
+	got.Status.Hostname = "guest.example"
+	got.Status.ActiveAgents = gav1.ActiveAgentsQGA
+	if err := c.Status().Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	// A main-resource update cannot change status.
+	got.Status.Hostname = "sneaky"
+	got.Spec.NodeName = "node-b" // nodeName is mutable: migration
+	if err := c.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(gas), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Hostname != "guest.example" || got.Spec.NodeName != "node-b" {
+		t.Fatalf("status/spec separation broken: status.hostname=%q spec.nodeName=%q", got.Status.Hostname, got.Spec.NodeName)
+	}
+
+	got.Spec.DomainUUID = "ffffffff-1234-1234-1234-123456789abc"
+	mustInvalid(t, c.Update(ctx, got), "domainUUID is immutable")
+}
+
+func TestStatusValidation(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	mustInvalid(t, c.Create(ctx, newStatus("bad-uuid", "not-a-uuid")), "spec.domainUUID")
+
+	gas := newStatus("vm-lists-00000001", "00000001-1234-1234-1234-123456789abc")
+	if err := c.Create(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i <= gav1.MaxUsers; i++ {
+		gas.Status.Users = append(gas.Status.Users, gav1.GuestUser{Name: fmt.Sprintf("u%d", i)})
+	}
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.users")
+
+	gas.Status.Users = gas.Status.Users[:gav1.MaxUsers]
+	gas.Status.Session = "Partying"
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.session")
+
+	gas.Status.Session = "Locked"
+	gas.Status.Applications = []string{strings.Repeat("x", 513)}
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.applications")
+
+	gas.Status.Applications = []string{strings.Repeat("x", 512)}
+	gas.Status.OvirtAgent = &gav1.OvirtAgentInfo{APIVersion: ptr.To[int32](4)}
+	mustInvalid(t, c.Status().Update(ctx, gas), "apiVersion")
+
+	gas.Status.OvirtAgent.APIVersion = ptr.To[int32](3)
+	if err := c.Status().Update(ctx, gas); err != nil {
+		t.Fatalf("a status at every cap must be accepted: %v", err)
+	}
+}
+
+func TestCommandValidation(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+
+	bad := newCommand("bad-action", "Explode")
+	mustInvalid(t, c.Create(ctx, bad), "spec.action")
+
+	hookless := newCommand("hookless", gav1.ActionHook)
+	mustInvalid(t, c.Create(ctx, hookless), "action Hook needs hook parameters")
+
+	mismatched := newCommand("mismatched", gav1.ActionReboot)
+	mismatched.Spec.Shutdown = &gav1.ShutdownParams{Message: "bye"}
+	mustInvalid(t, c.Create(ctx, mismatched), "shutdown parameters need action Shutdown")
+
+	acpiHook := newCommand("acpi-hook", gav1.ActionHook)
+	acpiHook.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration}
+	acpiHook.Spec.Fallback = gav1.FallbackACPI
+	mustInvalid(t, c.Create(ctx, acpiHook), "fallback is only for Shutdown and Reboot")
+
+	crossNS := newCommand("bad-target", gav1.ActionPing)
+	crossNS.Spec.Target = "other-ns/vm"
+	mustInvalid(t, c.Create(ctx, crossNS), "spec.target")
+
+	long := newCommand("long-delay", gav1.ActionShutdown)
+	long.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](86401)}
+	mustInvalid(t, c.Create(ctx, long), "delaySeconds")
+
+	ok := newCommand("reboot-1", gav1.ActionReboot)
+	if err := c.Create(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	// Server-side defaults.
+	if ok.Spec.Agent != gav1.AgentAuto || ok.Spec.Fallback != gav1.FallbackNone ||
+		ptr.Deref(ok.Spec.DeadlineSeconds, 0) != gav1.DefaultDeadlineSeconds ||
+		ptr.Deref(ok.Spec.TTLSecondsAfterFinished, 0) != gav1.DefaultTTLSecondsAfterFinished {
+		t.Fatalf("defaults not applied: %+v", ok.Spec)
+	}
+	hook := newCommand("hook-1", gav1.ActionHook)
+	hook.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration}
+	if err := c.Create(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	if !ptr.Deref(hook.Spec.Hook.WaitForCompletion, false) || ptr.Deref(hook.Spec.Hook.TimeoutSeconds, 0) != 10 {
+		t.Fatalf("hook defaults not applied: %+v", hook.Spec.Hook)
+	}
+
+	// The spec is immutable.
+	ok.Spec.Action = gav1.ActionShutdown
+	mustInvalid(t, c.Update(ctx, ok), "spec is immutable")
+
+	// Metadata and status stay writable.
+	fresh := &gav1.GuestAgentCommand{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(ok), fresh); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Labels = map[string]string{gav1.LabelNode: "node-a"}
+	if err := c.Update(ctx, fresh); err != nil {
+		t.Fatalf("labels must stay writable: %v", err)
+	}
+	fresh.Status.Phase = gav1.PhaseScheduled
+	if err := c.Status().Update(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Status.Phase = "Exploded"
+	mustInvalid(t, c.Status().Update(ctx, fresh), "status.phase")
+}
+
+// table is the server-side Table rendering that kubectl get prints.
+type table struct {
+	ColumnDefinitions []struct {
+		Name     string `json:"name"`
+		Priority int    `json:"priority"`
+	} `json:"columnDefinitions"`
+	Rows []struct {
+		Cells []any `json:"cells"`
+	} `json:"rows"`
+}
+
+func getTable(t *testing.T, resource string) table {
+	t.Helper()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.GroupVersion = &gav1.GroupVersion
+	cfg.APIPath = "/apis"
+	cfg.NegotiatedSerializer = clientNegotiator()
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rc.Get().Namespace(ns).Resource(resource).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb table
+	if err := json.Unmarshal(raw, &tb); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func TestPrinterColumns(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	gas := newStatus("vm-print-00000002", "00000002-1234-1234-1234-123456789abc")
+	if err := c.Create(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	gas.Status = gav1.GuestAgentStatusStatus{
+		ActiveAgents: gav1.ActiveAgentsBoth,
+		Hostname:     "printer",
+		PrimaryIP:    "10.0.2.15",
+		OS:           &gav1.GuestOSInfo{PrettyName: "Debian GNU/Linux 12 (bookworm)"},
+		Conditions: []metav1.Condition{{
+			Type: gav1.ConditionAgentConnected, Status: metav1.ConditionTrue, Reason: "Connected",
+			LastTransitionTime: metav1.Now(),
+		}},
+	}
+	if err := c.Status().Update(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	tb := getTable(t, "guestagentstatuses")
+	var names []string
+	for _, col := range tb.ColumnDefinitions {
+		if col.Priority == 0 {
+			names = append(names, col.Name)
+		}
+	}
+	want := "Name,Node,Domain,Agent,Connected,OS,Hostname,IP,Age"
+	if strings.Join(names, ",") != want {
+		t.Fatalf("gas columns = %v, want %s", names, want)
+	}
+	found := false
+	for _, r := range tb.Rows {
+		if r.Cells[0] == "vm-print-00000002" {
+			found = true
+			got := fmt.Sprint(r.Cells[1:8])
+			if got != "[node-a VM One Both True Debian GNU/Linux 12 (bookworm) printer 10.0.2.15]" {
+				t.Fatalf("gas row = %s", got)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("row not found")
+	}
+
+	cmd := newCommand("print-ping", gav1.ActionPing)
+	if err := c.Create(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	tb = getTable(t, "guestagentcommands")
+	names = names[:0]
+	for _, col := range tb.ColumnDefinitions {
+		if col.Priority == 0 {
+			names = append(names, col.Name)
+		}
+	}
+	if strings.Join(names, ",") != "Name,Target,Action,Phase,Node,Age" {
+		t.Fatalf("gac columns = %v", names)
+	}
+}
+
+func TestSelectableFields(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	for i, node := range []string{"sel-node-1", "sel-node-2"} {
+		gas := newStatus(fmt.Sprintf("vm-sel-%d-0000000%d", i, i), fmt.Sprintf("0000001%d-1234-1234-1234-123456789abc", i))
+		gas.Spec.NodeName = node
+		if err := c.Create(ctx, gas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := &gav1.GuestAgentStatusList{}
+	if err := c.List(ctx, list, client.InNamespace(ns),
+		client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", "sel-node-2")}); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Spec.NodeName != "sel-node-2" {
+		t.Fatalf("field selector spec.nodeName returned %d items", len(list.Items))
+	}
+}

@@ -1,0 +1,353 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Action is what a GuestAgentCommand asks the guest to do.
+// +kubebuilder:validation:Enum=Shutdown;Reboot;Hook;LockScreen;LogOff;FreezeFilesystems;ThawFilesystems;SetTime;Ping
+type Action string
+
+// Actions.
+const (
+	ActionShutdown          Action = "Shutdown"
+	ActionReboot            Action = "Reboot"
+	ActionHook              Action = "Hook"
+	ActionLockScreen        Action = "LockScreen"
+	ActionLogOff            Action = "LogOff"
+	ActionFreezeFilesystems Action = "FreezeFilesystems"
+	ActionThawFilesystems   Action = "ThawFilesystems"
+	ActionSetTime           Action = "SetTime"
+	ActionPing              Action = "Ping"
+)
+
+// AgentSelector chooses which agent serves a command.
+// +kubebuilder:validation:Enum=Auto;QemuGuestAgent;OvirtGuestAgent;Both
+type AgentSelector string
+
+// AgentSelector values.
+const (
+	// AgentAuto lets agentd route the command (QGA first for power actions; OGA for hooks, lock,
+	// log-off).
+	AgentAuto AgentSelector = "Auto"
+	// AgentSelectQemu sends the command only to the QEMU guest agent.
+	AgentSelectQemu AgentSelector = "QemuGuestAgent"
+	// AgentSelectOvirt sends the command only to the oVirt guest agent.
+	AgentSelectOvirt AgentSelector = "OvirtGuestAgent"
+	// AgentBoth sends the command to both agents; it succeeds if one succeeds.
+	AgentBoth AgentSelector = "Both"
+)
+
+// Fallback is a host-side action taken when no selected agent can serve a power action.
+// +kubebuilder:validation:Enum=None;ACPI
+type Fallback string
+
+// Fallback values.
+const (
+	FallbackNone Fallback = "None"
+	FallbackACPI Fallback = "ACPI"
+)
+
+// ShutdownMode selects how the guest powers off.
+// +kubebuilder:validation:Enum=Powerdown;Halt
+type ShutdownMode string
+
+// ShutdownMode values.
+const (
+	ShutdownPowerdown ShutdownMode = "Powerdown"
+	ShutdownHalt      ShutdownMode = "Halt"
+)
+
+// HookName is a guest hook (a directory of scripts under the oVirt agent's hooks.d).
+// +kubebuilder:validation:Enum=before_migration;after_migration;before_hibernation;after_hibernation
+type HookName string
+
+// Hook names, exactly as the guest expects them.
+const (
+	HookBeforeMigration   HookName = "before_migration"
+	HookAfterMigration    HookName = "after_migration"
+	HookBeforeHibernation HookName = "before_hibernation"
+	HookAfterHibernation  HookName = "after_hibernation"
+)
+
+// CommandPhase is the coarse lifecycle of a command, for `kubectl get`.
+// +kubebuilder:validation:Enum=Pending;Scheduled;Running;Succeeded;Failed
+type CommandPhase string
+
+// Phases. Succeeded and Failed are terminal and never change.
+const (
+	PhasePending   CommandPhase = "Pending"
+	PhaseScheduled CommandPhase = "Scheduled"
+	PhaseRunning   CommandPhase = "Running"
+	PhaseSucceeded CommandPhase = "Succeeded"
+	PhaseFailed    CommandPhase = "Failed"
+)
+
+// IsTerminal reports whether p is Succeeded or Failed.
+func (p CommandPhase) IsTerminal() bool { return p == PhaseSucceeded || p == PhaseFailed }
+
+// Condition types of a GuestAgentCommand.
+const (
+	// ConditionAccepted is True once the controller validated the command and resolved its target.
+	ConditionAccepted = "Accepted"
+	// ConditionSucceeded is Unknown while the command runs, then True or False, and never changes.
+	ConditionSucceeded = "Succeeded"
+)
+
+// Reasons of a GuestAgentCommand's conditions and status.reason.
+const (
+	ReasonPending          = "Pending"
+	ReasonScheduled        = "Scheduled"
+	ReasonRunning          = "Running"
+	ReasonCompleted        = "Completed"
+	ReasonAlreadyExecuted  = "AlreadyExecuted"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonTargetNotPlaced  = "TargetNotPlaced"
+	ReasonDeadlineExceeded = "DeadlineExceeded"
+	ReasonAgentRestarted   = "AgentRestarted"
+	ReasonDomainNotFound   = "DomainNotFound"
+	ReasonAgentUnavailable = "AgentUnavailable"
+	ReasonAgentUnsupported = "AgentUnsupported"
+	ReasonAgentTimeout     = "AgentTimeout"
+	ReasonAgentError       = "AgentError"
+	ReasonFallbackFailed   = "FallbackFailed"
+)
+
+// Defaults.
+const (
+	DefaultDeadlineSeconds         int32 = 300
+	DefaultTTLSecondsAfterFinished int32 = 3600
+	DefaultHookTimeoutSeconds      int32 = 10
+	DefaultThawAfterSeconds        int32 = 60
+)
+
+// ShutdownParams parameterise Shutdown.
+type ShutdownParams struct {
+	// delaySeconds asks the guest to wait before shutting down (oVirt agent only; QGA acts at once).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	DelaySeconds *int32 `json:"delaySeconds,omitempty"`
+	// message is shown to logged-in users (oVirt agent only).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Message string `json:"message,omitempty"`
+	// mode is Powerdown (default) or Halt.
+	// +optional
+	// +kubebuilder:default=Powerdown
+	Mode ShutdownMode `json:"mode,omitempty"`
+}
+
+// RebootParams parameterise Reboot.
+type RebootParams struct {
+	// delaySeconds asks the guest to wait before rebooting (oVirt agent only).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	DelaySeconds *int32 `json:"delaySeconds,omitempty"`
+	// message is shown to logged-in users (oVirt agent only).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Message string `json:"message,omitempty"`
+}
+
+// HookParams parameterise Hook.
+type HookParams struct {
+	// name is the hook to run in the guest.
+	// +required
+	Name HookName `json:"name"`
+	// failure marks an after_* hook as reporting a failed migration or hibernation.
+	// +optional
+	Failure bool `json:"failure,omitempty"`
+	// waitForCompletion waits for the guest to report that the hook scripts finished.
+	// +optional
+	// +kubebuilder:default=true
+	WaitForCompletion *bool `json:"waitForCompletion,omitempty"`
+	// timeoutSeconds bounds the wait for completion.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// FreezeParams parameterise FreezeFilesystems.
+type FreezeParams struct {
+	// mountpoints limits the freeze to these mountpoints; empty freezes all.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=1024
+	Mountpoints []string `json:"mountpoints,omitempty"`
+	// thawAfterSeconds thaws the filesystems automatically after this long, so a forgotten freeze
+	// never hangs the guest.
+	// +optional
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	ThawAfterSeconds *int32 `json:"thawAfterSeconds,omitempty"`
+}
+
+// GuestAgentCommandSpec is the request. It is immutable.
+// +kubebuilder:validation:XValidation:rule="!has(self.shutdown) || self.action == 'Shutdown'",message="shutdown parameters need action Shutdown"
+// +kubebuilder:validation:XValidation:rule="!has(self.reboot) || self.action == 'Reboot'",message="reboot parameters need action Reboot"
+// +kubebuilder:validation:XValidation:rule="has(self.hook) == (self.action == 'Hook')",message="action Hook needs hook parameters, and only it takes them"
+// +kubebuilder:validation:XValidation:rule="!has(self.freeze) || self.action == 'FreezeFilesystems'",message="freeze parameters need action FreezeFilesystems"
+// +kubebuilder:validation:XValidation:rule="!has(self.fallback) || self.fallback == 'None' || self.action in ['Shutdown', 'Reboot']",message="fallback is only for Shutdown and Reboot"
+type GuestAgentCommandSpec struct {
+	// target is the name of a GuestAgentStatus in the same namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Target string `json:"target"`
+
+	// action is what to do.
+	// +required
+	Action Action `json:"action"`
+
+	// shutdown parameterises action Shutdown.
+	// +optional
+	Shutdown *ShutdownParams `json:"shutdown,omitempty"`
+
+	// reboot parameterises action Reboot.
+	// +optional
+	Reboot *RebootParams `json:"reboot,omitempty"`
+
+	// hook parameterises action Hook.
+	// +optional
+	Hook *HookParams `json:"hook,omitempty"`
+
+	// freeze parameterises action FreezeFilesystems.
+	// +optional
+	Freeze *FreezeParams `json:"freeze,omitempty"`
+
+	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both.
+	// +optional
+	// +kubebuilder:default=Auto
+	Agent AgentSelector `json:"agent,omitempty"`
+
+	// fallback is taken only when no selected agent can serve a power action: None (default) or
+	// ACPI (libvirt's power button). It is never taken silently: status.agent reports it.
+	// +optional
+	// +kubebuilder:default=None
+	Fallback Fallback `json:"fallback,omitempty"`
+
+	// deadlineSeconds bounds the whole command from creation; past it the command fails with
+	// DeadlineExceeded.
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	DeadlineSeconds *int32 `json:"deadlineSeconds,omitempty"`
+
+	// ttlSecondsAfterFinished deletes the command this long after it finished.
+	// +optional
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=31536000
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// GuestAgentCommandStatus is the outcome. The apiserver enforces that a terminal phase (Succeeded,
+// Failed) never changes, so a late writer (e.g. agentd reporting after the deadline failed the
+// command) loses instead of flipping the outcome.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed']) || (has(self.phase) && self.phase == oldSelf.phase)",message="phase Succeeded and Failed are terminal and never change"
+type GuestAgentCommandStatus struct {
+	// conditions: Accepted and Succeeded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// phase is Pending, Scheduled, Running, Succeeded or Failed.
+	// +optional
+	Phase CommandPhase `json:"phase,omitempty"`
+
+	// nodeName is the node the command was scheduled to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	NodeName string `json:"nodeName,omitempty"`
+
+	// domainUUID is the domain the command was resolved to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=36
+	DomainUUID string `json:"domainUUID,omitempty"`
+
+	// agent is what served the command: QemuGuestAgent, OvirtGuestAgent, or ACPI for a fallback.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=3
+	Agents []AgentType `json:"agents,omitempty"`
+
+	// claimedBy identifies the agentd instance that claimed the command (its pod UID or boot id).
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ClaimedBy string `json:"claimedBy,omitempty"`
+
+	// startTime is when agentd claimed the command.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the command finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// reason is a CamelCase summary of the outcome.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+
+	// message explains the outcome.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Message string `json:"message,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// GuestAgentCommand asks the guest agents of one domain to do something, once.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,shortName=gac,categories=guestagent
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.target`
+// +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.action`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Agent",type=string,JSONPath=`.status.agents`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:selectablefield:JSONPath=`.spec.target`
+// +kubebuilder:selectablefield:JSONPath=`.spec.action`
+type GuestAgentCommand struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// spec is the request; immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable; create a new command (generateName) instead"
+	Spec GuestAgentCommandSpec `json:"spec"`
+
+	// status is the outcome.
+	// +optional
+	Status GuestAgentCommandStatus `json:"status,omitzero"`
+}
+
+// GuestAgentCommandList is a list of GuestAgentCommand.
+//
+// +kubebuilder:object:root=true
+type GuestAgentCommandList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []GuestAgentCommand `json:"items"`
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need. Idempotent; needs root.
+#   libvirt-dev + pkg-config + gcc : cgo build of libvirt.org/go/libvirt
+#   libvirt-daemon(-driver-qemu), libvirt-clients, qemu-system-x86 : the real libvirtd + TCG guests
+#   qemu-guest-agent : the real qemu-ga (host socket peer and guest initramfs)
+#   busybox-static, cpio, e2fsprogs : guest initramfs and its optional ext4 disk
+#   socat : manual poking at agent sockets
+set -euo pipefail
+PKGS=(libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+      qemu-guest-agent qemu-utils busybox-static cpio socat e2fsprogs pkg-config gcc git make)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs one tier of the test suite. Called by the Makefile; usable directly.
+#   unit          go test -race of every package but test/e2e: unit tests, envtest (real
+#                 kube-apiserver + etcd), libvirt's test:/// driver, Debian's qemu-ga on a host socket
+#   real          tests against a real libvirtd with TCG guests running the real qemu-ga
+#   e2e           the end-to-end suite (test/e2e): real libvirtd + guests + control plane + binaries
+#   fuzz [TIME]   every fuzz target for TIME (default 20s) each
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(bash hack/envtest-assets.sh)}
+GOTEST=(go test -race -count=1)
+
+case "${1:-unit}" in
+unit)
+  "${GOTEST[@]}" -timeout 20m $(go list ./... | grep -v /test/e2e)
+  ;;
+real)
+  bash hack/libvirt-env.sh
+  trap 'bash hack/real-guests.sh down || true' EXIT
+  bash hack/real-guests.sh up
+  GA_REAL_LIBVIRT=1 "${GOTEST[@]}" -timeout 20m -run 'Real' ./agentd/...
+  ;;
+e2e)
+  bash hack/libvirt-env.sh
+  "${GOTEST[@]}" -timeout 30m -v ./test/e2e/... 2>&1 | tee /tmp/guestagent-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' || true
+  exit "${PIPESTATUS[0]}"
+  ;;
+fuzz)
+  t=${2:-20s}
+  # Every FuzzXxx in the module, one at a time (go test -fuzz takes one target per package run).
+  grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
+    pkg=./$(dirname "${f#./}")
+    for fn in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$f" | awk '{print $2}'); do
+      echo "fuzz: $pkg $fn for $t"
+      go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$t" "$pkg"
+    done
+  done
+  ;;
+*)
+  echo "usage: $0 unit|real|e2e|fuzz [TIME]" >&2; exit 2 ;;
+esac
