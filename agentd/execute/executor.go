@@ -1,0 +1,291 @@
+// Package execute owns the GuestAgentCommand executor of one node: it watches only the commands
+// the controller scheduled to this node, claims each with an optimistic-locked status write
+// before it touches the guest, executes it through GuestAgentService, and writes the outcome.
+//
+// Delivery is at most once:
+//   - a claim is a status update carrying the resourceVersion the executor read; a conflict
+//     means someone else (another incarnation, the controller's deadline) changed the command
+//     first, and the executor does nothing;
+//   - on start, before claiming anything, every command of this node still Running was claimed
+//     by a previous agentd incarnation: it is failed with reason AgentRestarted, never re-sent;
+//   - a command whose key (namespace/name/spec hash) is already in the target's executed history
+//     finishes as Succeeded/AlreadyExecuted without touching the guest (GitOps re-creation).
+package execute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"guestagent.io/operator/agentd/service"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// Service executes requests against a domain's guest (GuestAgentService).
+type Service interface {
+	Execute(ctx context.Context, uuid string, req service.Request) (service.Result, error)
+}
+
+// History records executed commands in the target's GuestAgentStatus (the publisher).
+type History interface {
+	RecordExecuted(uuid string, ec gav1.ExecutedCommand)
+}
+
+// Executor executes this node's GuestAgentCommands.
+type Executor struct {
+	// Client reads through a cache scoped to this node's objects and writes to the API server.
+	Client client.Client
+	// APIReader reads uncached (startup sweep).
+	APIReader client.Reader
+	NodeName  string
+	// InstanceID identifies this agentd incarnation in status.claimedBy.
+	InstanceID string
+	Service    Service
+	History    History
+	// MaxConcurrent bounds commands executed at once (different domains; one domain is serialised
+	// by the service). Default 4.
+	MaxConcurrent int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	sweepOnce sync.Once
+	swept     chan struct{}
+}
+
+// SetupWithManager registers the executor: a startup sweep runnable and a controller for
+// GuestAgentCommands. The manager's cache must be scoped to this node's commands (label
+// guestagent.io/node=<node>); commands of other nodes are ignored anyway.
+func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.MaxConcurrent == 0 {
+		e.MaxConcurrent = 4
+	}
+	if e.APIReader == nil {
+		e.APIReader = mgr.GetAPIReader()
+	}
+	e.swept = make(chan struct{})
+	if err := mgr.Add(sweepRunnable{e}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("agentd-executor").
+		For(&gav1.GuestAgentCommand{}, builder.WithPredicates(predicate.NewPredicateFuncs(e.mine))).
+		// One executor per agentd process; tests run several agentds in one process.
+		WithOptions(controller.Options{MaxConcurrentReconciles: e.MaxConcurrent, SkipNameValidation: ptr.To(true)}).
+		Complete(e)
+}
+
+func (e *Executor) mine(o client.Object) bool { return o.GetLabels()[gav1.LabelNode] == e.NodeName }
+
+type sweepRunnable struct{ e *Executor }
+
+// Start fails commands left Running by a previous incarnation, then lets Reconcile claim.
+func (s sweepRunnable) Start(ctx context.Context) error {
+	defer s.e.sweepOnce.Do(func() { close(s.e.swept) })
+	return s.e.sweep(ctx)
+}
+
+// NeedLeaderElection: every node's agentd sweeps its own commands.
+func (sweepRunnable) NeedLeaderElection() bool { return false }
+
+func (e *Executor) sweep(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithName("executor")
+	list := &gav1.GuestAgentCommandList{}
+	for {
+		err := e.APIReader.List(ctx, list, client.MatchingLabels{gav1.LabelNode: e.NodeName})
+		if err == nil {
+			break
+		}
+		log.Error(err, "Listing this node's commands for the restart sweep; retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	for i := range list.Items {
+		cmd := &list.Items[i]
+		if cmd.Status.Phase != gav1.PhaseRunning || cmd.Status.ClaimedBy == e.InstanceID {
+			continue
+		}
+		msg := fmt.Sprintf("agentd restarted while the command was running (claimed by %s); it is not re-sent, "+
+			"so it may or may not have reached the guest", cmd.Status.ClaimedBy)
+		e.finish(cmd, false, gav1.ReasonAgentRestarted, msg, nil)
+		if err := e.Client.Status().Update(ctx, cmd); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("failing command %s left running: %w", client.ObjectKeyFromObject(cmd), err)
+		}
+		log.Info("Failed command left running by a previous agentd", "command", client.ObjectKeyFromObject(cmd))
+	}
+	return nil
+}
+
+// Reconcile claims and executes one Scheduled command of this node.
+func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	select {
+	case <-e.swept:
+	case <-ctx.Done():
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	cmd := &gav1.GuestAgentCommand{}
+	if err := e.Client.Get(ctx, req.NamespacedName, cmd); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cmd.Status.Phase != gav1.PhaseScheduled || !e.mine(cmd) || cmd.Status.NodeName != e.NodeName {
+		return ctrl.Result{}, nil
+	}
+	if e.pastDeadline(cmd) {
+		return ctrl.Result{}, nil // the controller fails it; never start late
+	}
+	target := &gav1.GuestAgentStatus{}
+	err := e.Client.Get(ctx, types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}, target)
+	if apierrors.IsNotFound(err) {
+		// Not (or no longer) on this node: the controller re-targets it.
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	uuid := target.Spec.DomainUUID
+	if cmd.Status.DomainUUID != "" && cmd.Status.DomainUUID != uuid {
+		return ctrl.Result{}, e.complete(ctx, cmd, false, gav1.ReasonDomainNotFound,
+			fmt.Sprintf("target %s now names domain %s, not %s", cmd.Spec.Target, uuid, cmd.Status.DomainUUID), nil)
+	}
+	key := gav1.CommandKey(cmd)
+	if gav1.HasExecuted(target, key) {
+		return ctrl.Result{}, e.complete(ctx, cmd, true, gav1.ReasonAlreadyExecuted,
+			"a command with the same name and spec was already executed on this domain; not repeated (use a new name to repeat it)", nil)
+	}
+
+	// Claim: optimistic-locked status update. A conflict means someone else acted first.
+	now := metav1.NewTime(e.Now())
+	cmd.Status.Phase = gav1.PhaseRunning
+	cmd.Status.ClaimedBy = e.InstanceID
+	cmd.Status.StartTime = &now
+	cmd.Status.DomainUUID = uuid
+	cmd.Status.Reason = gav1.ReasonRunning
+	cmd.Status.Message = "agentd is executing the command"
+	meta.SetStatusCondition(&cmd.Status.Conditions, metav1.Condition{Type: gav1.ConditionSucceeded,
+		Status: metav1.ConditionUnknown, Reason: gav1.ReasonRunning, Message: "executing", ObservedGeneration: cmd.Generation})
+	if err := e.Client.Status().Update(ctx, cmd); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			log.V(1).Info("Command claimed or changed by someone else; not executing", "command", req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	log.Info("Executing command", "command", req.NamespacedName, "action", cmd.Spec.Action, "domainUUID", uuid)
+
+	execCtx, cancel := context.WithTimeout(ctx, e.timeout(cmd))
+	res, xerr := e.Service.Execute(execCtx, uuid, service.Request{Spec: cmd.Spec})
+	cancel()
+	if xerr != nil {
+		reason := gav1.ReasonAgentError
+		var ee *service.ExecError
+		if errors.As(xerr, &ee) {
+			reason = ee.Reason
+		} else if errors.Is(xerr, context.DeadlineExceeded) {
+			reason = gav1.ReasonAgentTimeout
+		}
+		return ctrl.Result{}, e.complete(ctx, cmd, false, reason, xerr.Error(), res.Agents)
+	}
+	if e.History != nil {
+		e.History.RecordExecuted(uuid, gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action, Time: metav1.NewTime(e.Now())})
+	}
+	return ctrl.Result{}, e.complete(ctx, cmd, true, gav1.ReasonCompleted, res.Message, res.Agents)
+}
+
+func (e *Executor) deadline(cmd *gav1.GuestAgentCommand) time.Time {
+	d := ptr.Deref(cmd.Spec.DeadlineSeconds, gav1.DefaultDeadlineSeconds)
+	return cmd.CreationTimestamp.Add(time.Duration(d) * time.Second)
+}
+
+func (e *Executor) pastDeadline(cmd *gav1.GuestAgentCommand) bool { return !e.Now().Before(e.deadline(cmd)) }
+
+// timeout bounds one execution: the time left to the deadline, at most 2 minutes (a hook's wait
+// is bounded by its own timeout, which the CRD caps at 10 minutes).
+func (e *Executor) timeout(cmd *gav1.GuestAgentCommand) time.Duration {
+	left := e.deadline(cmd).Sub(e.Now())
+	limit := 2 * time.Minute
+	if h := cmd.Spec.Hook; h != nil {
+		limit = time.Duration(ptr.Deref(h.TimeoutSeconds, gav1.DefaultHookTimeoutSeconds))*time.Second + 5*time.Second
+	}
+	if left < limit {
+		return left
+	}
+	return limit
+}
+
+// finish fills a terminal outcome into cmd's status.
+func (e *Executor) finish(cmd *gav1.GuestAgentCommand, ok bool, reason, msg string, agents []gav1.AgentType) {
+	now := metav1.NewTime(e.Now())
+	if len(msg) > 2048 {
+		msg = msg[:2045] + "..."
+	}
+	cmd.Status.Phase = gav1.PhaseFailed
+	status := metav1.ConditionFalse
+	if ok {
+		cmd.Status.Phase = gav1.PhaseSucceeded
+		status = metav1.ConditionTrue
+	}
+	cmd.Status.Reason, cmd.Status.Message = reason, msg
+	cmd.Status.Agents = agents
+	cmd.Status.CompletionTime = &now
+	cmd.Status.ObservedGeneration = cmd.Generation
+	if cmd.Status.StartTime == nil {
+		cmd.Status.StartTime = &now
+	}
+	meta.SetStatusCondition(&cmd.Status.Conditions, metav1.Condition{Type: gav1.ConditionSucceeded, Status: status,
+		Reason: reason, Message: msg, ObservedGeneration: cmd.Generation})
+}
+
+// complete writes a terminal outcome. On a conflict it re-reads: the outcome is written only
+// while the command is still ours (Running, claimed by this instance) or still Scheduled (an
+// AlreadyExecuted/DomainNotFound finish before any claim); a command the controller already
+// finished (deadline) keeps its terminal state.
+func (e *Executor) complete(ctx context.Context, cmd *gav1.GuestAgentCommand, ok bool, reason, msg string, agents []gav1.AgentType) error {
+	log := ctrl.LoggerFrom(ctx)
+	phaseBefore := cmd.Status.Phase
+	for attempt := 0; attempt < 5; attempt++ {
+		e.finish(cmd, ok, reason, msg, agents)
+		err := e.Client.Status().Update(ctx, cmd)
+		if err == nil {
+			log.Info("Command finished", "command", client.ObjectKeyFromObject(cmd), "phase", cmd.Status.Phase, "reason", reason)
+			return nil
+		}
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		fresh := &gav1.GuestAgentCommand{}
+		if err := e.APIReader.Get(ctx, client.ObjectKeyFromObject(cmd), fresh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		stillOurs := fresh.Status.Phase == phaseBefore &&
+			(phaseBefore != gav1.PhaseRunning || fresh.Status.ClaimedBy == e.InstanceID)
+		if !stillOurs {
+			log.Info("Outcome not written: the command changed meanwhile", "command", client.ObjectKeyFromObject(cmd),
+				"phase", fresh.Status.Phase, "reason", fresh.Status.Reason, "ourOutcome", reason)
+			return nil
+		}
+		*cmd = *fresh
+	}
+	return fmt.Errorf("writing outcome of %s: too many conflicts", client.ObjectKeyFromObject(cmd))
+}

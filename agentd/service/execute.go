@@ -1,0 +1,315 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	"guestagent.io/operator/agentd/guest"
+
+	"guestagent.io/operator/agentd/oga"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// Request is one command for a domain's guest, in API terms.
+type Request struct {
+	Spec gav1.GuestAgentCommandSpec
+}
+
+// Result tells which agents (or fallback) served a request.
+type Result struct {
+	Agents  []gav1.AgentType
+	Message string
+}
+
+// ExecError is a failed request with a reason from the API's reason set (AgentUnavailable,
+// AgentUnsupported, AgentTimeout, AgentError, DomainNotFound, FallbackFailed, InvalidSpec).
+type ExecError struct {
+	Reason string
+	Err    error
+}
+
+func (e *ExecError) Error() string { return e.Err.Error() }
+func (e *ExecError) Unwrap() error { return e.Err }
+
+func execErr(reason string, format string, a ...any) *ExecError {
+	return &ExecError{Reason: reason, Err: fmt.Errorf(format, a...)}
+}
+
+// Execute routes a request to the agents that can serve it and returns what served it.
+//
+// Routing: the selected agents come from v1alpha1.SelectAgents (Auto: QGA first for power
+// actions and ping; OGA for hooks, lock and log-off; QGA for freeze, thaw and time). Agents that
+// are not usable now (channel down, not responsive) are skipped with the reason recorded; with
+// Auto the next one is tried, with an explicit agent the request fails. Both sends to both and
+// succeeds if one succeeds. The ACPI fallback is taken only when the spec asks for it and no
+// selected agent served a power action; Result.Agents then says ACPI. An unresponsive agent is
+// never reported as success. Requests to one domain are serialised.
+func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Request) (Result, error) {
+	spec := req.Spec
+	agents, err := gav1.SelectAgents(spec.Action, spec.Agent)
+	if err != nil {
+		return Result{}, &ExecError{Reason: gav1.ReasonAgentUnsupported, Err: err}
+	}
+	v, ok := s.View(uuid)
+	if !ok {
+		return Result{}, execErr(gav1.ReasonDomainNotFound, "domain %s is not on this node", uuid)
+	}
+	if !v.Domain.State.Active() {
+		if res, ferr, tried := s.fallback(ctx, uuid, spec, nil); tried {
+			return res, ferr
+		}
+		return Result{}, execErr(gav1.ReasonAgentUnavailable, "domain %s is %s", v.Domain.Name, v.Domain.State)
+	}
+	lock := s.domainLock(uuid)
+	lock.Lock()
+	defer lock.Unlock()
+
+	var res Result
+	var failures []string
+	var lastReason string
+	for _, a := range agents {
+		if why := usable(a, v); why != "" {
+			failures = append(failures, fmt.Sprintf("%s: %s", a, why))
+			lastReason = gav1.ReasonAgentUnavailable
+			continue
+		}
+		msg, err := s.send(ctx, a, uuid, spec)
+		if err != nil {
+			reason := classify(err)
+			failures = append(failures, fmt.Sprintf("%s: %v", a, err))
+			lastReason = reason
+			continue
+		}
+		res.Agents = append(res.Agents, a)
+		if msg != "" {
+			res.Message = msg
+		}
+		if spec.Agent != gav1.AgentBoth {
+			break
+		}
+	}
+	if len(res.Agents) > 0 {
+		if res.Message == "" {
+			res.Message = fmt.Sprintf("%s delivered through %s", spec.Action, joinAgents(res.Agents))
+		}
+		if len(failures) > 0 {
+			res.Message += " (" + strings.Join(failures, "; ") + ")"
+		}
+		return res, nil
+	}
+	if fres, ferr, tried := s.fallback(ctx, uuid, spec, failures); tried {
+		return fres, ferr
+	}
+	if lastReason == "" {
+		lastReason = gav1.ReasonAgentUnavailable
+	}
+	return Result{}, execErr(lastReason, "%s not delivered: %s", spec.Action, strings.Join(failures, "; "))
+}
+
+// usable says why agent a cannot take a request now ("" when it can).
+func usable(a gav1.AgentType, v View) string {
+	switch a {
+	case gav1.AgentQemu:
+		if !v.QGA.Present {
+			return "the domain has no QEMU guest agent channel"
+		}
+		if v.QGA.Channel != guest.ChannelConnected {
+			return "the QEMU guest agent channel is not connected"
+		}
+	case gav1.AgentOvirt:
+		if !v.OGA.Present {
+			return "the domain has no oVirt guest agent channel"
+		}
+		if v.OGA.Channel != guest.ChannelConnected {
+			return "the oVirt guest agent is not connected"
+		}
+		if !v.OGA.Responsive {
+			return "the oVirt guest agent is not responsive"
+		}
+	}
+	return ""
+}
+
+func (s *GuestAgentService) send(ctx context.Context, a gav1.AgentType, uuid string, spec gav1.GuestAgentCommandSpec) (string, error) {
+	if a == gav1.AgentQemu {
+		return s.sendQGA(ctx, uuid, spec)
+	}
+	ag := s.ogaAgent(uuid)
+	if ag == nil {
+		return "", oga.ErrNotConnected
+	}
+	return sendOGA(ctx, ag, spec)
+}
+
+func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.GuestAgentCommandSpec) (string, error) {
+	q := s.opts.QGA
+	switch spec.Action {
+	case gav1.ActionShutdown:
+		halt := spec.Shutdown != nil && spec.Shutdown.Mode == gav1.ShutdownHalt
+		return "", q.Shutdown(ctx, uuid, halt)
+	case gav1.ActionReboot:
+		return "", q.Reboot(ctx, uuid)
+	case gav1.ActionFreezeFilesystems:
+		var mps []string
+		if spec.Freeze != nil {
+			mps = spec.Freeze.Mountpoints
+		}
+		n, err := q.FreezeFilesystems(ctx, uuid, mps)
+		if err != nil {
+			return "", err
+		}
+		s.scheduleThaw(uuid, spec)
+		return fmt.Sprintf("froze %d filesystem(s)", n), nil
+	case gav1.ActionThawFilesystems:
+		n, err := q.ThawFilesystems(ctx, uuid)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("thawed %d filesystem(s)", n), nil
+	case gav1.ActionSetTime:
+		return "", q.SetTime(ctx, uuid)
+	case gav1.ActionPing:
+		return "", q.Ping(ctx, uuid)
+	}
+	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
+}
+
+var errUnsupportedAction = errors.New("action not supported by this agent")
+
+func sendOGA(ctx context.Context, ag *oga.OvirtGuestAgent, spec gav1.GuestAgentCommandSpec) (string, error) {
+	switch spec.Action {
+	case gav1.ActionShutdown, gav1.ActionReboot:
+		var delay int32
+		var msg string
+		if p := spec.Shutdown; p != nil {
+			delay, msg = ptr.Deref(p.DelaySeconds, 0), p.Message
+		}
+		if p := spec.Reboot; p != nil {
+			delay, msg = ptr.Deref(p.DelaySeconds, 0), p.Message
+		}
+		if msg == "" {
+			msg = "System is going down (requested through Kubernetes)"
+		}
+		return "", ag.Shutdown(ctx, time.Duration(delay)*time.Second, msg, spec.Action == gav1.ActionReboot)
+	case gav1.ActionHook:
+		h := spec.Hook
+		wait := ptr.Deref(h.WaitForCompletion, true)
+		timeout := time.Duration(ptr.Deref(h.TimeoutSeconds, gav1.DefaultHookTimeoutSeconds)) * time.Second
+		if err := ag.LifecycleEvent(ctx, string(h.Name), h.Failure, wait, timeout); err != nil {
+			return "", err
+		}
+		if wait {
+			return fmt.Sprintf("hook %s completed in the guest", h.Name), nil
+		}
+		return fmt.Sprintf("hook %s sent", h.Name), nil
+	case gav1.ActionLockScreen:
+		return "", ag.LockScreen(ctx)
+	case gav1.ActionLogOff:
+		return "", ag.LogOff(ctx)
+	case gav1.ActionPing:
+		// The oVirt agent has no ping: a responsive agent (a valid message within the
+		// responsiveness window) is the answer; usable() checked it.
+		return "oVirt guest agent is responsive", nil
+	}
+	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
+}
+
+// fallback takes the ACPI power button when the spec asks for it and the action is a power
+// action. tried is false when no fallback applies.
+func (s *GuestAgentService) fallback(ctx context.Context, uuid string, spec gav1.GuestAgentCommandSpec, failures []string) (Result, error, bool) {
+	if spec.Fallback != gav1.FallbackACPI || s.opts.PowerButton == nil {
+		return Result{}, nil, false
+	}
+	var err error
+	switch spec.Action {
+	case gav1.ActionShutdown:
+		err = s.opts.PowerButton.ACPIShutdown(ctx, uuid)
+	case gav1.ActionReboot:
+		err = s.opts.PowerButton.ACPIReboot(ctx, uuid)
+	default:
+		return Result{}, nil, false
+	}
+	prefix := ""
+	if len(failures) > 0 {
+		prefix = "agents failed (" + strings.Join(failures, "; ") + "); "
+	}
+	if err != nil {
+		return Result{}, execErr(gav1.ReasonFallbackFailed, "%sACPI fallback failed: %v", prefix, err), true
+	}
+	return Result{Agents: []gav1.AgentType{gav1.AgentACPI},
+		Message: prefix + fmt.Sprintf("%s delivered through the ACPI power button (fallback)", spec.Action)}, nil, true
+}
+
+// scheduleThaw thaws the domain's filesystems after the freeze's deadline, so a forgotten freeze
+// never hangs the guest. A ThawFilesystems command before that makes the late thaw a no-op.
+func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentCommandSpec) {
+	after := time.Duration(gav1.DefaultThawAfterSeconds) * time.Second
+	if spec.Freeze != nil && spec.Freeze.ThawAfterSeconds != nil {
+		after = time.Duration(*spec.Freeze.ThawAfterSeconds) * time.Second
+	}
+	s.mu.Lock()
+	parent := s.runCtx
+	s.mu.Unlock()
+	if parent == nil {
+		parent = context.Background()
+	}
+	s.hookWG.Add(1)
+	go func() {
+		defer s.hookWG.Done()
+		t := time.NewTimer(after)
+		defer t.Stop()
+		select {
+		case <-parent.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
+		defer cancel()
+		n, err := s.opts.QGA.ThawFilesystems(ctx, uuid)
+		if err != nil {
+			s.log.Error(err, "Automatic thaw failed", "domainUUID", uuid)
+			return
+		}
+		if n > 0 {
+			s.log.Info("Filesystems thawed automatically after the freeze deadline", "domainUUID", uuid, "count", n)
+		}
+	}()
+}
+
+// classify maps an agent error to an API reason.
+func classify(err error) string {
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout(), errors.Is(err, oga.ErrNoCompletion):
+		return gav1.ReasonAgentTimeout
+	case errors.Is(err, oga.ErrNotConnected):
+		return gav1.ReasonAgentUnavailable
+	case errors.Is(err, errUnsupportedAction), errors.Is(err, oga.ErrUnsupportedByGuestVersion):
+		return gav1.ReasonAgentUnsupported
+	}
+	var c interface{ ErrorClass() string }
+	if errors.As(err, &c) {
+		switch c.ErrorClass() {
+		case "Timeout":
+			return gav1.ReasonAgentTimeout
+		case "NotConnected", "DomainNotRunning":
+			return gav1.ReasonAgentUnavailable
+		case "Unsupported":
+			return gav1.ReasonAgentUnsupported
+		}
+	}
+	return gav1.ReasonAgentError
+}
+
+func joinAgents(a []gav1.AgentType) string {
+	s := make([]string, len(a))
+	for i := range a {
+		s[i] = string(a[i])
+	}
+	return strings.Join(s, " and ")
+}

@@ -1,0 +1,121 @@
+package service
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"guestagent.io/operator/agentd/guest"
+)
+
+// Per-domain guest metrics are computed at scrape time from the service's current views, so a
+// domain that disappears disappears from /metrics without bookkeeping, and volatile figures
+// (memory, used bytes) are exact here even though the GuestAgentStatus only carries significant
+// changes.
+var (
+	descInfo = prometheus.NewDesc("guestagent_guest_info",
+		"Guest identity (always 1), with OS labels.",
+		[]string{"domain_uuid", "domain", "os_type", "os_id", "os_version", "kernel_release", "arch", "hostname"}, nil)
+	descAgentConnected = prometheus.NewDesc("guestagent_guest_agent_connected",
+		"1 when the agent channel is connected.", []string{"domain_uuid", "agent"}, nil)
+	descAgentResponsive = prometheus.NewDesc("guestagent_guest_agent_responsive",
+		"1 when the agent answered recently.", []string{"domain_uuid", "agent"}, nil)
+	descMemTotal = prometheus.NewDesc("guestagent_guest_memory_total_bytes",
+		"Guest memory as the guest sees it.", []string{"domain_uuid"}, nil)
+	descMemFree = prometheus.NewDesc("guestagent_guest_memory_free_bytes",
+		"Free guest memory (free + buffers + cache).", []string{"domain_uuid"}, nil)
+	descMemUnused = prometheus.NewDesc("guestagent_guest_memory_unused_bytes",
+		"Strictly unused guest memory.", []string{"domain_uuid"}, nil)
+	descFSTotal = prometheus.NewDesc("guestagent_guest_filesystem_size_bytes",
+		"Filesystem size.", []string{"domain_uuid", "mountpoint", "fstype"}, nil)
+	descFSUsed = prometheus.NewDesc("guestagent_guest_filesystem_used_bytes",
+		"Filesystem space in use.", []string{"domain_uuid", "mountpoint", "fstype"}, nil)
+	descVCPUs = prometheus.NewDesc("guestagent_guest_vcpus_online",
+		"Online vCPUs as the guest sees them.", []string{"domain_uuid"}, nil)
+	descUsers = prometheus.NewDesc("guestagent_guest_users",
+		"Logged-in users.", []string{"domain_uuid"}, nil)
+	descStale = prometheus.NewDesc("guestagent_guest_data_stale",
+		"1 when some published guest data could not be refreshed.", []string{"domain_uuid"}, nil)
+)
+
+// maxFilesystemSeries bounds the filesystem series per domain (a hostile guest cannot explode
+// the scrape).
+const maxFilesystemSeries = 64
+
+type collector struct{ s *GuestAgentService }
+
+// MustRegisterCollector registers the scrape-time collector of s's per-domain guest metrics.
+func MustRegisterCollector(reg prometheus.Registerer, s *GuestAgentService) {
+	reg.MustRegister(collector{s})
+}
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descInfo, descAgentConnected, descAgentResponsive, descMemTotal, descMemFree,
+		descMemUnused, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, uuid := range c.s.Domains() {
+		v, ok := c.s.View(uuid)
+		if !ok {
+			continue
+		}
+		gauge := func(d *prometheus.Desc, val float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, val, append([]string{uuid}, labels...)...)
+		}
+		info := v.Info
+		var os guest.OS
+		if info.OS != nil {
+			os = *info.OS
+		}
+		host := ""
+		if info.Hostname != nil {
+			host = info.Hostname.Name
+		}
+		gauge(descInfo, 1, v.Domain.Name, string(os.Type), os.ID, os.VersionID, os.KernelRelease, os.Arch, host)
+		if v.QGA.Present {
+			gauge(descAgentConnected, b2f(v.QGA.Channel == guest.ChannelConnected), "QemuGuestAgent")
+			gauge(descAgentResponsive, b2f(v.QGA.Responsive), "QemuGuestAgent")
+		}
+		if v.OGA.Present {
+			gauge(descAgentConnected, b2f(v.OGA.Channel == guest.ChannelConnected), "OvirtGuestAgent")
+			gauge(descAgentResponsive, b2f(v.OGA.Responsive), "OvirtGuestAgent")
+		}
+		if m := info.Memory; m != nil {
+			if m.TotalBytes > 0 {
+				gauge(descMemTotal, float64(m.TotalBytes))
+			}
+			if m.FreeBytes > 0 {
+				gauge(descMemFree, float64(m.FreeBytes))
+			}
+			if m.UnusedBytes > 0 {
+				gauge(descMemUnused, float64(m.UnusedBytes))
+			}
+		}
+		if fs := info.Filesystems; fs != nil {
+			seen := map[string]bool{}
+			for i, f := range fs.List {
+				if i >= maxFilesystemSeries || !f.HasUsage || seen[f.Mountpoint] {
+					continue
+				}
+				seen[f.Mountpoint] = true
+				gauge(descFSTotal, float64(f.TotalBytes), f.Mountpoint, f.Type)
+				gauge(descFSUsed, float64(f.UsedBytes), f.Mountpoint, f.Type)
+			}
+		}
+		if info.VCPUs != nil {
+			gauge(descVCPUs, float64(info.VCPUs.Online))
+		}
+		if info.Users != nil {
+			gauge(descUsers, float64(len(info.Users.List)))
+		}
+		gauge(descStale, b2f(len(v.Stale) > 0))
+	}
+}

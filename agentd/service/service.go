@@ -1,0 +1,428 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/oga"
+	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// QGAState is the QEMU guest agent's state for one domain, in source-neutral terms.
+type QGAState struct {
+	// Present is true when the domain defines a QEMU guest agent channel.
+	Present bool
+	// Channel is the channel state (libvirt's AGENT_LIFECYCLE events, bootstrapped from the XML).
+	Channel guest.ChannelState
+	// Version is the agent version from guest-info; empty until known.
+	Version string
+	// Supported and Unsupported are the commands agentd uses that the agent has or lacks.
+	Supported, Unsupported []string
+	// LastErrorClass classifies the last failed call ("" when the last call succeeded).
+	LastErrorClass string
+	// LastError is the last failure's message.
+	LastError string
+	// Responsive is true when the agent answered recently.
+	Responsive bool
+}
+
+// OGAState is the oVirt guest agent's state for one domain.
+type OGAState struct {
+	// Present is true when the domain defines an oVirt guest agent channel (and OGA is enabled).
+	Present bool
+	// Channel is the socket connection state.
+	Channel guest.ChannelState
+	// APIVersion is the negotiated protocol version.
+	APIVersion int
+	// Responsive is true when the agent sent a valid message recently.
+	Responsive bool
+}
+
+// QemuAgent is what GuestAgentService needs from the QEMU guest agent side. The QGA poller
+// implements it (see qgaadapter.go); tests use an in-memory fake.
+type QemuAgent interface {
+	// Run polls until ctx ends.
+	Run(ctx context.Context) error
+	// Track starts or updates polling of a domain (state, channel state).
+	Track(d virt.Domain)
+	// Forget stops polling a domain and drops its data.
+	Forget(uuid string)
+	// Info returns a deep copy of the domain's guest data (nil groups: no data).
+	Info(uuid string) *guest.Info
+	// State returns the agent state of the domain.
+	State(uuid string) QGAState
+	// Requests.
+	Shutdown(ctx context.Context, uuid string, halt bool) error
+	Reboot(ctx context.Context, uuid string) error
+	FreezeFilesystems(ctx context.Context, uuid string, mountpoints []string) (int, error)
+	ThawFilesystems(ctx context.Context, uuid string) (int, error)
+	SetTime(ctx context.Context, uuid string) error
+	Ping(ctx context.Context, uuid string) error
+}
+
+// PowerButton is libvirt's ACPI power button, the explicit fallback for power actions.
+type PowerButton interface {
+	ACPIShutdown(ctx context.Context, uuid string) error
+	ACPIReboot(ctx context.Context, uuid string) error
+}
+
+// View is everything known about one domain: identity, merged guest data and agent states.
+// A View is a deep copy; callers may keep and modify it.
+type View struct {
+	Domain virt.Domain
+	// Info is the merged guest data.
+	Info *guest.Info
+	// Sources names the agent that supplied each group of Info (for debugging only).
+	Sources map[guest.Group]gav1.AgentType
+	// Stale marks groups that show the last known value because their source is not responsive.
+	Stale map[guest.Group]bool
+	QGA   QGAState
+	OGA   OGAState
+}
+
+// Options configure a GuestAgentService.
+type Options struct {
+	Log     logr.Logger
+	Watcher virt.Watcher
+	QGA     QemuAgent
+	// OGA is the oVirt guest agent Listener; nil disables OGA.
+	OGA *oga.Listener
+	// Events sends lifecycle hooks to OGA; nil disables them.
+	Events *oga.GuestAgentEvents
+	// PowerButton is the ACPI fallback; nil means no fallback is available.
+	PowerButton PowerButton
+	// LifecycleHooks sends after_migration/after_hibernation hooks on libvirt events.
+	LifecycleHooks bool
+	// InitialOGAAPIVersion returns the persisted negotiated OGA version of a domain (0 if unknown),
+	// so hooks can be sent at once after an agentd restart or a migration.
+	InitialOGAAPIVersion func(uuid string) int
+	// OnChange is called (from one goroutine) with a domain's new View after anything in it
+	// changed; OnRemove when a domain is gone from this node (migrated is true when it left by
+	// migration: its status is handed over to the destination, not deleted).
+	OnChange func(v View)
+	OnRemove func(d virt.Domain, migrated bool)
+	// HookTimeout bounds lifecycle hook sends (default 30 s).
+	HookTimeout time.Duration
+}
+
+// GuestAgentService joins both agents of every domain on the node. Create it with New and run it
+// with Run.
+type GuestAgentService struct {
+	opts Options
+	log  logr.Logger
+
+	mu       sync.Mutex
+	domains  map[string]virt.Domain
+	away     map[string]bool // migrated to another node: not ours to publish
+	last     map[string]View // last View handed to OnChange
+	dirty    map[string]bool
+	removed  map[string]removal
+	wake     chan struct{}
+	hookWG   sync.WaitGroup
+	runCtx   context.Context
+	domLocks map[string]*sync.Mutex
+}
+
+type removal struct {
+	d        virt.Domain
+	migrated bool
+}
+
+// New returns a service; Run starts it.
+func New(opts Options) *GuestAgentService {
+	if opts.HookTimeout == 0 {
+		opts.HookTimeout = 30 * time.Second
+	}
+	if opts.InitialOGAAPIVersion == nil {
+		opts.InitialOGAAPIVersion = func(string) int { return 0 }
+	}
+	return &GuestAgentService{
+		opts:     opts,
+		log:      opts.Log,
+		domains:  map[string]virt.Domain{},
+		away:     map[string]bool{},
+		last:     map[string]View{},
+		dirty:    map[string]bool{},
+		removed:  map[string]removal{},
+		wake:     make(chan struct{}, 1),
+		domLocks: map[string]*sync.Mutex{},
+	}
+}
+
+// Ready reports whether the libvirt connection is up (for the readiness probe).
+func (s *GuestAgentService) Ready() bool { return s.opts.Watcher.Connected() }
+
+// Run runs the libvirt watcher, both agents and the change feed until ctx ends.
+func (s *GuestAgentService) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+				s.log.Error(err, "Component stopped", "component", name)
+			}
+		}()
+	}
+	start("qga", s.opts.QGA.Run)
+	if s.opts.OGA != nil {
+		start("oga", s.opts.OGA.Run)
+	}
+	start("libvirt", func(ctx context.Context) error { return s.opts.Watcher.Run(ctx, s.handle) })
+	s.feed(ctx)
+	wg.Wait()
+	s.hookWG.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// Changed marks a domain for re-evaluation; the agents call it (through their OnChange hooks).
+func (s *GuestAgentService) Changed(uuid string) {
+	s.mu.Lock()
+	s.dirty[uuid] = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feed hands changed Views to OnChange, one goroutine, coalescing bursts.
+func (s *GuestAgentService) feed(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		dirty := s.dirty
+		s.dirty = map[string]bool{}
+		removed := s.removed
+		s.removed = map[string]removal{}
+		s.mu.Unlock()
+		for uuid, r := range removed {
+			if s.opts.OnRemove != nil {
+				s.opts.OnRemove(r.d, r.migrated)
+			}
+			delete(dirty, uuid)
+		}
+		for uuid := range dirty {
+			v, ok := s.View(uuid)
+			if !ok {
+				continue
+			}
+			s.mu.Lock()
+			prev, had := s.last[uuid]
+			changed := !had || !reflect.DeepEqual(prev, v)
+			if changed {
+				s.last[uuid] = v
+			}
+			s.mu.Unlock()
+			if changed && s.opts.OnChange != nil {
+				s.opts.OnChange(v)
+			}
+		}
+	}
+}
+
+// Domains returns the UUIDs of the domains this node publishes.
+func (s *GuestAgentService) Domains() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.domains))
+	for u := range s.domains {
+		if !s.away[u] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// View returns the merged view of one domain; ok is false for an unknown domain.
+func (s *GuestAgentService) View(uuid string) (View, bool) {
+	s.mu.Lock()
+	d, ok := s.domains[uuid]
+	away := s.away[uuid]
+	s.mu.Unlock()
+	if !ok || away {
+		return View{}, false
+	}
+	v := View{Domain: d, QGA: s.opts.QGA.State(uuid)}
+	v.QGA.Present = d.HasQGAChannel
+	if !d.State.Active() {
+		v.QGA.Responsive = false
+		v.QGA.Channel = guest.ChannelDisconnected
+	}
+	qInfo := s.opts.QGA.Info(uuid)
+	var oInfo *guest.Info
+	if a := s.ogaAgent(uuid); a != nil {
+		st := a.State()
+		v.OGA = OGAState{Present: true, Channel: st.Channel, APIVersion: st.APIVersion, Responsive: st.Responsive}
+		oInfo = a.Info()
+	} else if d.OGASocketPath != "" && s.opts.OGA != nil {
+		v.OGA = OGAState{Present: true, Channel: guest.ChannelDisconnected}
+	}
+	m := merge(
+		sourceData{agent: gav1.AgentQemu, info: qInfo, responsive: v.QGA.Responsive},
+		sourceData{agent: gav1.AgentOvirt, info: oInfo, responsive: v.OGA.Responsive},
+		v.QGA.Version,
+	)
+	v.Info, v.Sources, v.Stale = m.info, m.sources, m.stale
+	return v, true
+}
+
+func (s *GuestAgentService) ogaAgent(uuid string) *oga.OvirtGuestAgent {
+	if s.opts.OGA == nil {
+		return nil
+	}
+	return s.opts.OGA.Agent(uuid)
+}
+
+// handle applies one libvirt event. It runs on the watcher's goroutine.
+func (s *GuestAgentService) handle(ev virt.Event) {
+	switch ev.Type {
+	case virt.EventDomainAdded, virt.EventDomainUpdated, virt.EventAgentChannel:
+		s.upsert(ev)
+	case virt.EventDomainRemoved:
+		s.remove(ev.Domain, ev.Lifecycle)
+	case virt.EventConnectionLost, virt.EventConnectionRestored:
+		s.log.Info("libvirt connection state changed", "event", ev.Type.String())
+		s.mu.Lock()
+		for u := range s.domains {
+			s.dirty[u] = true
+		}
+		s.mu.Unlock()
+		s.Changed("")
+	}
+}
+
+func (s *GuestAgentService) upsert(ev virt.Event) {
+	d := ev.Domain
+	s.mu.Lock()
+	_, known := s.domains[d.UUID]
+	s.domains[d.UUID] = d
+	switch ev.Lifecycle {
+	case virt.LifecycleMigratedOut:
+		s.away[d.UUID] = true
+	case virt.LifecycleStarted, virt.LifecycleMigrationStarted, virt.LifecycleMigratedIn, virt.LifecycleRestored,
+		virt.LifecycleFromSnapshot, virt.LifecycleDiscovered, virt.LifecycleResynced:
+		if d.State.Active() {
+			delete(s.away, d.UUID)
+		}
+	}
+	away := s.away[d.UUID]
+	s.mu.Unlock()
+	if !known {
+		s.log.Info("Domain discovered", "domain", d.Name, "domainUUID", d.UUID, "state", d.State.String())
+	}
+	if away {
+		// The domain runs elsewhere now; stop talking to it and hand publishing over.
+		s.opts.QGA.Forget(d.UUID)
+		if s.opts.OGA != nil {
+			s.opts.OGA.Remove(d.UUID)
+		}
+		s.mu.Lock()
+		s.removed[d.UUID] = removal{d: d, migrated: true}
+		delete(s.last, d.UUID)
+		s.mu.Unlock()
+		s.Changed(d.UUID)
+		return
+	}
+	s.opts.QGA.Track(d)
+	if s.opts.OGA != nil {
+		switch {
+		case d.OGASocketPath != "" && d.State.Active():
+			s.opts.OGA.Add(d.UUID, d.OGASocketPath, s.opts.InitialOGAAPIVersion(d.UUID))
+		default:
+			s.opts.OGA.Remove(d.UUID)
+		}
+	}
+	s.lifecycleHooks(d, ev.Lifecycle)
+	s.Changed(d.UUID)
+}
+
+func (s *GuestAgentService) remove(d virt.Domain, lc virt.Lifecycle) {
+	s.mu.Lock()
+	last, ok := s.domains[d.UUID]
+	delete(s.domains, d.UUID)
+	delete(s.away, d.UUID)
+	delete(s.last, d.UUID)
+	delete(s.domLocks, d.UUID)
+	if ok && d.Name == "" {
+		d = last
+	}
+	s.removed[d.UUID] = removal{d: d, migrated: lc == virt.LifecycleMigratedOut}
+	s.mu.Unlock()
+	s.opts.QGA.Forget(d.UUID)
+	if s.opts.OGA != nil {
+		s.opts.OGA.Remove(d.UUID)
+	}
+	s.log.Info("Domain gone", "domain", d.Name, "domainUUID", d.UUID, "lifecycle", lc.String())
+	s.Changed(d.UUID)
+}
+
+// lifecycleHooks drives GuestAgentEvents from libvirt lifecycle events: a migration that landed
+// here sends after_migration, a restore from a save image sends after_hibernation. The before_*
+// hooks cannot be driven by libvirt events (they arrive after the fact); they are available as
+// GuestAgentCommand actions for the orchestrator that starts the migration or save.
+func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
+	if !s.opts.LifecycleHooks || s.opts.Events == nil || d.OGASocketPath == "" {
+		return
+	}
+	var send func(ctx context.Context, uuid string, failed bool) error
+	var hook string
+	switch lc {
+	case virt.LifecycleMigratedIn:
+		send, hook = s.opts.Events.AfterMigration, "after_migration"
+	case virt.LifecycleRestored:
+		send, hook = s.opts.Events.AfterHibernation, "after_hibernation"
+	default:
+		return
+	}
+	s.mu.Lock()
+	parent := s.runCtx
+	s.mu.Unlock()
+	if parent == nil {
+		parent = context.Background()
+	}
+	s.hookWG.Add(1)
+	go func() {
+		defer s.hookWG.Done()
+		ctx, cancel := context.WithTimeout(parent, s.opts.HookTimeout)
+		defer cancel()
+		if err := send(ctx, d.UUID, false); err != nil {
+			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "reason", err.Error())
+			return
+		}
+		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook)
+	}()
+}
+
+// domainLock serialises requests to one domain.
+func (s *GuestAgentService) domainLock(uuid string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.domLocks[uuid]
+	if !ok {
+		l = &sync.Mutex{}
+		s.domLocks[uuid] = l
+	}
+	return l
+}

@@ -1,0 +1,121 @@
+// Package servicefake provides an in-memory QemuAgent for tests of GuestAgentService and the
+// layers above it. libvirt's test driver cannot stand in for the QEMU guest agent (it has no
+// GetGuestInfo, no agent commands and no agent events), so tests that need QGA data or requests
+// without a real guest use this.
+package servicefake
+
+import (
+	"context"
+	"sync"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/service"
+	"guestagent.io/operator/agentd/virt"
+)
+
+// QGA is an in-memory service.QemuAgent: tests set data and states, and read the calls it
+// received. FailWith makes every request fail.
+type QGA struct {
+	mu       sync.Mutex
+	tracked  map[string]virt.Domain
+	info     map[string]*guest.Info
+	state    map[string]service.QGAState
+	calls    []string
+	FailWith error
+	// OnChange is called after Set (wire it to GuestAgentService.Changed).
+	OnChange func(string)
+}
+
+// NewQGA returns an empty fake.
+func NewQGA() *QGA {
+	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, state: map[string]service.QGAState{}}
+}
+
+// Run implements service.QemuAgent.
+func (f *QGA) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+// Track implements service.QemuAgent; the channel state follows the domain snapshot.
+func (f *QGA) Track(d virt.Domain) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tracked[d.UUID] = d
+	st := f.state[d.UUID]
+	st.Channel = d.QGAChannel
+	f.state[d.UUID] = st
+}
+
+// Forget implements service.QemuAgent.
+func (f *QGA) Forget(uuid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.tracked, uuid)
+	delete(f.info, uuid)
+	delete(f.state, uuid)
+}
+
+// Info implements service.QemuAgent.
+func (f *QGA) Info(uuid string) *guest.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.info[uuid].DeepCopy()
+}
+
+// State implements service.QemuAgent.
+func (f *QGA) State(uuid string) service.QGAState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state[uuid]
+}
+
+// Set replaces a domain's data and state and notifies OnChange.
+func (f *QGA) Set(uuid string, info *guest.Info, st service.QGAState) {
+	f.mu.Lock()
+	f.info[uuid] = info
+	f.state[uuid] = st
+	cb := f.OnChange
+	f.mu.Unlock()
+	if cb != nil {
+		cb(uuid)
+	}
+}
+
+func (f *QGA) record(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	return f.FailWith
+}
+
+// Calls returns the requests received, e.g. "shutdown <uuid>".
+func (f *QGA) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// Shutdown records "shutdown" or "halt".
+func (f *QGA) Shutdown(_ context.Context, uuid string, halt bool) error {
+	if halt {
+		return f.record("halt " + uuid)
+	}
+	return f.record("shutdown " + uuid)
+}
+
+// Reboot records "reboot".
+func (f *QGA) Reboot(_ context.Context, uuid string) error { return f.record("reboot " + uuid) }
+
+// FreezeFilesystems records "freeze".
+func (f *QGA) FreezeFilesystems(_ context.Context, uuid string, _ []string) (int, error) {
+	return 2, f.record("freeze " + uuid)
+}
+
+// ThawFilesystems records "thaw".
+func (f *QGA) ThawFilesystems(_ context.Context, uuid string) (int, error) {
+	return 2, f.record("thaw " + uuid)
+}
+
+// SetTime records "settime".
+func (f *QGA) SetTime(_ context.Context, uuid string) error { return f.record("settime " + uuid) }
+
+// Ping records "ping".
+func (f *QGA) Ping(_ context.Context, uuid string) error { return f.record("ping " + uuid) }
