@@ -62,6 +62,7 @@ build: ## Build both binaries (bin/manager, bin/agentd) and the guest-side OGA a
 	$(GO) build -o $(LOCALBIN)/manager ./cmd/manager
 	$(GO) build -o $(LOCALBIN)/agentd ./cmd/agentd
 	CGO_ENABLED=0 $(GO) build -o $(LOCALBIN)/oga-guest ./cmd/oga-guest
+	$(GO) build -o $(LOCALBIN)/controlplane ./test/controlplane
 
 .PHONY: docker-build
 docker-build: ## Build the images (needs a Docker engine; none runs on the CI machines).

@@ -44,7 +44,8 @@ type Deps struct {
 	OGATiming oga.Timing
 	// Registry receives agentd's metrics (default controller-runtime's registry).
 	Registry prometheus.Registerer
-	// InstanceID identifies this incarnation (default: random).
+	// InstanceID prefixes this incarnation's identity (e.g. the pod UID; default the node name);
+	// a random suffix is always added.
 	InstanceID string
 	// QGAChanged is set by Run to the function the QGA side must call when a domain's data or
 	// state changed (the poller's OnChange hook).
@@ -80,11 +81,14 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	// Every process start is a new incarnation, even in the same pod: a random suffix makes the
+	// restart sweep fail commands claimed by a previous container of the same pod too.
+	rnd := make([]byte, 6)
+	_, _ = rand.Read(rnd)
 	if deps.InstanceID == "" {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		deps.InstanceID = cfg.NodeName + "/" + hex.EncodeToString(b)
+		deps.InstanceID = cfg.NodeName
 	}
+	deps.InstanceID += "/" + hex.EncodeToString(rnd)
 	reg := deps.Registry
 	if reg == nil {
 		reg = crmetrics.Registry

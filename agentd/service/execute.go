@@ -159,18 +159,16 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 		if spec.Freeze != nil {
 			mps = spec.Freeze.Mountpoints
 		}
-		n, err := q.FreezeFilesystems(ctx, uuid, mps)
-		if err != nil {
+		if err := q.FreezeFilesystems(ctx, uuid, mps); err != nil {
 			return "", err
 		}
-		s.scheduleThaw(uuid, spec)
-		return fmt.Sprintf("froze %d filesystem(s)", n), nil
+		after := s.scheduleThaw(uuid, spec)
+		return fmt.Sprintf("filesystems frozen; they are thawed automatically after %s unless thawed before", after), nil
 	case gav1.ActionThawFilesystems:
-		n, err := q.ThawFilesystems(ctx, uuid)
-		if err != nil {
+		if err := q.ThawFilesystems(ctx, uuid); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("thawed %d filesystem(s)", n), nil
+		return "filesystems thawed", nil
 	case gav1.ActionSetTime:
 		return "", q.SetTime(ctx, uuid)
 	case gav1.ActionPing:
@@ -247,7 +245,7 @@ func (s *GuestAgentService) fallback(ctx context.Context, uuid string, spec gav1
 
 // scheduleThaw thaws the domain's filesystems after the freeze's deadline, so a forgotten freeze
 // never hangs the guest. A ThawFilesystems command before that makes the late thaw a no-op.
-func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentCommandSpec) {
+func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentCommandSpec) time.Duration {
 	after := time.Duration(gav1.DefaultThawAfterSeconds) * time.Second
 	if spec.Freeze != nil && spec.Freeze.ThawAfterSeconds != nil {
 		after = time.Duration(*spec.Freeze.ThawAfterSeconds) * time.Second
@@ -270,15 +268,13 @@ func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentComman
 		}
 		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		defer cancel()
-		n, err := s.opts.QGA.ThawFilesystems(ctx, uuid)
-		if err != nil {
+		if err := s.opts.QGA.ThawFilesystems(ctx, uuid); err != nil {
 			s.log.Error(err, "Automatic thaw failed", "domainUUID", uuid)
 			return
 		}
-		if n > 0 {
-			s.log.Info("Filesystems thawed automatically after the freeze deadline", "domainUUID", uuid, "count", n)
-		}
+		s.log.Info("Filesystems thawed automatically after the freeze deadline", "domainUUID", uuid)
 	}()
+	return after
 }
 
 // classify maps an agent error to an API reason.

@@ -50,10 +50,9 @@ type OGAState struct {
 type QemuAgent interface {
 	// Run polls until ctx ends.
 	Run(ctx context.Context) error
-	// Track starts or updates polling of a domain (state, channel state).
-	Track(d virt.Domain)
-	// Forget stops polling a domain and drops its data.
-	Forget(uuid string)
+	// HandleEvent passes a libvirt event on: domains added/updated (run state, channel state,
+	// lifecycle such as a reboot that resets capabilities) and removed (data dropped).
+	HandleEvent(ev virt.Event)
 	// Info returns a deep copy of the domain's guest data (nil groups: no data).
 	Info(uuid string) *guest.Info
 	// State returns the agent state of the domain.
@@ -61,8 +60,8 @@ type QemuAgent interface {
 	// Requests.
 	Shutdown(ctx context.Context, uuid string, halt bool) error
 	Reboot(ctx context.Context, uuid string) error
-	FreezeFilesystems(ctx context.Context, uuid string, mountpoints []string) (int, error)
-	ThawFilesystems(ctx context.Context, uuid string) (int, error)
+	FreezeFilesystems(ctx context.Context, uuid string, mountpoints []string) error
+	ThawFilesystems(ctx context.Context, uuid string) error
 	SetTime(ctx context.Context, uuid string) error
 	Ping(ctx context.Context, uuid string) error
 }
@@ -334,7 +333,7 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 	}
 	if away {
 		// The domain runs elsewhere now; stop talking to it and hand publishing over.
-		s.opts.QGA.Forget(d.UUID)
+		s.opts.QGA.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: ev.Lifecycle})
 		if s.opts.OGA != nil {
 			s.opts.OGA.Remove(d.UUID)
 		}
@@ -345,7 +344,7 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 		s.Changed(d.UUID)
 		return
 	}
-	s.opts.QGA.Track(d)
+	s.opts.QGA.HandleEvent(ev)
 	if s.opts.OGA != nil {
 		switch {
 		case d.OGASocketPath != "" && d.State.Active():
@@ -370,7 +369,7 @@ func (s *GuestAgentService) remove(d virt.Domain, lc virt.Lifecycle) {
 	}
 	s.removed[d.UUID] = removal{d: d, migrated: lc == virt.LifecycleMigratedOut}
 	s.mu.Unlock()
-	s.opts.QGA.Forget(d.UUID)
+	s.opts.QGA.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: lc})
 	if s.opts.OGA != nil {
 		s.opts.OGA.Remove(d.UUID)
 	}

@@ -1,7 +1,8 @@
 // Command agentd is the node agent of guestagent-operator. One instance runs per node
 // (DaemonSet): it talks to libvirt on its node, serves the QEMU and oVirt guest agents of every
 // domain, publishes one GuestAgentStatus per domain and executes the GuestAgentCommands
-// scheduled to its node.
+// scheduled to its node. The parts are assembled by agentd/app; this file builds the
+// libvirt-backed ones.
 package main
 
 import (
@@ -10,15 +11,17 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"guestagent.io/operator/agentd/app"
 	"guestagent.io/operator/agentd/config"
+	"guestagent.io/operator/agentd/qga"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
@@ -39,39 +42,58 @@ func main() {
 		fmt.Fprintf(os.Stderr, "agentd: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	if err := run(ctrl.SetupSignalHandler(), cfg); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), cfg, ctrl.Log.WithName("agentd").WithValues("node", cfg.NodeName)); err != nil {
 		ctrl.Log.Error(err, "agentd exited with an error")
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg config.Config) error {
-	log := ctrl.Log.WithName("agentd").WithValues("node", cfg.NodeName)
+func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	restCfg.QPS = cfg.QPS
-	restCfg.Burst = cfg.Burst
-	restCfg.UserAgent = "guestagent-agentd/" + cfg.NodeName
-
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress: cfg.HealthAddr,
-		LeaderElection:         false, // one agentd per node: nothing to elect
+	if err := virt.EnsureEventLoop(); err != nil {
+		return fmt.Errorf("starting the libvirt event loop: %w", err)
+	}
+	watcher := virt.NewManager(virt.Config{URI: cfg.LibvirtURI, Log: log.WithName("virt")})
+	var changed func(string)
+	poller, err := qga.NewPoller(qga.Config{
+		API:     qga.NewLibvirtAPI(watcher.LookupDomain),
+		Domains: watcher.Domains,
+		Periods: qga.Periods{
+			Caps:  cfg.Poll.Capabilities.Duration,
+			Users: cfg.Poll.Users.Duration,
+			Sys:   cfg.Poll.System.Duration,
+			CPUs:  cfg.Poll.CPUs.Duration,
+			Disks: cfg.Poll.Disks.Duration,
+		},
+		BootWindow:      cfg.Poll.BootWindow.Duration,
+		CallTimeout:     cfg.Poll.CallTimeout.Duration,
+		FailureThrottle: cfg.Poll.FailureDelay.Duration,
+		Workers:         cfg.PollWorkers,
+		Log:             log.WithName("qga"),
+		OnChange: func(uuid string) {
+			if changed != nil {
+				changed(uuid)
+			}
+		},
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
+		Watcher:     watcher,
+		QGA:         app.QGA(poller),
+		PowerButton: virt.PowerButton{M: watcher},
+		InstanceID:  os.Getenv("POD_UID"),
+		QGAChanged:  &changed,
+	}, log)
+	if err != nil {
 		return err
 	}
 	log.Info("Starting agentd", "libvirtURI", cfg.LibvirtURI, "defaultNamespace", cfg.DefaultNamespace)
-	if err := mgr.Start(ctx); err != nil {
+	if err := agent.Start(ctx); err != nil {
 		return err
 	}
 	log.Info("agentd stopped")

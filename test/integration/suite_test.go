@@ -103,6 +103,29 @@ var fastOGA = oga.Timing{
 	CompletionTimeout: 2 * time.Second,
 }
 
+// powerButton is a fake ACPI fallback shared by every node of a test run.
+type powerButton struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (p *powerButton) ACPIShutdown(_ context.Context, uuid string) error {
+	p.add("acpi-shutdown " + uuid)
+	return nil
+}
+func (p *powerButton) ACPIReboot(_ context.Context, uuid string) error {
+	p.add("acpi-reboot " + uuid)
+	return nil
+}
+func (p *powerButton) add(c string) { p.mu.Lock(); p.calls = append(p.calls, c); p.mu.Unlock() }
+func (p *powerButton) Calls() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls...)
+}
+
+var acpi = &powerButton{}
+
 // startNode starts an agentd for nodeName with the given domains.
 func startNode(t *testing.T, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
 	t.Helper()
@@ -118,7 +141,7 @@ func startNode(t *testing.T, nodeName string, qga *servicefake.QGA, doms ...virt
 	n := &node{name: nodeName, watcher: virt.NewFake(doms...), qga: qga, done: make(chan struct{})}
 	var changed func(string)
 	a, err := app.Build(cfg, env.Config, env.Scheme, app.Deps{
-		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, Registry: prometheus.NewRegistry(), QGAChanged: &changed,
+		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: prometheus.NewRegistry(), QGAChanged: &changed,
 	}, testr.NewWithOptions(t, testr.Options{Verbosity: 0}).WithName(nodeName))
 	if err != nil {
 		t.Fatal(err)

@@ -34,23 +34,22 @@ func NewQGA() *QGA {
 // Run implements service.QemuAgent.
 func (f *QGA) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
-// Track implements service.QemuAgent; the channel state follows the domain snapshot.
-func (f *QGA) Track(d virt.Domain) {
+// HandleEvent implements service.QemuAgent: the channel state follows the domain snapshot, a
+// removed domain loses its data.
+func (f *QGA) HandleEvent(ev virt.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	d := ev.Domain
+	if ev.Type == virt.EventDomainRemoved {
+		delete(f.tracked, d.UUID)
+		delete(f.info, d.UUID)
+		delete(f.state, d.UUID)
+		return
+	}
 	f.tracked[d.UUID] = d
 	st := f.state[d.UUID]
 	st.Channel = d.QGAChannel
 	f.state[d.UUID] = st
-}
-
-// Forget implements service.QemuAgent.
-func (f *QGA) Forget(uuid string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.tracked, uuid)
-	delete(f.info, uuid)
-	delete(f.state, uuid)
 }
 
 // Info implements service.QemuAgent.
@@ -105,13 +104,13 @@ func (f *QGA) Shutdown(_ context.Context, uuid string, halt bool) error {
 func (f *QGA) Reboot(_ context.Context, uuid string) error { return f.record("reboot " + uuid) }
 
 // FreezeFilesystems records "freeze".
-func (f *QGA) FreezeFilesystems(_ context.Context, uuid string, _ []string) (int, error) {
-	return 2, f.record("freeze " + uuid)
+func (f *QGA) FreezeFilesystems(_ context.Context, uuid string, _ []string) error {
+	return f.record("freeze " + uuid)
 }
 
 // ThawFilesystems records "thaw".
-func (f *QGA) ThawFilesystems(_ context.Context, uuid string) (int, error) {
-	return 2, f.record("thaw " + uuid)
+func (f *QGA) ThawFilesystems(_ context.Context, uuid string) error {
+	return f.record("thaw " + uuid)
 }
 
 // SetTime records "settime".

@@ -1,0 +1,90 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/qga"
+	"guestagent.io/operator/agentd/service"
+	"guestagent.io/operator/agentd/virt"
+)
+
+// QGA adapts the QemuGuestAgentPoller to what GuestAgentService needs.
+func QGA(p *qga.Poller) service.QemuAgent { return qgaAdapter{p} }
+
+type qgaAdapter struct{ p *qga.Poller }
+
+func (a qgaAdapter) Run(ctx context.Context) error { return a.p.Run(ctx) }
+func (a qgaAdapter) HandleEvent(ev virt.Event)     { a.p.HandleEvent(ev) }
+
+func (a qgaAdapter) Info(uuid string) *guest.Info {
+	info, _ := a.p.Info(uuid)
+	return info
+}
+
+func (a qgaAdapter) State(uuid string) service.QGAState {
+	st, ok := a.p.State(uuid)
+	if !ok {
+		return service.QGAState{Channel: guest.ChannelUnknown}
+	}
+	out := service.QGAState{
+		Channel:     st.Channel,
+		Version:     st.Version,
+		Supported:   st.SupportedCommands,
+		Unsupported: st.UnsupportedCommands,
+		Responsive:  st.Responsive,
+	}
+	if e := st.LastError; e != nil && !st.Responsive {
+		out.LastErrorClass = string(e.Class)
+		out.LastError = e.Command + ": " + e.Message
+	}
+	return out
+}
+
+func (a qgaAdapter) Shutdown(ctx context.Context, uuid string, halt bool) error {
+	mode := qga.ShutdownPowerdown
+	if halt {
+		mode = qga.ShutdownHalt
+	}
+	return classed(a.p.Shutdown(ctx, uuid, mode))
+}
+
+func (a qgaAdapter) Reboot(ctx context.Context, uuid string) error {
+	return classed(a.p.Reboot(ctx, uuid))
+}
+
+func (a qgaAdapter) FreezeFilesystems(ctx context.Context, uuid string, mps []string) error {
+	return classed(a.p.FSFreeze(ctx, uuid, mps))
+}
+
+func (a qgaAdapter) ThawFilesystems(ctx context.Context, uuid string) error {
+	return classed(a.p.FSThaw(ctx, uuid, nil))
+}
+
+func (a qgaAdapter) SetTime(ctx context.Context, uuid string) error {
+	return classed(a.p.SetTime(ctx, uuid))
+}
+
+func (a qgaAdapter) Ping(ctx context.Context, uuid string) error { return classed(a.p.Ping(ctx, uuid)) }
+
+// classErr exposes a QGA error class to the service's error classification.
+type classErr struct {
+	class string
+	err   error
+}
+
+func (e classErr) Error() string      { return e.err.Error() }
+func (e classErr) Unwrap() error      { return e.err }
+func (e classErr) ErrorClass() string { return e.class }
+
+func classed(err error) error {
+	if err == nil {
+		return nil
+	}
+	var qe *qga.Error
+	if errors.As(err, &qe) {
+		return classErr{class: string(qe.Class), err: err}
+	}
+	return err
+}

@@ -1,0 +1,414 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"guestagent.io/operator/api/v1alpha1"
+)
+
+// errRetry asks for a rate-limited retry after the object's state was refreshed.
+var errRetry = errors.New("object changed under the publisher; retrying with fresh state")
+
+func isConflict(err error) bool { return apierrors.IsConflict(err) }
+
+// isPermanent reports errors that repeat until the content changes (validation, size).
+func isPermanent(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// sync brings one domain's object to its latest desired state.
+func (p *Publisher) sync(ctx context.Context, e *entry) error {
+	p.mu.Lock()
+	d, removed, gen := e.desired, e.removed, e.gen
+	p.mu.Unlock()
+	p.stats.decisions.Add(1)
+	if removed || d == nil {
+		return p.syncRemoved(ctx, e, gen)
+	}
+	if d.Domain.OptOut {
+		return p.syncOptOut(ctx, e, d)
+	}
+	e.optedOut = false
+	if err := p.ensureObject(ctx, e, d); err != nil || e.foreign {
+		return err
+	}
+	return p.syncStatus(ctx, e, d)
+}
+
+func (p *Publisher) target(d *Desired) (ns, name string) {
+	return cmpOr(d.Domain.Namespace, p.opts.DefaultNamespace), ObjectName(d.Domain.Name, d.Domain.UUID)
+}
+
+// ensureObject makes sure the object exists at its target place with this node's identity:
+// it takes over the startup listing, moves the object on a placement change, re-reads a foreign
+// object at low frequency, reads or creates it at first sight, and adopts it when it names
+// another node.
+func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) error {
+	if _, err := p.nodeOwner(ctx); err != nil {
+		return err
+	}
+	ns, name := p.target(d)
+	if !e.known && e.seedObj != nil {
+		p.learn(e, e.seedObj, d)
+		e.seedObj = nil
+	}
+	if e.known && (e.ns != ns || e.name != name) {
+		if err := p.move(ctx, e, ns, name); err != nil {
+			return err
+		}
+	}
+	if e.foreign {
+		return p.recheckForeign(ctx, e, d, ns, name)
+	}
+	if !e.known {
+		if err := p.discover(ctx, e, d, ns, name); err != nil {
+			return err
+		}
+		if !e.known {
+			return p.create(ctx, e, d, ns, name)
+		}
+	}
+	if !e.metaOK || e.domainName != specDomainName(d) {
+		return p.adopt(ctx, e, d)
+	}
+	return nil
+}
+
+// recheckForeign re-reads, at most every ForeignRecheck, an object another node adopted while
+// this node still reports the domain: if the object is gone (e.g. the other node deleted it after
+// a failed migration) it is created again; if it names this node again it is used.
+func (p *Publisher) recheckForeign(ctx context.Context, e *entry, d *Desired, ns, name string) error {
+	now := p.opts.Clock()
+	if now.Sub(e.checkedAt) < p.opts.ForeignRecheck {
+		return nil
+	}
+	e.checkedAt = now
+	var obj v1alpha1.GuestAgentStatus
+	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		e.foreign = false
+		return p.create(ctx, e, d, ns, name)
+	case err != nil:
+		return fmt.Errorf("re-reading GuestAgentStatus %s/%s: %w", ns, name, err)
+	case obj.Spec.NodeName == p.opts.NodeName:
+		e.foreign = false
+		p.learn(e, &obj, d)
+	}
+	return nil
+}
+
+func specDomainName(d *Desired) string {
+	return truncateRunes(d.Domain.Name, 1024)
+}
+
+// learn records what the API says about the object.
+func (p *Publisher) learn(e *entry, obj *v1alpha1.GuestAgentStatus, d *Desired) {
+	e.known, e.ns, e.name = true, obj.Namespace, obj.Name
+	e.rv, e.uid = obj.ResourceVersion, obj.UID
+	e.applied = obj.Status.DeepCopy()
+	normalizeTimes(e.applied)
+	e.domainName = obj.Spec.DomainName
+	e.metaOK = p.namesThisNode(obj) && p.hasOwner(obj) && obj.Spec.DomainName == specDomainName(d)
+}
+
+func (p *Publisher) namesThisNode(obj *v1alpha1.GuestAgentStatus) bool {
+	return obj.Spec.NodeName == p.opts.NodeName && obj.Labels[v1alpha1.LabelNode] == p.opts.NodeName
+}
+
+func (p *Publisher) hasOwner(obj *v1alpha1.GuestAgentStatus) bool {
+	p.ownerMu.Lock()
+	o := p.owner
+	p.ownerMu.Unlock()
+	return o != nil && slices.ContainsFunc(obj.OwnerReferences, func(r metav1.OwnerReference) bool {
+		return r.Kind == "Node" && r.UID == o.uid
+	})
+}
+
+// discover reads the object at its target place (first sight, or after it went missing).
+func (p *Publisher) discover(ctx context.Context, e *entry, d *Desired, ns, name string) error {
+	var obj v1alpha1.GuestAgentStatus
+	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading GuestAgentStatus %s/%s: %w", ns, name, err)
+	case obj.Spec.DomainUUID != d.Domain.UUID:
+		return fmt.Errorf("GuestAgentStatus %s/%s belongs to domain %s, not %s", ns, name, obj.Spec.DomainUUID, d.Domain.UUID)
+	}
+	p.learn(e, &obj, d)
+	return nil
+}
+
+// desiredMeta sets this node's labels, owner reference and spec on obj, keeping foreign labels
+// and owner references other than Nodes.
+func (p *Publisher) desiredMeta(obj *v1alpha1.GuestAgentStatus, d *Desired, owner *ownerRef) {
+	if obj.Labels == nil {
+		obj.Labels = map[string]string{}
+	}
+	obj.Labels[v1alpha1.LabelNode] = p.opts.NodeName
+	obj.Labels[v1alpha1.LabelDomainUUID] = d.Domain.UUID
+	refs := slices.DeleteFunc(obj.OwnerReferences, func(r metav1.OwnerReference) bool {
+		return r.APIVersion == "v1" && r.Kind == "Node"
+	})
+	obj.OwnerReferences = append(refs, metav1.OwnerReference{
+		APIVersion: "v1", Kind: "Node", Name: owner.name, UID: owner.uid,
+		Controller: ptr.To(false), BlockOwnerDeletion: ptr.To(false),
+	})
+	obj.Spec = v1alpha1.GuestAgentStatusSpec{
+		DomainName: specDomainName(d), DomainUUID: d.Domain.UUID, NodeName: p.opts.NodeName,
+	}
+}
+
+func truncateRunes(s string, n int) string {
+	return (&limiter{}).str(s, n)
+}
+
+// create creates the object with spec, labels and owner; its status follows in a second write.
+func (p *Publisher) create(ctx context.Context, e *entry, d *Desired, ns, name string) error {
+	owner, err := p.nodeOwner(ctx)
+	if err != nil {
+		return err
+	}
+	obj := &v1alpha1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	p.desiredMeta(obj, d, owner)
+	err = p.write(ctx, e, func() error {
+		return p.opts.Client.Create(ctx, obj, client.FieldOwner(v1alpha1.FieldOwnerAgentd))
+	})
+	if apierrors.IsAlreadyExists(err) {
+		return errRetry // created concurrently (e.g. by another node); read it next time
+	}
+	if err != nil {
+		return fmt.Errorf("creating GuestAgentStatus %s/%s: %w", ns, name, err)
+	}
+	obj.Status = v1alpha1.GuestAgentStatusStatus{}
+	p.learn(e, obj, d)
+	p.log.Info("Created GuestAgentStatus", "namespace", ns, "name", name, "domainUUID", d.Domain.UUID)
+	return nil
+}
+
+// adopt rewrites labels, owner reference and spec so the object names this node, with an
+// optimistic lock on the version last read. This is how a migrated domain's object moves along.
+func (p *Publisher) adopt(ctx context.Context, e *entry, d *Desired) error {
+	owner, err := p.nodeOwner(ctx)
+	if err != nil {
+		return err
+	}
+	var obj v1alpha1.GuestAgentStatus
+	if err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj); err != nil {
+		e.known = !apierrors.IsNotFound(err)
+		return fmt.Errorf("reading GuestAgentStatus %s/%s for adoption: %w", e.ns, e.name, err)
+	}
+	previous := obj.Spec.NodeName
+	p.desiredMeta(&obj, d, owner)
+	err = p.write(ctx, e, func() error {
+		return p.opts.Client.Update(ctx, &obj, client.FieldOwner(v1alpha1.FieldOwnerAgentd))
+	})
+	if err != nil {
+		if isConflict(err) {
+			return errRetry
+		}
+		return fmt.Errorf("adopting GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
+	}
+	p.learn(e, &obj, d)
+	if previous != p.opts.NodeName {
+		p.log.Info("Adopted GuestAgentStatus", "namespace", e.ns, "name", e.name,
+			"domainUUID", d.Domain.UUID, "previousNode", previous)
+	}
+	return nil
+}
+
+// move deletes the object at its old place (placement or name changed); the caller recreates it.
+func (p *Publisher) move(ctx context.Context, e *entry, ns, name string) error {
+	if err := p.deleteOwned(ctx, e); err != nil {
+		return err
+	}
+	p.log.Info("Moving GuestAgentStatus", "fromNamespace", e.ns, "fromName", e.name, "namespace", ns, "name", name)
+	if e.applied != nil {
+		e.carry = append(e.carry, e.applied.ExecutedCommands...) // the history moves along
+	}
+	e.known, e.applied, e.rejected = false, nil, nil
+	return nil
+}
+
+// syncStatus applies the status when it differs semantically from the last applied one.
+func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error {
+	prev := e.applied
+	if len(e.carry) > 0 { // history of the object this one replaces
+		prev = prev.DeepCopy()
+		if prev == nil {
+			prev = &v1alpha1.GuestAgentStatusStatus{}
+		}
+		prev.ExecutedCommands = mergeHistory(prev.ExecutedCommands, e.carry, &limiter{})
+	}
+	st := p.build.build(d, prev, statusTime(p.opts.Clock()))
+	if e.applied != nil && semanticEqual(st, e.applied) {
+		p.stats.unchanged.Add(1)
+		skippedUnchanged.Inc()
+		return nil
+	}
+	if e.rejected != nil && semanticEqual(st, e.rejected) {
+		return nil // refused before; wait for new content
+	}
+	rv, err := p.applyStatus(ctx, e, st)
+	switch {
+	case err == nil:
+		e.applied, e.rv, e.rejected, e.carry = st, rv, nil, nil
+		return nil
+	case isPermanent(err):
+		e.rejected = st
+		p.log.Error(err, "The apiserver refused the status; not retrying until it changes",
+			"namespace", e.ns, "name", e.name, "domainUUID", e.uuid, "reason", apierrors.ReasonForError(err))
+		return nil
+	case isConflict(err):
+		return p.refresh(ctx, e, d)
+	case apierrors.IsNotFound(err):
+		e.known = false
+		return errRetry
+	}
+	return fmt.Errorf("applying status of GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
+}
+
+// applyStatus server-side applies st with this node's field owner, forcing ownership, and with the
+// last known resourceVersion as a precondition so that an adoption by another node is noticed.
+func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.GuestAgentStatusStatus) (string, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("encoding status: %w", err)
+	}
+	var status map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // keep int64 values exact (float64 would lose them and fail validation)
+	if err := dec.Decode(&status); err != nil {
+		return "", fmt.Errorf("decoding status: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       "GuestAgentStatus",
+		"metadata":   map[string]any{"name": e.name, "namespace": e.ns, "resourceVersion": e.rv},
+		"status":     status,
+	}}
+	err = p.write(ctx, e, func() error {
+		return p.opts.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+			client.FieldOwner(v1alpha1.FieldOwnerAgentd), client.ForceOwnership)
+	})
+	return u.GetResourceVersion(), err
+}
+
+// refresh re-reads the object after a conflict: if another node adopted it this publisher stops
+// writing it; otherwise it retries against the fresh state.
+func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
+	var obj v1alpha1.GuestAgentStatus
+	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
+	if apierrors.IsNotFound(err) {
+		e.known = false
+		return errRetry
+	}
+	if err != nil {
+		return fmt.Errorf("re-reading GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
+	}
+	if obj.Spec.NodeName != p.opts.NodeName {
+		e.foreign, e.checkedAt = true, p.opts.Clock()
+		p.log.Info("GuestAgentStatus was adopted by another node; not writing it", "namespace", e.ns,
+			"name", e.name, "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		return nil
+	}
+	p.learn(e, &obj, d)
+	return errRetry
+}
+
+// syncRemoved deletes the object of a domain that left this node, then forgets the domain.
+func (p *Publisher) syncRemoved(ctx context.Context, e *entry, gen uint64) error {
+	if !e.known && e.seedObj != nil {
+		e.known, e.ns, e.name = true, e.seedObj.Namespace, e.seedObj.Name
+		e.seedObj = nil
+	}
+	if e.known {
+		if err := p.deleteOwned(ctx, e); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	if e.gen == gen {
+		delete(p.entries, e.uuid)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// syncOptOut deletes the object of an opted-out domain once and keeps the entry.
+func (p *Publisher) syncOptOut(ctx context.Context, e *entry, d *Desired) error {
+	if e.optedOut {
+		return nil
+	}
+	if !e.known && e.seedObj != nil {
+		e.known, e.ns, e.name = true, e.seedObj.Namespace, e.seedObj.Name
+		e.seedObj = nil
+	}
+	if !e.known { // it may exist from before the opt-out
+		ns, name := p.target(d)
+		e.known, e.ns, e.name = true, ns, name
+	}
+	if err := p.deleteOwned(ctx, e); err != nil {
+		return err
+	}
+	e.known, e.applied, e.rejected, e.optedOut = false, nil, nil, true
+	return nil
+}
+
+// deleteOwned deletes the object at e.ns/e.name only if a fresh read shows it names this node,
+// with UID and resourceVersion preconditions: if another node adopts it between the read and the
+// delete, the delete fails with a conflict and the next attempt sees the adoption and keeps it.
+func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
+	var obj v1alpha1.GuestAgentStatus
+	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
+	if apierrors.IsNotFound(err) {
+		e.known = false
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading GuestAgentStatus %s/%s before deleting: %w", e.ns, e.name, err)
+	}
+	if obj.Spec.DomainUUID != e.uuid || !p.namesThisNode(&obj) {
+		p.log.Info("Not deleting GuestAgentStatus owned by another node", "namespace", e.ns, "name", e.name,
+			"domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		e.known = false
+		return nil
+	}
+	err = p.write(ctx, e, func() error {
+		return p.opts.Client.Delete(ctx, &obj, client.Preconditions{UID: &obj.UID, ResourceVersion: &obj.ResourceVersion})
+	})
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+		p.log.Info("Deleted GuestAgentStatus", "namespace", e.ns, "name", e.name, "domainUUID", e.uuid)
+		e.known = false
+		return nil
+	case isConflict(err):
+		return errRetry
+	}
+	return fmt.Errorf("deleting GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
+}
+
+// write runs one API write under the publisher-wide token bucket and the per-object interval.
+func (p *Publisher) write(ctx context.Context, e *entry, fn func() error) error {
+	if err := p.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("waiting for the write rate limiter: %w", err)
+	}
+	e.notBefore = p.opts.Clock().Add(p.opts.MinInterval)
+	err := fn()
+	p.stats.writes.Add(1)
+	statusWrites.WithLabelValues(writeResult(err)).Inc()
+	return err
+}

@@ -1,0 +1,95 @@
+package publish
+
+import (
+	"maps"
+	"slices"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/api/v1alpha1"
+)
+
+// Domain identifies a libvirt domain on this node and where its GuestAgentStatus lives.
+type Domain struct {
+	// UUID is the libvirt domain UUID (canonical 8-4-4-4-12 hex form; upper case is accepted).
+	UUID string
+	// Name is the libvirt domain name, verbatim.
+	Name string
+	// Namespace is the resolved placement from the domain metadata; "" means the publisher's
+	// default namespace.
+	Namespace string
+	// OptOut is true when the domain metadata asks for no GuestAgentStatus. An opted-out domain's
+	// existing object (if this node owns it) is deleted.
+	OptOut bool
+}
+
+// QGAState is what the service knows about the QEMU guest agent of a domain.
+type QGAState struct {
+	// Present is true when the domain has a QEMU guest agent channel at all.
+	Present bool
+	// Channel is the channel state.
+	Channel guest.ChannelState
+	// Version is the agent version from guest-info.
+	Version string
+	// Supported and Unsupported are the commands agentd uses that the agent has or lacks.
+	Supported, Unsupported []string
+	// LastErrorClass is one of Timeout, NotConnected, Unsupported, AgentError, DomainNotRunning,
+	// LibvirtError, or "" (unknown classes are dropped).
+	LastErrorClass string
+	// LastError is the message of the last failed call.
+	LastError string
+	// Responsive is true when the agent answered recently.
+	Responsive bool
+}
+
+// OGAState is what the service knows about the oVirt guest agent of a domain.
+type OGAState struct {
+	// Present is true when the domain has an oVirt guest agent channel at all.
+	Present bool
+	// Channel is the socket connection state.
+	Channel guest.ChannelState
+	// APIVersion is the negotiated protocol version (published only while connected).
+	APIVersion int
+	// Responsive is true when the agent sent something recently.
+	Responsive bool
+}
+
+// AgentState describes both agents of a domain, in source-neutral terms.
+type AgentState struct {
+	QGA QGAState
+	OGA OGAState
+}
+
+// Desired is everything the publisher needs to write one domain's GuestAgentStatus. The service
+// layer fills it; the publisher never keeps a reference to the caller's memory (Upsert copies it).
+type Desired struct {
+	// Domain identifies the domain and its placement.
+	Domain Domain
+	// Info is the merged guest data; nil groups are not published.
+	Info *guest.Info
+	// Sources names the agent that supplied each group present in Info. A group without a valid
+	// source gets no dataGroups entry (its content is still published).
+	Sources map[guest.Group]v1alpha1.AgentType
+	// Stale marks groups whose content could not be refreshed and shows the last known value.
+	Stale map[guest.Group]bool
+	// Agents describes the agents' channels and health.
+	Agents AgentState
+	// ExecutedCommands are commands executed on this domain. They are merged into the history
+	// already on the object (union by key, newest MaxExecutedCommands kept), so a caller only needs
+	// to pass what it executed since it started; the history survives agentd restarts.
+	ExecutedCommands []v1alpha1.ExecutedCommand
+}
+
+// deepCopy returns a copy of d that shares no memory with it.
+func (d *Desired) deepCopy() *Desired {
+	out := *d
+	out.Info = d.Info.DeepCopy()
+	out.Sources = maps.Clone(d.Sources)
+	out.Stale = maps.Clone(d.Stale)
+	out.Agents.QGA.Supported = slices.Clone(d.Agents.QGA.Supported)
+	out.Agents.QGA.Unsupported = slices.Clone(d.Agents.QGA.Unsupported)
+	out.ExecutedCommands = make([]v1alpha1.ExecutedCommand, len(d.ExecutedCommands))
+	for i := range d.ExecutedCommands {
+		d.ExecutedCommands[i].DeepCopyInto(&out.ExecutedCommands[i])
+	}
+	return &out
+}

@@ -1,0 +1,123 @@
+package publish
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/api/v1alpha1"
+)
+
+func TestObjectName(t *testing.T) {
+	const uuid = "0123abcd-0000-4000-8000-000000000000"
+	for in, want := range map[string]string{
+		"web1":                         "web1-0123abcd",
+		"Web Server #1":                "web-server-1-0123abcd",
+		"--a..b__c--":                  "a-b-c-0123abcd",
+		"":                             "domain-0123abcd",
+		"ÜÖÄ":                          "domain-0123abcd",
+		strings.Repeat("a", 300):       strings.Repeat("a", 54) + "-0123abcd",
+		strings.Repeat("a", 53) + "-b": strings.Repeat("a", 53) + "-0123abcd",
+	} {
+		got := ObjectName(in, uuid)
+		if got != want {
+			t.Errorf("ObjectName(%q) = %q, want %q", in, got, want)
+		}
+		if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
+			t.Errorf("ObjectName(%q) = %q is not a DNS-1123 label: %v", in, got, errs)
+		}
+	}
+	if _, err := NormalizeUUID("not-a-uuid"); err == nil {
+		t.Error("bad UUID accepted")
+	}
+	if u, _ := NormalizeUUID("0123ABCD-0000-4000-8000-000000000000"); u != uuid {
+		t.Errorf("NormalizeUUID = %q", u)
+	}
+}
+
+func TestPrimaryIP(t *testing.T) {
+	ifs := []v1alpha1.GuestInterface{
+		{IPv4: []string{"127.0.0.1/8", "169.254.0.5/16"}, IPv6: []string{"fe80::1/64", "2001:db8::1/64"}},
+		{IPv4: []string{"garbage", "10.1.2.3/8"}},
+	}
+	if got := primaryIP(ifs); got != "10.1.2.3" {
+		t.Errorf("primaryIP = %q", got)
+	}
+	if got := primaryIP(ifs[:1]); got != "2001:db8::1" {
+		t.Errorf("primaryIP v6 = %q", got)
+	}
+	if got := primaryIP(nil); got != "" {
+		t.Errorf("primaryIP(nil) = %q", got)
+	}
+}
+
+func TestLimiterString(t *testing.T) {
+	l := &limiter{}
+	s := l.str(strings.Repeat("é", 10)+"\xff", 5)
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) != 5 || l.t.Strings != 1 {
+		t.Errorf("str = %q (%d runes), strings=%d", s, utf8.RuneCountInString(s), l.t.Strings)
+	}
+	if got := l.str("ok\xff", 10); got != "ok\uFFFD" || l.t.Strings != 1 {
+		t.Errorf("invalid UTF-8 = %q", got)
+	}
+}
+
+func TestThreshold(t *testing.T) {
+	th := Threshold{Relative: 0.05, Absolute: 100}
+	for _, c := range []struct {
+		oldV, newV, total int64
+		want              bool
+	}{
+		{1000, 1000, 10000, false},
+		{1000, 1400, 10000, false}, // 4 % < 5 %
+		{1000, 1500, 10000, true},  // 5 %
+		{1000, 950, 0, false},      // absolute floor
+		{1000, 1100, 0, true},
+	} {
+		if got := th.significant(c.oldV, c.newV, c.total); got != c.want {
+			t.Errorf("significant(%d,%d,%d) = %v", c.oldV, c.newV, c.total, got)
+		}
+	}
+	if (Threshold{}).significant(1, 1, 0) || !(Threshold{}).significant(1, 2, 0) {
+		t.Error("zero threshold must publish every change and only changes")
+	}
+}
+
+func TestBuildIsStableAndCarriesTimes(t *testing.T) {
+	b := &builder{memory: DefaultThreshold, filesystem: DefaultThreshold, maxBytes: DefaultMaxStatusBytes}
+	clk := newClock()
+	d := sampleDesired("0123abcd-0000-4000-8000-000000000000", "x")
+	first := b.build(&d, nil, clk.at())
+	clk.advance(3600e9)
+	second := b.build(&d, first, clk.at())
+	if !equality.Semantic.DeepEqual(first, second) {
+		t.Fatal("unchanged input built a different status")
+	}
+	d.Agents = AgentState{}
+	d.Info.Memory = nil
+	third := b.build(&d, second, clk.at())
+	if third.ActiveAgents != v1alpha1.ActiveAgentsNone || third.Memory != nil || third.Hostname != "web1" {
+		t.Errorf("third = %+v", third)
+	}
+	if g := findGroup(third.DataGroups, string(guest.GroupMemory)); g != nil {
+		t.Error("a group without data has a dataGroups entry")
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for name, o := range map[string]Options{
+		"no client":     {NodeName: "n", DefaultNamespace: "ns"},
+		"bad node":      {NodeName: "Bad_Node", DefaultNamespace: "ns", Client: &countingClient{}},
+		"long node":     {NodeName: strings.Repeat("n", 64), DefaultNamespace: "ns", Client: &countingClient{}},
+		"bad ns":        {NodeName: "n", DefaultNamespace: "a.b", Client: &countingClient{}},
+		"bad threshold": {NodeName: "n", DefaultNamespace: "ns", Client: &countingClient{}, MemoryThreshold: &Threshold{Relative: 2}},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

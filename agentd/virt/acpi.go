@@ -1,0 +1,39 @@
+package virt
+
+import (
+	"context"
+	"fmt"
+
+	"libvirt.org/go/libvirt"
+)
+
+// PowerButton presses a domain's ACPI power button through libvirt: the explicit host-side
+// fallback for Shutdown and Reboot commands when no guest agent can serve them. The guest OS
+// decides what to do with the button (it may ignore it); success means libvirt delivered it.
+type PowerButton struct{ M *Manager }
+
+// ACPIShutdown sends the ACPI power button (shutdown request).
+func (p PowerButton) ACPIShutdown(_ context.Context, uuid string) error {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	if err := d.ShutdownFlags(libvirt.DOMAIN_SHUTDOWN_ACPI_POWER_BTN); err != nil {
+		return fmt.Errorf("ACPI shutdown of %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// ACPIReboot asks libvirt for an ACPI-driven reboot.
+func (p PowerButton) ACPIReboot(_ context.Context, uuid string) error {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	if err := d.Reboot(libvirt.DOMAIN_REBOOT_ACPI_POWER_BTN); err != nil {
+		return fmt.Errorf("ACPI reboot of %s: %w", uuid, err)
+	}
+	return nil
+}
