@@ -28,7 +28,7 @@ type cmdEnv struct {
 	ns               string
 }
 
-func newCmdEnv(t *testing.T, ns string, uuidPrefix string, guestCfg ogafake.Config) *cmdEnv {
+func newCmdEnv(t testing.TB, ns string, uuidPrefix string, guestCfg ogafake.Config) *cmdEnv {
 	t.Helper()
 	e := &cmdEnv{ns: ns}
 	var sockO, sockB string
@@ -77,7 +77,7 @@ func newCmd(ns, name, target string, action gav1.Action) *gav1.GuestAgentCommand
 }
 
 // run creates cmd and waits for a terminal phase.
-func run(t *testing.T, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
+func run(t testing.TB, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
 	t.Helper()
 	ctx := context.Background()
 	if err := env.Client.Create(ctx, cmd); err != nil {
@@ -86,7 +86,7 @@ func run(t *testing.T, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
 	return waitTerminal(t, cmd)
 }
 
-func waitTerminal(t *testing.T, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
+func waitTerminal(t testing.TB, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
 	t.Helper()
 	got := &gav1.GuestAgentCommand{}
 	eventually(t, 30*time.Second, func() error {
@@ -101,7 +101,7 @@ func waitTerminal(t *testing.T, cmd *gav1.GuestAgentCommand) *gav1.GuestAgentCom
 	return got
 }
 
-func expect(t *testing.T, got *gav1.GuestAgentCommand, phase gav1.CommandPhase, reason string, agents ...gav1.AgentType) {
+func expect(t testing.TB, got *gav1.GuestAgentCommand, phase gav1.CommandPhase, reason string, agents ...gav1.AgentType) {
 	t.Helper()
 	if got.Status.Phase != phase || got.Status.Reason != reason {
 		t.Fatalf("%s: phase %s reason %s (%s), want %s %s", got.Name, got.Status.Phase, got.Status.Reason, got.Status.Message, phase, reason)

@@ -127,7 +127,7 @@ func (p *powerButton) Calls() []string {
 var acpi = &powerButton{}
 
 // startNode starts an agentd for nodeName with the given domains.
-func startNode(t *testing.T, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
+func startNode(t testing.TB, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.NodeName = nodeName
@@ -142,7 +142,7 @@ func startNode(t *testing.T, nodeName string, qga *servicefake.QGA, doms ...virt
 	var changed func(string)
 	a, err := app.Build(cfg, env.Config, env.Scheme, app.Deps{
 		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: prometheus.NewRegistry(), QGAChanged: &changed,
-	}, testr.NewWithOptions(t, testr.Options{Verbosity: 0}).WithName(nodeName))
+	}, testLogger(t).WithName(nodeName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +160,14 @@ func startNode(t *testing.T, nodeName string, qga *servicefake.QGA, doms ...virt
 	return n
 }
 
+// testLogger logs through t for tests, and is silent for benchmarks.
+func testLogger(t testing.TB) logr.Logger {
+	if tt, ok := t.(*testing.T); ok {
+		return testr.NewWithOptions(tt, testr.Options{Verbosity: 0})
+	}
+	return logr.Discard()
+}
+
 var stopMu sync.Mutex
 
 func (n *node) stop() {
@@ -174,7 +182,7 @@ func (n *node) stop() {
 }
 
 // ogaGuest starts a fake oVirt guest agent listening where QEMU would, and returns its socket.
-func ogaGuest(t *testing.T, cfg ogafake.Config, mutate func(*ogafake.Data)) (*ogafake.Guest, string) {
+func ogaGuest(t testing.TB, cfg ogafake.Config, mutate func(*ogafake.Data)) (*ogafake.Guest, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "oga")
 	if err != nil {
@@ -219,7 +227,7 @@ func withOGA(d virt.Domain, path string) virt.Domain {
 }
 
 // eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error

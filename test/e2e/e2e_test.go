@@ -1,0 +1,322 @@
+// Package e2e proves the whole product on real parts: a real libvirtd running TCG guests with
+// Debian's real qemu-ga (and the project's oVirt guest agent inside one guest, over a real
+// virtio port), a real control plane (envtest's kube-apiserver + etcd), and both binaries
+// (bin/manager, bin/agentd) as separate processes. Run it with `make test-e2e` (root; it
+// installs and starts what it needs). It never skips: a missing piece is a failure.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/testenv"
+)
+
+const (
+	nodeName = "e2e-node"
+	ns       = "guestagent-system"
+	gBoth    = "e2e-both" // qemu-ga + oVirt agent, with a disk
+	gQGA     = "e2e-qga"  // qemu-ga only
+)
+
+var (
+	root    = testenv.RepoRoot()
+	env     *testenv.Env
+	workDir string
+	kubecfg string
+	agentd  *proc
+)
+
+func logf(format string, a ...any) { fmt.Printf("e2e: "+format+"\n", a...) }
+
+func TestMain(m *testing.M) {
+	code, err := mainErr(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func mainErr(m *testing.M) (int, error) {
+	if os.Geteuid() != 0 {
+		return 1, fmt.Errorf("the e2e suite needs root (libvirtd, guests)")
+	}
+	var err error
+	workDir, err = os.MkdirTemp("", "guestagent-e2e")
+	if err != nil {
+		return 1, err
+	}
+	qgaEnv := filepath.Join(workDir, "guest")
+	os.Setenv("QGA_ENV", qgaEnv)
+	os.Setenv("LIBVIRT_DEFAULT_URI", "qemu:///system")
+	os.Setenv("OGA_GUEST_BIN", filepath.Join(root, "bin", "oga-guest"))
+	for _, b := range []string{"manager", "agentd", "oga-guest"} {
+		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
+			return 1, fmt.Errorf("bin/%s missing: run `make build` (make test-e2e does)", b)
+		}
+	}
+	logf("setting up libvirtd and the guest kernel/initramfs")
+	if out, err := sh("bash", "hack/libvirt-env.sh"); err != nil {
+		return 1, fmt.Errorf("libvirt-env: %v\n%s", err, out)
+	}
+	defer func() {
+		for _, g := range []string{gBoth, gQGA} {
+			_, _ = sh("bash", "hack/guest.sh", "down", g)
+		}
+	}()
+	logf("booting guests %s and %s", gBoth, gQGA)
+	errs := make(chan error, 2)
+	go func() { errs <- bootGuest(gBoth, "WITH_OGA=1", "QGA_DISK=1") }()
+	go func() { errs <- bootGuest(gQGA) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			return 1, err
+		}
+	}
+
+	logf("starting the control plane")
+	env, err = testenv.Start()
+	if err != nil {
+		return 1, err
+	}
+	defer func() { _ = env.Stop() }()
+	user, err := env.Env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return 1, err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return 1, err
+	}
+	kubecfg = filepath.Join(workDir, "kubeconfig")
+	if err := os.WriteFile(kubecfg, kc, 0o600); err != nil {
+		return 1, err
+	}
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, testenv.Node(nodeName)); err != nil {
+		return 1, err
+	}
+	nsObj := &metav1.ObjectMeta{Name: ns}
+	if err := env.Client.Create(ctx, namespace(nsObj.Name)); err != nil {
+		return 1, err
+	}
+
+	manager := start("manager", "--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:28081")
+	defer manager.stop()
+	agentd = startAgentd()
+	defer func() { agentd.stop() }()
+	return m.Run(), nil
+}
+
+func bootGuest(name string, envs ...string) error {
+	cmd := exec.Command("bash", "hack/guest.sh", "up", name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), envs...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("guest %s: %v\n%s", name, err, out)
+	}
+	logf("%s", strings.TrimSpace(string(out)))
+	return nil
+}
+
+func startAgentd() *proc {
+	return start("agentd", "--node-name", nodeName, "--libvirt-uri", "qemu:///system",
+		"--default-namespace", ns, "--metrics-bind-address", "127.0.0.1:28080",
+		"--health-probe-bind-address", "127.0.0.1:28082", "--poll-users", "5s", "--poll-system", "10s",
+		"--poll-disks", "10s", "--poll-cpus", "10s")
+}
+
+// sh runs a command in the repository root.
+func sh(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// proc is a binary running as a separate process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+func start(name string, args ...string) *proc {
+	f, err := os.Create(filepath.Join(workDir, name+".log"))
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "bin", name), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubecfg)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	logf("started %s (pid %d), log %s", name, cmd.Process.Pid, f.Name())
+	return &proc{name: name, cmd: cmd, log: f}
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	_ = p.log.Close()
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log.Name())
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// eventually polls f until nil or timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s: not met within %s: %v\n--- agentd log tail ---\n%s", what, timeout, err, agentd.tail())
+}
+
+func virsh(args ...string) (string, error) { return sh("virsh", args...) }
+
+func domUUID(name string) string {
+	out, err := virsh("domuuid", name)
+	if err != nil {
+		panic(fmt.Sprintf("domuuid %s: %v %s", name, err, out))
+	}
+	return strings.TrimSpace(out)
+}
+
+func domMAC(name string) string {
+	out, _ := virsh("domiflist", name)
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Count(f[4], ":") == 5 {
+			return f[4]
+		}
+	}
+	return ""
+}
+
+func gas(uuid string) (*gav1.GuestAgentStatus, error) {
+	list := &gav1.GuestAgentStatusList{}
+	if err := env.Client.List(context.Background(), list, client.MatchingLabels{gav1.LabelDomainUUID: uuid}); err != nil {
+		return nil, err
+	}
+	if len(list.Items) != 1 {
+		return nil, fmt.Errorf("%d GuestAgentStatus objects for %s", len(list.Items), uuid)
+	}
+	return &list.Items[0], nil
+}
+
+func cond(g *gav1.GuestAgentStatus, t string) metav1.ConditionStatus {
+	for _, c := range g.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// guestExec runs a shell command inside a guest through qemu-ga.
+func guestExec(t *testing.T, name, script string) string {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": map[string]any{
+		"path": "/bin/sh", "arg": []string{"-c", script}, "capture-output": true}})
+	out, err := virsh("qemu-agent-command", name, string(req))
+	if err != nil {
+		t.Fatalf("guest-exec in %s: %v %s", name, err, out)
+	}
+	var r struct {
+		Return struct{ PID int } `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("guest-exec reply %q: %v", out, err)
+	}
+	for range 50 {
+		st, _ := virsh("qemu-agent-command", name, fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, r.Return.PID))
+		var s struct {
+			Return struct {
+				Exited  bool   `json:"exited"`
+				OutData []byte `json:"out-data"`
+			} `json:"return"`
+		}
+		if json.Unmarshal([]byte(st), &s) == nil && s.Return.Exited {
+			return string(s.Return.OutData)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("guest-exec in %s did not finish", name)
+	return ""
+}
+
+func command(t *testing.T, name, target string, action gav1.Action, mutate func(*gav1.GuestAgentCommand)) *gav1.GuestAgentCommand {
+	t.Helper()
+	c := &gav1.GuestAgentCommand{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: gav1.GuestAgentCommandSpec{Target: target, Action: action}}
+	if mutate != nil {
+		mutate(c)
+	}
+	if err := env.Client.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	got := &gav1.GuestAgentCommand{}
+	eventually(t, 90*time.Second, "command "+name+" finishes", func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {
+			return err
+		}
+		if !got.Status.Phase.IsTerminal() {
+			return fmt.Errorf("phase %q", got.Status.Phase)
+		}
+		return nil
+	})
+	logf("command %s: %s %s: %s (agents %v)", name, got.Status.Phase, got.Status.Reason, got.Status.Message, got.Status.Agents)
+	return got
+}
+
+func ready() error {
+	resp, err := http.Get("http://127.0.0.1:28082/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return fmt.Errorf("readyz %d: %s", resp.StatusCode, b.String())
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// TestRealStack runs the scenarios in order; they share the guests and the processes.
+func TestRealStack(t *testing.T) {
+	both, qga := domUUID(gBoth), domUUID(gQGA)
+	var bothName, qgaName string
+
+	t.Run("StatusShowsRealGuestData", func(t *testing.T) {
+		for _, g := range []struct{ name, uuid string }{{gBoth, both}, {gQGA, qga}} {
+			mac := domMAC(g.name)
+			eventually(t, 120*time.Second, "real data of "+g.name, func() error {
+				s, err := gas(g.uuid)
+				if err != nil {
+					return err
+				}
+				st := s.Status
+				switch {
+				case st.Hostname != g.name:
+					return fmt.Errorf("hostname %q", st.Hostname)
+				case st.OS == nil || st.OS.Type != "Linux" || !strings.HasPrefix(st.OS.KernelRelease, "6."):
+					return fmt.Errorf("os %+v", st.OS)
+				case !hasInterface(st.Interfaces, mac, "10.0.2.15"):
+					return fmt.Errorf("interfaces %+v (want MAC %s with 10.0.2.15)", st.Interfaces, mac)
+				case !hasGroup(st.DataGroups, "Users"):
+					return fmt.Errorf("users not reported (dataGroups %+v)", st.DataGroups)
+				case cond(s, gav1.ConditionAgentConnected) != metav1.ConditionTrue:
+					return fmt.Errorf("AgentConnected %q", cond(s, gav1.ConditionAgentConnected))
+				case st.QemuAgent == nil || st.QemuAgent.Version == "":
+					return fmt.Errorf("qemuAgent %+v", st.QemuAgent)
+				}
+				return nil
+			})
+		}
+		eventually(t, 120*time.Second, gBoth+" disk and OGA-only data", func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			st := s.Status
+			if !hasFilesystem(st.Filesystems, "/mnt/data", "/dev/vda") {
+				return fmt.Errorf("filesystems %+v", st.Filesystems)
+			}
+			if st.OvirtAgent == nil || ptr.Deref(st.OvirtAgent.APIVersion, 0) != 3 {
+				return fmt.Errorf("ovirtAgent %+v", st.OvirtAgent)
+			}
+			if st.Memory == nil || st.Memory.TotalBytes == nil || *st.Memory.TotalBytes == 0 {
+				return fmt.Errorf("memory statistics (OGA-only) %+v", st.Memory)
+			}
+			if st.ActiveAgents != gav1.ActiveAgentsBoth {
+				return fmt.Errorf("activeAgents %q", st.ActiveAgents)
+			}
+			bothName = s.Name
+			return nil
+		})
+		s, _ := gas(qga)
+		qgaName = s.Name
+		if s.Status.ActiveAgents != gav1.ActiveAgentsQGA {
+			t.Errorf("%s activeAgents %q", gQGA, s.Status.ActiveAgents)
+		}
+	})
+
+	t.Run("HookReachesTheGuestAgentAndCompletes", func(t *testing.T) {
+		c := command(t, "e2e-hook", bothName, gav1.ActionHook, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration, TimeoutSeconds: ptr.To[int32](30)}
+		})
+		if c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("hook: %s %s", c.Status.Reason, c.Status.Message)
+		}
+		if out := guestExec(t, gBoth, "cat /run/hooks.log"); !strings.Contains(out, "before_migration") {
+			t.Fatalf("the hook script did not run in the guest: %q", out)
+		}
+	})
+
+	t.Run("HungAgentFailsWithinDeadline", func(t *testing.T) {
+		// Stop qemu-ga inside the guest for 25 s.
+		guestExec(t, gQGA, "(kill -STOP $(pidof qemu-ga); sleep 25; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 &")
+		start := time.Now()
+		c := command(t, "e2e-hung-ping", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+			c.Spec.DeadlineSeconds = ptr.To[int32](20)
+		})
+		if c.Status.Phase != gav1.PhaseFailed {
+			t.Fatalf("a command to a hung agent must fail, got %s %s", c.Status.Phase, c.Status.Message)
+		}
+		if c.Status.Reason != gav1.ReasonAgentTimeout && c.Status.Reason != gav1.ReasonDeadlineExceeded &&
+			c.Status.Reason != gav1.ReasonAgentUnavailable {
+			t.Fatalf("unclear reason %q: %s", c.Status.Reason, c.Status.Message)
+		}
+		if time.Since(start) > 40*time.Second {
+			t.Fatalf("took %s, beyond the deadline", time.Since(start))
+		}
+		// The other guest keeps being served meanwhile.
+		p := command(t, "e2e-ping-other", bothName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if p.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("the healthy guest was not served while the other hung: %s", p.Status.Message)
+		}
+	})
+
+	t.Run("AgentdRestartResumesWithoutDuplicatesOrBlanks", func(t *testing.T) {
+		before := map[string]string{}
+		for _, u := range []string{both, qga} {
+			s, err := gas(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[u] = string(s.UID)
+		}
+		agentd.stop()
+		agentd = startAgentd()
+		eventually(t, 60*time.Second, "agentd ready again", ready)
+		// Watch for a while: one object per domain, same UID, never blanked.
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, u := range []string{both, qga} {
+				s, err := gas(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(s.UID) != before[u] {
+					t.Fatalf("status of %s re-created after restart", u)
+				}
+				if s.Status.Hostname == "" || s.Status.OS == nil {
+					t.Fatalf("status of %s blanked after restart: %+v", u, s.Status)
+				}
+			}
+			time.Sleep(time.Second)
+		}
+	})
+
+	t.Run("LibvirtdRestartReconnects", func(t *testing.T) {
+		if out, err := sh("bash", "-c", "kill $(cat /run/libvirtd.pid)"); err != nil {
+			t.Fatalf("stopping libvirtd: %v %s", err, out)
+		}
+		eventually(t, 30*time.Second, "agentd notices libvirtd is gone", func() error {
+			if ready() == nil {
+				return fmt.Errorf("still ready")
+			}
+			return nil
+		})
+		if out, err := sh("bash", "hack/libvirt-env.sh"); err != nil {
+			t.Fatalf("restarting libvirtd: %v %s", err, out)
+		}
+		eventually(t, 90*time.Second, "agentd reconnected", ready)
+		c := command(t, "e2e-ping-after-libvirtd", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("after libvirtd restart: %s %s", c.Status.Reason, c.Status.Message)
+		}
+	})
+
+	t.Run("RebootThroughQGA", func(t *testing.T) {
+		c := command(t, "e2e-reboot", bothName, gav1.ActionReboot, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("reboot: %s %s", c.Status.Reason, c.Status.Message)
+		}
+		eventually(t, 120*time.Second, "agent back after reboot", func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			if cond(s, gav1.ConditionQemuAgentConnected) != metav1.ConditionTrue {
+				return fmt.Errorf("QemuAgentConnected %q", cond(s, gav1.ConditionQemuAgentConnected))
+			}
+			// the guest's hooks log lives in /run (tmpfs): gone after a real reboot
+			if out := guestExec(t, gBoth, "cat /run/hooks.log 2>/dev/null || echo none"); !strings.Contains(out, "none") {
+				return fmt.Errorf("guest did not reboot (hooks log survived: %q)", out)
+			}
+			return nil
+		})
+	})
+
+	t.Run("ShutdownThroughQGAPowersOff", func(t *testing.T) {
+		c := command(t, "e2e-shutdown", qgaName, gav1.ActionShutdown, nil)
+		if c.Status.Phase != gav1.PhaseSucceeded || len(c.Status.Agents) != 1 || c.Status.Agents[0] != gav1.AgentQemu {
+			t.Fatalf("shutdown: %s %s %v", c.Status.Reason, c.Status.Message, c.Status.Agents)
+		}
+		eventually(t, 60*time.Second, "domain shut off", func() error {
+			out, _ := virsh("domstate", gQGA)
+			if !strings.Contains(out, "shut off") {
+				return fmt.Errorf("domstate %q", strings.TrimSpace(out))
+			}
+			return nil
+		})
+		eventually(t, 60*time.Second, "conditions follow the guest", func() error {
+			s, err := gas(qga)
+			if err != nil {
+				return err
+			}
+			if cond(s, gav1.ConditionAgentConnected) != metav1.ConditionFalse {
+				return fmt.Errorf("AgentConnected %q", cond(s, gav1.ConditionAgentConnected))
+			}
+			if s.Status.Hostname == "" {
+				return fmt.Errorf("data blanked when the guest stopped")
+			}
+			return nil
+		})
+	})
+	_ = context.Background
+}
+
+func hasInterface(ifs []gav1.GuestInterface, mac, ip string) bool {
+	for _, i := range ifs {
+		if !strings.EqualFold(i.MAC, mac) {
+			continue
+		}
+		for _, a := range i.IPv4 {
+			if strings.HasPrefix(a, ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasFilesystem(fss []gav1.GuestFilesystem, mount, disk string) bool {
+	for _, f := range fss {
+		if f.Mountpoint == mount && f.TotalBytes != nil && *f.TotalBytes > 0 {
+			for _, d := range f.Disks {
+				if strings.HasPrefix(d, disk) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func hasGroup(gs []gav1.DataGroupStatus, name string) bool {
+	for _, g := range gs {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
+}

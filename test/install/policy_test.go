@@ -1,0 +1,347 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// policyNS is the namespace of the admission policy tests (agentd's service accounts and the
+// objects they write).
+const policyNS = "policy-test"
+
+// nodeNameExtra is the user extra the API server sets from a node-bound service account token.
+const nodeNameExtra = "authentication.kubernetes.io/node-name"
+
+// TestAdmissionPolicyAPIEnabled checks that the API server serves
+// admissionregistration.k8s.io/v1 ValidatingAdmissionPolicies (GA and on by default since
+// Kubernetes 1.30), which the node restriction relies on.
+func TestAdmissionPolicyAPIEnabled(t *testing.T) {
+	dc, err := discovery.NewDiscoveryClientForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dc.ServerResourcesForGroupVersion("admissionregistration.k8s.io/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, r := range res.APIResources {
+		found[r.Kind] = true
+	}
+	for _, k := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if !found[k] {
+			t.Errorf("the API server does not serve %s in admissionregistration.k8s.io/v1", k)
+		}
+	}
+}
+
+// TestAgentdNodeRestriction installs the node restriction policy twice, once as config/policy
+// renders it (with the ServiceAccount substitution config/default makes) and once as the Helm
+// chart renders it, each for its own agentd ServiceAccount, and acts as that agentd through
+// impersonation.
+func TestAgentdNodeRestriction(t *testing.T) {
+	ctx := t.Context()
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNS}})
+
+	t.Run("kustomize", func(t *testing.T) {
+		sa := "agentd-k"
+		objs := decodeAll(t, run(t, "kustomize", "build", "config/policy"))
+		for _, o := range objs {
+			// Distinct names, so that both policies can be installed at once.
+			o.SetName("k-" + o.GetName())
+			if o.GetKind() == "ValidatingAdmissionPolicy" {
+				setAgentdUser(t, o, policyNS, sa)
+			} else {
+				if err := unstructured.SetNestedField(o.Object, "k-agentd-node-restriction", "spec", "policyName"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		testNodeRestriction(ctx, t, sa, objs)
+	})
+	t.Run("helm", func(t *testing.T) {
+		sa := "agentd-h"
+		objs := helmTemplate(t, policyNS, "--show-only", "templates/admission-policy.yaml",
+			"--set", "serviceAccount.agentd.name="+sa)
+		testNodeRestriction(ctx, t, sa, objs)
+	})
+}
+
+// setAgentdUser fills in the agentd ServiceAccount the way config/default's replacements do: the
+// match condition is "... == 'system:serviceaccount:' + '<ns>' + ':' + '<name>'" and the quoted
+// parts 3 and 7 (split at single quotes) are the namespace and the name.
+func setAgentdUser(t *testing.T, policy *unstructured.Unstructured, ns, sa string) {
+	t.Helper()
+	conds, _, _ := unstructured.NestedSlice(policy.Object, "spec", "matchConditions")
+	for i, c := range conds {
+		m := c.(map[string]any)
+		if m["name"] != "is-agentd" {
+			continue
+		}
+		parts := strings.Split(m["expression"].(string), "'")
+		if len(parts) < 8 {
+			t.Fatalf("unexpected is-agentd expression %q", m["expression"])
+		}
+		parts[3], parts[7] = ns, sa
+		m["expression"] = strings.Join(parts, "'")
+		conds[i] = m
+		if err := unstructured.SetNestedSlice(policy.Object, conds, "spec", "matchConditions"); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("no is-agentd match condition in the policy")
+}
+
+// testNodeRestriction installs the policy objects for agentd ServiceAccount sa in policyNS and
+// checks what that agentd may and may not do.
+func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []*unstructured.Unstructured) {
+	if len(policy) != 2 {
+		t.Fatalf("want a policy and a binding, got %d objects", len(policy))
+	}
+	var policyName string
+	for _, o := range policy {
+		if o.GetKind() == "ValidatingAdmissionPolicy" {
+			policyName = o.GetName()
+		}
+		if err := apply(ctx, o); err != nil {
+			t.Fatalf("installing %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	user := fmt.Sprintf("system:serviceaccount:%s:%s", policyNS, sa)
+	grantAgentdRole(t, sa)
+
+	agentdA := impersonate(t, user, "node-a")  // agentd on node-a
+	noNode := impersonate(t, user, "")         // agentd's account, token not bound to a node
+	other := impersonate(t, user+"-other", "") // another account with the same RBAC
+	grantAgentdRole(t, sa+"-other")
+
+	// Objects owned by node-a and node-b, created by an administrator.
+	p := "p-" + sa + "-"
+	ownA := gas(p+"own-a", "node-a", "node-a")
+	ofB := gas(p+"of-b", "node-b", "node-b")
+	toRelabel := gas(p+"relabel", "node-a", "node-a")
+	migrating := gas(p+"migrating", "node-b", "node-b")
+	for _, o := range []client.Object{ofB, toRelabel, migrating} {
+		mustCreate(t, o)
+	}
+	cmdA, cmdB := command(p+"cmd-a", "node-a"), command(p+"cmd-b", "node-b")
+	mustCreate(t, cmdA)
+	mustCreate(t, cmdB)
+
+	// The binding takes effect asynchronously: wait until a request the policy must deny is
+	// denied (as a dry run, so nothing is written while the policy is not active yet).
+	eventually(t, "policy "+policyName+" active", func() error {
+		err := noNode.Create(ctx, gas(p+"probe", "node-a", "node-a"), client.DryRunAll)
+		if isDeniedBy(err, policyName) {
+			return nil
+		}
+		return fmt.Errorf("probe not denied by the policy yet: %v", err)
+	})
+
+	allowed := []struct {
+		name string
+		do   func() error
+	}{
+		{"create own-node status", func() error { return agentdA.Create(ctx, ownA) }},
+		{"update own-node status", func() error {
+			return retryOnConflict(ctx, agentdA, ownA, func() { ownA.Spec.DomainName = "renamed" }, agentdA.Update)
+		}},
+		{"status update own-node status", func() error {
+			return retryOnConflict(ctx, agentdA, ownA, func() { ownA.Status.Hostname = "web-1" },
+				func(ctx context.Context, o client.Object, _ ...client.UpdateOption) error {
+					return agentdA.Status().Update(ctx, o)
+				})
+		}},
+		{"status merge patch own-node status", func() error {
+			patch := client.RawPatch("application/merge-patch+json", []byte(`{"status":{"fqdn":"web-1.example"}}`))
+			return agentdA.Status().Patch(ctx, ownA, patch)
+		}},
+		{"adopt a status migrating from node-b", func() error {
+			return retryOnConflict(ctx, agentdA, migrating, func() {
+				migrating.Labels[gav1.LabelNode] = "node-a"
+				migrating.Spec.NodeName = "node-a"
+			}, agentdA.Update)
+		}},
+		{"status update own-node command", func() error {
+			return retryOnConflict(ctx, agentdA, cmdA, func() { cmdA.Status.Message = "claimed" },
+				func(ctx context.Context, o client.Object, _ ...client.UpdateOption) error {
+					return agentdA.Status().Update(ctx, o)
+				})
+		}},
+		{"delete own-node status", func() error { return agentdA.Delete(ctx, ownA) }},
+		{"another account is unaffected", func() error {
+			return other.Create(ctx, gas(p+"by-other", "node-b", "node-b"))
+		}},
+	}
+	for _, c := range allowed {
+		if err := c.do(); err != nil {
+			t.Errorf("allowed: %s: %v", c.name, err)
+		}
+	}
+
+	denied := []struct {
+		name string
+		do   func() error
+	}{
+		{"create other-node status", func() error { return agentdA.Create(ctx, gas(p+"new-b", "node-b", "node-b")) }},
+		{"create status labelled for own node with another spec.nodeName", func() error {
+			return agentdA.Create(ctx, gas(p+"mixed", "node-a", "node-b"))
+		}},
+		{"update other-node status", func() error {
+			o := fresh(ctx, t, ofB)
+			o.Spec.DomainName = "hijacked"
+			return agentdA.Update(ctx, o)
+		}},
+		{"status update other-node status", func() error {
+			o := fresh(ctx, t, ofB)
+			o.Status.Hostname = "hijacked"
+			return agentdA.Status().Update(ctx, o)
+		}},
+		{"relabel own-node status to another node", func() error {
+			o := fresh(ctx, t, toRelabel)
+			o.Labels[gav1.LabelNode] = "node-b"
+			o.Spec.NodeName = "node-b"
+			return agentdA.Update(ctx, o)
+		}},
+		{"relabel own-node status label only", func() error {
+			o := fresh(ctx, t, toRelabel)
+			o.Labels[gav1.LabelNode] = "node-b"
+			return agentdA.Update(ctx, o)
+		}},
+		{"delete other-node status", func() error { return agentdA.Delete(ctx, fresh(ctx, t, ofB)) }},
+		{"status update other-node command", func() error {
+			o := fresh(ctx, t, cmdB)
+			o.Status.Message = "claimed"
+			return agentdA.Status().Update(ctx, o)
+		}},
+		{"no node: create status", func() error { return noNode.Create(ctx, gas(p+"nonode", "node-a", "node-a")) }},
+		{"no node: update status", func() error {
+			o := fresh(ctx, t, toRelabel)
+			o.Spec.DomainName = "x"
+			return noNode.Update(ctx, o)
+		}},
+		{"no node: delete status", func() error { return noNode.Delete(ctx, fresh(ctx, t, toRelabel)) }},
+		{"no node: status update command", func() error {
+			o := fresh(ctx, t, cmdA)
+			o.Status.Message = "again"
+			return noNode.Status().Update(ctx, o)
+		}},
+	}
+	for _, c := range denied {
+		if err := c.do(); !isDeniedBy(err, policyName) {
+			t.Errorf("denied: %s: want a denial by %s, got %v", c.name, policyName, err)
+		}
+	}
+}
+
+// isDeniedBy reports whether err is a Forbidden error from the named admission policy (and not,
+// say, from RBAC).
+func isDeniedBy(err error, policy string) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+policy+"'")
+}
+
+// gas returns a GuestAgentStatus in policyNS labelled for labelNode with spec.nodeName specNode.
+func gas(name, labelNode, specNode string) *gav1.GuestAgentStatus {
+	return &gav1.GuestAgentStatus{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policyNS, Labels: map[string]string{gav1.LabelNode: labelNode}},
+		Spec: gav1.GuestAgentStatusSpec{
+			DomainName: name,
+			DomainUUID: "0f1c2a9e-0000-4000-8000-000000000001",
+			NodeName:   specNode,
+		},
+	}
+}
+
+// command returns a Ping GuestAgentCommand in policyNS scheduled to node.
+func command(name, node string) *gav1.GuestAgentCommand {
+	return &gav1.GuestAgentCommand{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policyNS, Labels: map[string]string{gav1.LabelNode: node}},
+		Spec:       gav1.GuestAgentCommandSpec{Target: "some-guest", Action: gav1.ActionPing},
+	}
+}
+
+// fresh re-reads o as the administrator.
+func fresh[T client.Object](ctx context.Context, t *testing.T, o T) T {
+	t.Helper()
+	c := o.DeepCopyObject().(T)
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// retryOnConflict reads o with c, mutates it and writes it with write, again on a conflict.
+func retryOnConflict(ctx context.Context, c client.Client, o client.Object, mutate func(),
+	write func(context.Context, client.Object, ...client.UpdateOption) error) error {
+	for range 5 {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+			return err
+		}
+		mutate()
+		err := write(ctx, o)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("conflict after 5 attempts")
+}
+
+// impersonate returns a client acting as the service account user, with the node-name extra a
+// node-bound token carries when node is not empty.
+func impersonate(t *testing.T, user, node string) client.Client {
+	t.Helper()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: user,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + policyNS, "system:authenticated"},
+	}
+	if node != "" {
+		cfg.Impersonate.Extra = map[string][]string{nodeNameExtra: {node}}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// grantAgentdRole creates ServiceAccount sa in policyNS and binds it to agentd's generated
+// ClusterRole (config/agentd/rbac/role.yaml).
+func grantAgentdRole(t *testing.T, sa string) {
+	t.Helper()
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(readFile(t, "config/agentd/rbac/role.yaml"), &role); err != nil {
+		t.Fatal(err)
+	}
+	role.Name = "test-" + sa
+	mustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: policyNS}})
+	mustCreate(t, &role)
+	mustCreate(t, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-" + sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: policyNS}},
+	})
+}
+
+// mustCreate creates o as the administrator; an existing object is fine.
+func mustCreate(t *testing.T, o client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), o); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+	}
+}
