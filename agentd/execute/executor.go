@@ -215,7 +215,9 @@ func (e *Executor) deadline(cmd *gav1.GuestAgentCommand) time.Time {
 	return cmd.CreationTimestamp.Add(time.Duration(d) * time.Second)
 }
 
-func (e *Executor) pastDeadline(cmd *gav1.GuestAgentCommand) bool { return !e.Now().Before(e.deadline(cmd)) }
+func (e *Executor) pastDeadline(cmd *gav1.GuestAgentCommand) bool {
+	return !e.Now().Before(e.deadline(cmd))
+}
 
 // timeout bounds one execution: the time left to the deadline, at most 2 minutes (a hook's wait
 // is bounded by its own timeout, which the CRD caps at 10 minutes).

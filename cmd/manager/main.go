@@ -58,7 +58,7 @@ func main() {
 	flag.DurationVar(&o.statusGCInterval, "status-gc-interval", controllers.DefaultStatusGCInterval,
 		"Period of the sweep deleting GuestAgentStatus objects of deleted nodes; 0 or less disables the sweep (Node deletions are still handled at once).")
 	flag.DurationVar(&o.commandDefaultTTL, "command-default-ttl", time.Duration(gav1.DefaultTTLSecondsAfterFinished)*time.Second,
-		"TTL after completion of GuestAgentCommands without spec.ttlSecondsAfterFinished (the CRD defaults it, so this is a safety net).")
+		"TTL after completion of GuestAgentCommands without spec.ttlSecondsAfterFinished (the CRD defaults it, so this is a safety net; 0 means 1h).")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
