@@ -16,9 +16,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +31,7 @@ import (
 
 	"guestagent.io/operator/agentd/config"
 	"guestagent.io/operator/agentd/execute"
+	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/oga"
 	"guestagent.io/operator/agentd/publish"
 	"guestagent.io/operator/agentd/service"
@@ -110,7 +114,8 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 	publish.MustRegister(reg)
 
 	a := &Agent{Publisher: pub, Manager: mgr}
-	b := &bridge{pub: pub, reader: mgr.GetAPIReader(), log: log.WithName("bridge"), executed: map[string][]gav1.ExecutedCommand{}}
+	b := &bridge{pub: pub, reader: mgr.GetAPIReader(), log: log.WithName("bridge"), executed: map[string][]gav1.ExecutedCommand{},
+		events: mgr.GetEventRecorder("agentd"), defaultNS: cfg.DefaultNamespace, agents: map[string]agentLinks{}}
 
 	var svc *service.GuestAgentService
 	changed := func(uuid string) {
@@ -199,22 +204,55 @@ type bridge struct {
 	reader client.Reader
 	log    logr.Logger
 
+	events    events.EventRecorder
+	defaultNS string
+
 	mu       sync.Mutex
 	executed map[string][]gav1.ExecutedCommand
+	agents   map[string]agentLinks // last seen connection state, for transition Events
 }
+
+// agentLinks is whether each agent of a domain was connected.
+type agentLinks struct{ qga, oga bool }
 
 func (b *bridge) onChange(v service.View) {
 	b.mu.Lock()
 	ex := append([]gav1.ExecutedCommand(nil), b.executed[v.Domain.UUID]...)
+	prev, seen := b.agents[v.Domain.UUID]
+	now := agentLinks{qga: v.QGA.Channel == guest.ChannelConnected, oga: v.OGA.Channel == guest.ChannelConnected}
+	b.agents[v.Domain.UUID] = now
 	b.mu.Unlock()
+	if seen && v.Domain.Placement.Publish {
+		b.transitionEvents(v, prev, now)
+	}
 	if err := b.pub.Upsert(Desired(v, ex)); err != nil {
 		b.log.Error(err, "Cannot publish domain", "domainUUID", v.Domain.UUID)
 	}
 }
 
+// transitionEvents emits one Event per agent connect/disconnect on the domain's status.
+func (b *bridge) transitionEvents(v service.View, prev, now agentLinks) {
+	ns := v.Domain.Placement.Namespace
+	if ns == "" {
+		ns = b.defaultNS
+	}
+	obj := &gav1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Name: publish.ObjectName(v.Domain.Name, v.Domain.UUID), Namespace: ns}}
+	emit := func(was, is bool, agent string) {
+		switch {
+		case !was && is:
+			b.events.Eventf(obj, nil, corev1.EventTypeNormal, "AgentConnected", "Connect", "%s connected", agent)
+		case was && !is:
+			b.events.Eventf(obj, nil, corev1.EventTypeWarning, "AgentDisconnected", "Disconnect", "%s disconnected", agent)
+		}
+	}
+	emit(prev.qga, now.qga, "QEMU guest agent")
+	emit(prev.oga, now.oga, "oVirt guest agent")
+}
+
 func (b *bridge) onRemove(d virt.Domain, migrated bool) {
 	b.mu.Lock()
 	delete(b.executed, d.UUID)
+	delete(b.agents, d.UUID)
 	b.mu.Unlock()
 	remove := b.pub.Remove
 	if migrated {

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/oga/ogafake"
@@ -140,6 +142,24 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 			return fmt.Errorf("Stale %q", cond(gas, gav1.ConditionStale))
 		case gas.Status.Hostname != "guest.example.com" || gas.Status.OS == nil:
 			return fmt.Errorf("data blanked on disconnect: %+v", gas.Status)
+		}
+		return nil
+	})
+
+	// The transition is also an Event on the status (events.k8s.io), once.
+	eventually(t, 20*time.Second, func() error {
+		evs := &eventsv1.EventList{}
+		if err := env.Client.List(ctx, evs, client.InNamespace(defaultNS)); err != nil {
+			return err
+		}
+		n := 0
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "flappy-22222222" && e.Reason == "AgentDisconnected" {
+				n++
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%d AgentDisconnected events", n)
 		}
 		return nil
 	})
