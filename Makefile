@@ -33,6 +33,7 @@ manifests: controller-gen ## Generate CRDs and one RBAC role per binary.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=agentd-role paths=./agentd/... output:rbac:artifacts:config=config/agentd/rbac
+	bash hack/sync-chart-crds.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -40,8 +41,8 @@ generate: controller-gen ## Generate deepcopy code.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- api config | grep '^??')" || { git status --porcelain -- api config; echo "untracked generated files"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts | grep '^??')" || { git status --porcelain -- api config charts; echo "untracked generated files"; exit 1; }
 
 .PHONY: fmt
 fmt: ## go fmt.
@@ -80,7 +81,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl from the module proxy into bi
 	bash hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: deps envtest manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
+test: deps envtest helm kustomize manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
 	bash hack/run-tests.sh unit
 
 .PHONY: test-real
@@ -134,7 +135,9 @@ undeploy: kustomize ## Remove the deployment.
 .PHONY: helm-lint
 helm-lint: helm ## helm lint + helm template of charts/guestagent-operator.
 	$(HELM) lint charts/guestagent-operator
+	$(HELM) lint charts/guestagent-operator -f charts/guestagent-operator/ci/all-values.yaml
 	$(HELM) template ga charts/guestagent-operator --namespace guestagent-system > /dev/null
+	$(HELM) template ga charts/guestagent-operator --namespace guestagent-system -f charts/guestagent-operator/ci/all-values.yaml > /dev/null
 	@echo "helm template: ok"
 
 ##@ Tools
