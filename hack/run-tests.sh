@@ -16,13 +16,10 @@ unit)
   "${GOTEST[@]}" -timeout 20m $(go list ./... | grep -v /test/e2e)
   ;;
 real)
-  bash hack/libvirt-env.sh
-  trap 'bash hack/real-guests.sh down || true' EXIT
-  bash hack/real-guests.sh up
-  GA_REAL_LIBVIRT=1 "${GOTEST[@]}" -timeout 20m -run 'Real' ./agentd/...
+  # Real libvirtd + TCG guests running the real qemu-ga: boots, tests, tears the guests down.
+  bash hack/test-real-libvirt.sh -timeout 20m
   ;;
 e2e)
-  bash hack/libvirt-env.sh
   "${GOTEST[@]}" -timeout 30m -v ./test/e2e/... 2>&1 | tee /tmp/guestagent-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' || true
   exit "${PIPESTATUS[0]}"
   ;;

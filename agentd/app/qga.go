@@ -11,9 +11,9 @@ import (
 )
 
 // QGA adapts the QemuGuestAgentPoller to what GuestAgentService needs.
-func QGA(p *qga.Poller) service.QemuAgent { return qgaAdapter{p} }
+func QGA(p *qga.QemuGuestAgentPoller) service.QemuAgent { return qgaAdapter{p} }
 
-type qgaAdapter struct{ p *qga.Poller }
+type qgaAdapter struct{ p *qga.QemuGuestAgentPoller }
 
 func (a qgaAdapter) Run(ctx context.Context) error { return a.p.Run(ctx) }
 func (a qgaAdapter) HandleEvent(ev virt.Event)     { a.p.HandleEvent(ev) }

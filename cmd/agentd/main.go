@@ -58,7 +58,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	}
 	watcher := virt.NewManager(virt.Config{URI: cfg.LibvirtURI, Log: log.WithName("virt")})
 	var changed func(string)
-	poller, err := qga.NewPoller(qga.Config{
+	poller, err := qga.NewQemuGuestAgentPoller(qga.Config{
 		API:     qga.NewLibvirtAPI(watcher.LookupDomain),
 		Domains: watcher.Domains,
 		Periods: qga.Periods{

@@ -1,0 +1,297 @@
+package qga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/virt"
+)
+
+// fakeClock is a manually advanced Clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeGuest scripts one guest's agent.
+type fakeGuest struct {
+	caps     []CommandInfo
+	version  string
+	errs     map[string]error // per command
+	hang     chan struct{}    // when non-nil, every call blocks until closed
+	os       *OSInfo
+	users    []UserInfo
+	ifs      []NetInterface
+	fs       []FSInfo
+	disks    []DiskInfo
+	vcpus    []VCPU
+	devices  string
+	hostname string
+}
+
+// fakeAPI is an in-memory DomainAPI recording every call.
+type fakeAPI struct {
+	mu     sync.Mutex
+	guests map[string]*fakeGuest
+	calls  map[string]map[string]int // uuid → cmd → count
+	active map[string]int            // uuid → concurrent calls (must never exceed 1)
+	maxPar int
+}
+
+func newFakeAPI() *fakeAPI {
+	return &fakeAPI{guests: map[string]*fakeGuest{}, calls: map[string]map[string]int{}, active: map[string]int{}}
+}
+
+func allCommands(disabled ...string) []CommandInfo {
+	var out []CommandInfo
+	for _, c := range []string{CmdInfo, CmdPing, CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdDevices,
+		CmdVCPUs, CmdFSInfo, CmdDisks, CmdShutdown, CmdFSFreeze, CmdFSFreezeList, CmdFSThaw, CmdSetTime} {
+		en := true
+		for _, d := range disabled {
+			if d == c {
+				en = false
+			}
+		}
+		out = append(out, CommandInfo{Name: c, Enabled: en})
+	}
+	return out
+}
+
+func i(v int) *int         { return &v }
+func u64(v uint64) *uint64 { return &v }
+
+func defaultGuest(name string) *fakeGuest {
+	return &fakeGuest{
+		caps: allCommands(), version: "7.2.22", errs: map[string]error{},
+		os:       &OSInfo{ID: "debian", Name: "Debian GNU/Linux", KernelRelease: "6.1.0-56-amd64", Machine: "x86_64", VersionID: "12"},
+		hostname: name,
+		ifs: []NetInterface{{Name: "lo", HardwareAddress: "00:00:00:00:00:00", IPAddresses: []IPAddress{{Type: "ipv4", Address: "127.0.0.1", Prefix: i(8)}}},
+			{Name: "eth0", HardwareAddress: "52:54:00:AA:BB:CC", IPAddresses: []IPAddress{{Type: "ipv4", Address: "10.0.2.15", Prefix: i(24)}}}},
+		fs:      []FSInfo{{Name: "vda", Mountpoint: "/mnt/data", Type: "ext4", TotalBytes: u64(100), UsedBytes: u64(10), Disk: []FSDisk{{Serial: "s1", Dev: "/dev/vda1"}}}},
+		disks:   []DiskInfo{{Name: "/dev/vda", Address: &DiskAddress{Serial: "s1"}}},
+		vcpus:   []VCPU{{LogicalID: 0, Online: true}, {LogicalID: 1, Online: true}},
+		devices: `[{"driver-name":"viostor","driver-version":"1.0","driver-date":1600000000000000000,"id":{"type":"pci","vendor-id":6900,"device-id":4097}}]`,
+	}
+}
+
+func (f *fakeAPI) add(uuid string, g *fakeGuest) {
+	f.mu.Lock()
+	f.guests[uuid] = g
+	f.mu.Unlock()
+}
+
+func (f *fakeAPI) count(uuid, cmd string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[uuid][cmd]
+}
+
+func (f *fakeAPI) total(uuid string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls[uuid] {
+		n += c
+	}
+	return n
+}
+
+// enter records a call and returns the guest; it blocks while the guest hangs.
+func (f *fakeAPI) enter(uuid, cmd string) (*fakeGuest, func(), error) {
+	f.mu.Lock()
+	g := f.guests[uuid]
+	if f.calls[uuid] == nil {
+		f.calls[uuid] = map[string]int{}
+	}
+	f.calls[uuid][cmd]++
+	f.active[uuid]++
+	if f.active[uuid] > f.maxPar {
+		f.maxPar = f.active[uuid]
+	}
+	f.mu.Unlock()
+	done := func() {
+		f.mu.Lock()
+		f.active[uuid]--
+		f.mu.Unlock()
+	}
+	if g == nil {
+		return nil, done, &Error{Class: ErrDomainNotRunning, Command: cmd, Err: errors.New("no such domain")}
+	}
+	if g.hang != nil {
+		<-g.hang
+	}
+	f.mu.Lock()
+	err := g.errs[cmd]
+	f.mu.Unlock()
+	return g, done, err
+}
+
+func (f *fakeAPI) Raw(_ context.Context, uuid, cmd string, _ time.Duration) (json.RawMessage, error) {
+	g, done, err := f.enter(uuid, cmd)
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch cmd {
+	case CmdInfo:
+		return json.Marshal(AgentInfo{Version: g.version, SupportedCommands: g.caps})
+	case CmdDevices:
+		return json.RawMessage(g.devices), nil
+	case CmdPing:
+		return json.RawMessage(`{}`), nil
+	}
+	return nil, &Error{Class: ErrUnsupported, Command: cmd, Err: errors.New("CommandNotFound")}
+}
+
+func (f *fakeAPI) GuestInfo(_ context.Context, uuid string, t InfoType, _ time.Duration) (*GuestInfoReply, error) {
+	g, done, err := f.enter(uuid, t.Command())
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := &GuestInfoReply{}
+	switch t {
+	case InfoUsers:
+		r.Users = append([]UserInfo{}, g.users...)
+	case InfoOS:
+		if g.os != nil {
+			o := *g.os
+			r.OS = &o
+		}
+	case InfoTimezone:
+		r.Timezone = &TimezoneInfo{Zone: "UTC", Offset: i(0)}
+	case InfoHostname:
+		r.Hostname = &HostName{HostName: g.hostname}
+	case InfoFilesystem:
+		r.FS = g.fs
+	case InfoDisks:
+		r.Disks = g.disks
+	default:
+		return nil, fmt.Errorf("fake: bad type %d", t)
+	}
+	return r, nil
+}
+
+func (f *fakeAPI) Interfaces(_ context.Context, uuid string, _ time.Duration) ([]NetInterface, error) {
+	g, done, err := f.enter(uuid, CmdInterfaces)
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]NetInterface{}, g.ifs...), nil
+}
+
+func (f *fakeAPI) VCPUs(_ context.Context, uuid string, _ time.Duration) ([]VCPU, error) {
+	g, done, err := f.enter(uuid, CmdVCPUs)
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	return g.vcpus, nil
+}
+
+func (f *fakeAPI) simple(uuid, cmd string) error {
+	_, done, err := f.enter(uuid, cmd)
+	done()
+	return err
+}
+
+func (f *fakeAPI) Shutdown(_ context.Context, uuid string, _ ShutdownMode, _ time.Duration) error {
+	return f.simple(uuid, CmdShutdown)
+}
+func (f *fakeAPI) Reboot(_ context.Context, uuid string, _ time.Duration) error {
+	return f.simple(uuid, "reboot")
+}
+func (f *fakeAPI) FSFreeze(_ context.Context, uuid string, _ []string, _ time.Duration) error {
+	return f.simple(uuid, CmdFSFreeze)
+}
+func (f *fakeAPI) FSThaw(_ context.Context, uuid string, _ []string, _ time.Duration) error {
+	return f.simple(uuid, CmdFSThaw)
+}
+func (f *fakeAPI) SetTime(_ context.Context, uuid string, _ time.Time, _ time.Duration) error {
+	return f.simple(uuid, CmdSetTime)
+}
+
+// domainSet is a mutable Config.Domains source.
+type domainSet struct {
+	mu   sync.Mutex
+	doms map[string]virt.Domain
+}
+
+func (s *domainSet) set(d virt.Domain) {
+	s.mu.Lock()
+	if s.doms == nil {
+		s.doms = map[string]virt.Domain{}
+	}
+	s.doms[d.UUID] = d
+	s.mu.Unlock()
+}
+
+func (s *domainSet) del(uuid string) {
+	s.mu.Lock()
+	delete(s.doms, uuid)
+	s.mu.Unlock()
+}
+
+func (s *domainSet) list() []virt.Domain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]virt.Domain, 0, len(s.doms))
+	for _, d := range s.doms {
+		out = append(out, d)
+	}
+	return out
+}
+
+func running(uuid string) virt.Domain {
+	return virt.Domain{UUID: uuid, Name: "vm-" + uuid, State: virt.StateRunning, HasQGAChannel: true, QGAChannel: guest.ChannelConnected}
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// idle reports whether no domain run is queued or in flight.
+func (p *QemuGuestAgentPoller) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.doms {
+		if d.queued || len(d.lock) > 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,354 @@
+package qga
+
+// Tests against a REAL libvirtd with TCG guests running Debian's qemu-ga. They run only when
+// GA_REAL_LIBVIRT=1; set the environment up with (see docs/qga.md):
+//
+//	hack/libvirt-env.sh && eval "$(hack/libvirt-env.sh env)"
+//	for g in ga-t1 ga-t2; do hack/guest.sh up $g & done; wait
+//	go test -race -run Real -v ./agentd/qga/
+//	for g in ga-t1 ga-t2; do hack/guest.sh down $g; done
+//
+// The test boots one more guest itself (ga-life, with a disk and an OGA channel) to observe
+// lifecycle and agent events, suspends/resumes and hangs the pre-booted guests, and restarts
+// libvirtd under the watcher.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"libvirt.org/go/libvirt"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/virt"
+)
+
+func realEnv(t *testing.T) (guests []string) {
+	t.Helper()
+	if os.Getenv("GA_REAL_LIBVIRT") != "1" {
+		t.Skip("GA_REAL_LIBVIRT=1 not set (hack/libvirt-env.sh sets up the real stack)")
+	}
+	g := os.Getenv("GA_TEST_GUESTS")
+	if g == "" {
+		g = "ga-t1,ga-t2"
+	}
+	return strings.Split(g, ",")
+}
+
+func hackScript(name string) string { return filepath.Join("..", "..", "hack", name) }
+
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// eventLog records virt events with their arrival time.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []virt.Event
+	at  []time.Time
+}
+
+func (l *eventLog) add(ev virt.Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.at = append(l.at, time.Now())
+	l.mu.Unlock()
+}
+
+func (l *eventLog) find(since int, f func(virt.Event) bool) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := since; k < len(l.evs); k++ {
+		if f(l.evs[k]) {
+			return l.at[k], true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (l *eventLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.evs)
+}
+
+func complete(i *guest.Info, name string) bool {
+	return i != nil && i.Hostname != nil && i.Hostname.Name == name && i.OS != nil && i.Timezone != nil && i.Users != nil &&
+		HasRoutableAddress(i.Network) && i.VCPUs != nil
+}
+
+func uuidOf(m *virt.Manager, name string) string {
+	for _, d := range m.Domains() {
+		if d.Name == name {
+			return d.UUID
+		}
+	}
+	return ""
+}
+
+func TestRealLibvirt(t *testing.T) {
+	guests := realEnv(t)
+	logr := testr.New(t)
+	m := virt.NewManager(virt.Config{URI: virt.DefaultURI, Log: logr.WithName("virt"), ReconnectMin: 200 * time.Millisecond, ReconnectMax: time.Second})
+	events := &eventLog{}
+	api := NewLibvirtAPI(m.LookupDomain)
+	p, err := NewQemuGuestAgentPoller(Config{API: api, Domains: m.Domains, Log: logr.WithName("qga"), Tick: time.Second,
+		Periods:         Periods{Users: time.Second, CPUs: 5 * time.Second, Sys: 5 * time.Second, Disks: 5 * time.Second},
+		FailureThrottle: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = m.Run(ctx, func(ev virt.Event) { events.add(ev); p.HandleEvent(ev) }) }()
+	go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	// --- startup discovery of guests that were running before the watcher started
+	eventually(t, 30*time.Second, "discovery of pre-booted guests", func() bool {
+		for _, g := range guests {
+			if d, ok := m.Domain(uuidOf(m, g)); !ok || d.State != virt.StateRunning || d.QGAChannel != guest.ChannelConnected {
+				return false
+			}
+		}
+		return true
+	})
+	for _, g := range guests {
+		eventually(t, 5*time.Second, "Added/Discovered event for "+g, func() bool {
+			_, ok := events.find(0, func(e virt.Event) bool {
+				return e.Type == virt.EventDomainAdded && e.Domain.Name == g && e.Lifecycle == virt.LifecycleDiscovered
+			})
+			return ok
+		})
+	}
+
+	// --- every info type on the pre-booted guests
+	for _, g := range guests {
+		u := uuidOf(m, g)
+		eventually(t, 90*time.Second, "complete data for "+g, func() bool { i, _ := p.Info(u); return complete(i, g) })
+		i, _ := p.Info(u)
+		st, _ := p.State(u)
+		if i.OS.Type != guest.OSTypeLinux || i.OS.Arch != "x86_64" || !strings.HasPrefix(i.OS.KernelRelease, "6.1.") || i.OS.ID != "debian" {
+			t.Errorf("%s OS = %+v", g, i.OS)
+		}
+		if i.Timezone.Zone != "UTC" || i.Timezone.OffsetMinutes != 0 || len(i.Users.List) != 0 || i.VCPUs.Online != 1 {
+			t.Errorf("%s tz=%+v users=%+v vcpus=%+v", g, i.Timezone, i.Users, i.VCPUs)
+		}
+		eth := slices.IndexFunc(i.Network.Interfaces, func(n guest.Interface) bool { return n.Name == "eth0" })
+		lo := slices.IndexFunc(i.Network.Interfaces, func(n guest.Interface) bool { return n.Name == "lo" })
+		if eth < 0 || lo < 0 || !slices.Contains(i.Network.Interfaces[eth].IPv4, "10.0.2.15/24") || !strings.HasPrefix(i.Network.Interfaces[eth].MAC, "52:54:00:") {
+			t.Errorf("%s network = %+v", g, i.Network.Interfaces)
+		}
+		if st.Version == "" || !st.Responsive || !slices.Contains(st.SupportedCommands, CmdOSInfo) {
+			t.Errorf("%s state = %+v", g, st)
+		}
+		t.Logf("%s: agent %s, %d commands, unsupported %v", g, st.Version, len(st.SupportedCommands), st.UnsupportedCommands)
+	}
+
+	// --- per-call latencies on a real guest
+	u1 := uuidOf(m, guests[0])
+	measure := func(name string, f func() error) {
+		var ds []time.Duration
+		for k := 0; k < 15; k++ {
+			t0 := time.Now()
+			if err := f(); err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+		t.Logf("latency %-28s p50=%v max=%v", name, ds[len(ds)/2].Round(100*time.Microsecond), ds[len(ds)-1].Round(100*time.Microsecond))
+	}
+	bg := context.Background()
+	to := 3 * time.Second
+	measure("raw guest-info", func() error { _, err := api.Raw(bg, u1, CmdInfo, to); return err })
+	measure("raw guest-ping", func() error { _, err := api.Raw(bg, u1, CmdPing, to); return err })
+	for _, it := range []InfoType{InfoUsers, InfoOS, InfoTimezone, InfoHostname, InfoFilesystem, InfoDisks} {
+		measure("GetGuestInfo "+it.Command(), func() error { _, err := api.GuestInfo(bg, u1, it, to); return err })
+	}
+	measure("InterfaceAddresses(agent)", func() error { _, err := api.Interfaces(bg, u1, to); return err })
+	measure("GetGuestVcpus", func() error { _, err := api.VCPUs(bg, u1, to); return err })
+
+	// --- a guest booted now: lifecycle + agent events, time to first complete data, disk/fs, OGA
+	const life = "ga-life"
+	genv := []string{"QGA_DISK=1", "WITH_OGA=1"}
+	run(t, genv, hackScript("guest.sh"), "down", life)
+	t.Cleanup(func() { _ = exec.Command(hackScript("guest.sh"), "down", life).Run() })
+	run(t, genv, "sh", "-c", hackScript("guest.sh")+" xml "+life+" | virsh -c qemu:///system define /dev/stdin")
+	mark := events.len()
+	t0 := time.Now()
+	run(t, nil, "virsh", "-c", "qemu:///system", "start", life)
+	var lu string
+	eventually(t, 30*time.Second, "Started event", func() bool {
+		_, ok := events.find(mark, func(e virt.Event) bool { return e.Domain.Name == life && e.Lifecycle == virt.LifecycleStarted })
+		lu = uuidOf(m, life)
+		return ok
+	})
+	eventually(t, 120*time.Second, "agent connected event", func() bool {
+		_, ok := events.find(mark, func(e virt.Event) bool {
+			return e.Type == virt.EventAgentChannel && e.Domain.Name == life && e.Domain.QGAChannel == guest.ChannelConnected
+		})
+		return ok
+	})
+	tConn := time.Since(t0)
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		i, _ := p.Info(lu)
+		if complete(i, life) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := p.State(lu)
+			t.Fatalf("no complete data for %s: info=%+v state=%+v", life, i, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%s: agent connected %v after virsh start, first complete data after %v", life, tConn.Round(10*time.Millisecond), time.Since(t0).Round(10*time.Millisecond))
+	i, _ := p.Info(lu)
+	if fs := i.Filesystems.List[0]; fs.Mountpoint != "/mnt/data" || fs.Type != "ext4" || !fs.HasUsage || fs.TotalBytes == 0 || !slices.Contains(fs.Disks, "/dev/vda") {
+		t.Errorf("fs = %+v", i.Filesystems.List)
+	}
+	if !slices.Contains(i.Disks.Mappings, guest.DiskMapping{Serial: "qgadisk-" + life, Device: "/dev/vda"}) {
+		t.Errorf("disk mapping = %+v", i.Disks.Mappings)
+	}
+	if d, _ := m.Domain(lu); d.OGAChannelName != virt.OGAChannelName || !strings.HasSuffix(d.OGASocketPath, life+".ovirt-guest-agent.0") {
+		t.Errorf("OGA socket = %q (%q)", d.OGASocketPath, d.OGAChannelName)
+	}
+
+	// --- request methods: ping, set-time, freeze/thaw, then agent shutdown → disconnect + stop
+	for name, f := range map[string]func() error{
+		"ping":    func() error { return p.Ping(bg, lu) },
+		"settime": func() error { return p.SetTime(bg, lu) },
+	} {
+		if err := f(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := p.FSFreeze(bg, lu, nil); err != nil {
+		t.Errorf("fsfreeze: %v", err)
+	} else if err := p.FSThaw(bg, lu, nil); err != nil {
+		t.Errorf("fsthaw: %v", err)
+	}
+	mark = events.len()
+	if err := p.Shutdown(bg, lu, ShutdownPowerdown); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	// (libvirt 9.0's AGENT_LIFECYCLE "disconnected" on shutdown is racy; Stopped is not)
+	eventually(t, 60*time.Second, "stopped, channel no longer connected", func() bool {
+		_, stop := events.find(mark, func(e virt.Event) bool {
+			return e.Domain.UUID == lu && e.Lifecycle == virt.LifecycleStopped && e.Domain.QGAChannel != guest.ChannelConnected
+		})
+		return stop
+	})
+	if st, _ := p.State(lu); st.Responsive || st.Channel == guest.ChannelConnected {
+		eventually(t, 10*time.Second, "poller sees the stopped guest", func() bool {
+			p.Tick()
+			s, _ := p.State(lu)
+			return !s.Responsive && s.Channel != guest.ChannelConnected
+		})
+	}
+
+	// --- a hung agent fails cleanly within the timeout while the other guest keeps being polled
+	if len(guests) >= 2 {
+		u2 := uuidOf(m, guests[1])
+		d, err := m.LookupDomain(u1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.QemuAgentCommand(`{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","kill -STOP $(pidof qemu-ga); sleep 12; kill -CONT $(pidof qemu-ga)"]}}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+		_ = d.Free()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		t0 := time.Now()
+		_, err = api.GuestInfo(bg, u1, InfoHostname, time.Second)
+		el := time.Since(t0)
+		if c := ClassOf(err); c != ErrTimeout {
+			t.Errorf("hung agent: class %v (%v)", c, err)
+		}
+		t.Logf("hung agent: GetGuestInfo failed after %v: %v", el.Round(time.Millisecond), err)
+		if el > 5*time.Second { // GetGuestInfo (1 s) + confirming guest-ping (1 s)
+			t.Errorf("hung agent call took %v", el)
+		}
+		st2, _ := p.State(u2)
+		before := st2.LastSuccess
+		eventually(t, 30*time.Second, "poller marks the hung agent unresponsive", func() bool {
+			s, _ := p.State(u1)
+			return !s.Responsive && s.LastError != nil && s.LastError.Class == ErrTimeout
+		})
+		eventually(t, 15*time.Second, "other guest still polled", func() bool {
+			s, _ := p.State(u2)
+			return s.LastSuccess.After(before) && s.Responsive
+		})
+		eventually(t, 60*time.Second, "hung agent recovers", func() bool { s, _ := p.State(u1); return s.Responsive })
+
+		// --- paused domain: fails as DomainNotRunning quickly; the poller skips it
+		run(t, nil, "virsh", "-c", "qemu:///system", "suspend", guests[1])
+		eventually(t, 10*time.Second, "paused state", func() bool { d, _ := m.Domain(u2); return d.State == virt.StatePaused })
+		t0 = time.Now()
+		_, err = api.GuestInfo(bg, u2, InfoOS, time.Second)
+		if c := ClassOf(err); c != ErrDomainNotRunning {
+			t.Errorf("paused: class %v (%v)", c, err)
+		}
+		t.Logf("paused domain: call failed after %v", time.Since(t0).Round(time.Millisecond))
+		s2, _ := p.State(u2)
+		time.Sleep(3 * time.Second)
+		if s, _ := p.State(u2); s.LastSuccess != s2.LastSuccess {
+			t.Error("paused domain was polled")
+		}
+		run(t, nil, "virsh", "-c", "qemu:///system", "resume", guests[1])
+		eventually(t, 30*time.Second, "resumed domain polled again", func() bool { s, _ := p.State(u2); return s.LastSuccess.After(s2.LastSuccess) })
+	}
+
+	// --- libvirtd restarted under the watcher: reconnect, re-list, events re-registered
+	pidb, err := os.ReadFile("/run/libvirtd.pid")
+	if err != nil {
+		t.Fatalf("libvirtd pid: %v", err)
+	}
+	mark = events.len()
+	run(t, nil, "kill", strings.TrimSpace(string(pidb)))
+	eventually(t, 30*time.Second, "connection lost", func() bool {
+		_, ok := events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventConnectionLost })
+		return ok && !m.Connected()
+	})
+	eventually(t, 10*time.Second, "libvirtd exit", func() bool { return exec.Command("kill", "-0", strings.TrimSpace(string(pidb))).Run() != nil })
+	run(t, nil, "libvirtd", "-d")
+	eventually(t, 60*time.Second, "connection restored", func() bool {
+		_, ok := events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventConnectionRestored })
+		return ok && m.Connected()
+	})
+	for _, g := range guests {
+		if d, ok := m.Domain(uuidOf(m, g)); !ok || d.State != virt.StateRunning || d.QGAChannel != guest.ChannelConnected {
+			t.Errorf("%s after reconnect: %+v", g, d)
+		}
+	}
+	mark = events.len()
+	g := guests[len(guests)-1]
+	run(t, nil, "virsh", "-c", "qemu:///system", "suspend", g)
+	run(t, nil, "virsh", "-c", "qemu:///system", "resume", g)
+	eventually(t, 15*time.Second, "events after reconnect", func() bool {
+		_, ok := events.find(mark, func(e virt.Event) bool { return e.Domain.Name == g && e.Lifecycle == virt.LifecycleResumed })
+		return ok
+	})
+	u := uuidOf(m, g)
+	st, _ := p.State(u)
+	eventually(t, 30*time.Second, "polling after reconnect", func() bool { s, _ := p.State(u); return s.LastSuccess.After(st.LastSuccess) })
+}

@@ -1,0 +1,79 @@
+package virt
+
+// Real-libvirtd tests (GA_REAL_LIBVIRT=1; see docs/qga.md). The QGA-side real tests, including
+// the libvirtd restart, are in agentd/qga/real_libvirt_test.go.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+
+	"guestagent.io/operator/agentd/guest"
+)
+
+func TestRealLifecycleEvents(t *testing.T) {
+	if os.Getenv("GA_REAL_LIBVIRT") != "1" {
+		t.Skip("GA_REAL_LIBVIRT=1 not set")
+	}
+	log := funcr.New(func(p, a string) { t.Log(p, a) }, funcr.Options{Verbosity: 2})
+	m := NewManager(Config{Log: log})
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = m.Run(ctx, func(e Event) {
+			t.Logf("event %v %s %v chan=%v state=%v (%s)", e.Type, e.Domain.Name, e.Lifecycle, e.Domain.QGAChannel, e.Domain.State, e.Reason)
+			rec.handle(e)
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	go func() { <-ctx.Done(); close(done) }()
+	eventually(t, 30*time.Second, "connected", m.Connected)
+
+	const name = "ga-virt-life"
+	script := filepath.Join("..", "..", "hack", "guest.sh")
+	_ = exec.Command(script, "down", name).Run()
+	defer func() { _ = exec.Command(script, "down", name).Run() }()
+	out, err := exec.Command(script, "up", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("guest up: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	var uuid string
+	eventually(t, 60*time.Second, "started + agent connected", func() bool {
+		_, s := rec.find(func(e Event) bool { return e.Domain.Name == name && e.Lifecycle == LifecycleStarted })
+		e, c := rec.find(func(e Event) bool {
+			return e.Domain.Name == name && e.Type == EventAgentChannel && e.Domain.QGAChannel == guest.ChannelConnected
+		})
+		uuid = e.Domain.UUID
+		return s && c
+	})
+	mark := len(rec.evs)
+	out, err = exec.Command("virsh", "-c", DefaultURI, "shutdown", name, "--mode", "agent").CombinedOutput()
+	if err != nil {
+		t.Fatalf("shutdown: %v\n%s", err, out)
+	}
+	// libvirt 9.0 emits AGENT_LIFECYCLE "disconnected" on a guest shutdown only when its
+	// serial-port handler wins a race against the process teardown (virsh saw it, this watcher
+	// mostly does not), so the Stopped event itself must take the channel out of Connected.
+	dis := false
+	eventually(t, 60*time.Second, "stopped", func() bool {
+		stop := false
+		rec.mu.Lock()
+		for _, e := range rec.evs[mark:] {
+			dis = dis || (e.Domain.UUID == uuid && e.Type == EventAgentChannel && e.Domain.QGAChannel == guest.ChannelDisconnected)
+			stop = stop || (e.Domain.UUID == uuid && e.Lifecycle == LifecycleStopped && e.Domain.QGAChannel != guest.ChannelConnected)
+		}
+		rec.mu.Unlock()
+		return stop
+	})
+	t.Logf("agent-lifecycle disconnected event seen on shutdown: %v", dis)
+	if d, _ := m.Domain(uuid); d.State != StateShutOff || d.QGAChannel != guest.ChannelUnknown {
+		t.Errorf("after shutdown: %+v", d)
+	}
+}

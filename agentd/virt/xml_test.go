@@ -1,0 +1,79 @@
+package virt
+
+import (
+	"testing"
+
+	"guestagent.io/operator/agentd/guest"
+)
+
+func TestParseDomainXML(t *testing.T) {
+	const head = `<domain type='qemu'><name>d1</name><uuid>11111111-2222-3333-4444-555555555555</uuid>`
+	cases := []struct {
+		name      string
+		doc       string
+		hasQGA    bool
+		hint      guest.ChannelState
+		ogaPath   string
+		ogaName   string
+		placement Placement
+	}{
+		{"bare", head + `</domain>`, false, guest.ChannelUnknown, "", "", Placement{Publish: true}},
+		{"qga connected + oga preferred over legacy", head + `<devices>
+			<channel type='unix'><source mode='bind' path='/x/legacy.sock'/><target type='virtio' name='com.redhat.rhevm.vdsm'/></channel>
+			<channel type='unix'><source mode='bind' path='/x/qga'/><target type='virtio' name='org.qemu.guest_agent.0' state='connected'/></channel>
+			<channel type='unix'><source mode='bind' path='/x/oga.sock'/><target type='virtio' name='ovirt-guest-agent.0'/></channel>
+			</devices></domain>`, true, guest.ChannelConnected, "/x/oga.sock", OGAChannelName, Placement{Publish: true}},
+		{"qga disconnected + legacy only", head + `<devices>
+			<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='disconnected'/></channel>
+			<channel type='unix'><source mode='bind' path='/x/legacy.sock'/><target type='virtio' name='com.redhat.rhevm.vdsm'/></channel>
+			</devices></domain>`, true, guest.ChannelDisconnected, "/x/legacy.sock", OGALegacyChannelName, Placement{Publish: true}},
+		{"qga without state, oga channel without path is not guessed", head + `<devices>
+			<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+			<channel type='pty'><target type='virtio' name='ovirt-guest-agent.0'/></channel>
+			</devices></domain>`, true, guest.ChannelUnknown, "", "", Placement{Publish: true}},
+		{"placement namespace", head + `<metadata><other:x xmlns:other="urn:other" namespace="nope"/>
+			<ga:placement xmlns:ga="http://guestagent.io/xmlns/libvirt/v1" namespace="tenant-a"/></metadata></domain>`,
+			false, guest.ChannelUnknown, "", "", Placement{Namespace: "tenant-a", Publish: true}},
+		{"placement opt-out", head + `<metadata><ga:placement xmlns:ga="http://guestagent.io/xmlns/libvirt/v1" publish="false"/></metadata></domain>`,
+			false, guest.ChannelUnknown, "", "", Placement{Publish: false}},
+		{"foreign placement element ignored", head + `<metadata><p:placement xmlns:p="urn:someone-else" publish="false"/></metadata></domain>`,
+			false, guest.ChannelUnknown, "", "", Placement{Publish: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			xi, err := ParseDomainXML(tc.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if xi.Name != "d1" || xi.UUID != "11111111-2222-3333-4444-555555555555" {
+				t.Errorf("identity = %q %q", xi.Name, xi.UUID)
+			}
+			if xi.HasQGAChannel != tc.hasQGA || xi.QGAChannelHint != tc.hint {
+				t.Errorf("qga = %v %v, want %v %v", xi.HasQGAChannel, xi.QGAChannelHint, tc.hasQGA, tc.hint)
+			}
+			if xi.OGASocketPath != tc.ogaPath || xi.OGAChannelName != tc.ogaName {
+				t.Errorf("oga = %q %q, want %q %q", xi.OGASocketPath, xi.OGAChannelName, tc.ogaPath, tc.ogaName)
+			}
+			if xi.Placement != tc.placement {
+				t.Errorf("placement = %+v, want %+v", xi.Placement, tc.placement)
+			}
+		})
+	}
+	if _, err := ParseDomainXML("<domain"); err == nil {
+		t.Error("malformed XML: want error")
+	}
+}
+
+func TestPlacementXMLRoundTrip(t *testing.T) {
+	for _, p := range []Placement{{Namespace: "tenant-a", Publish: true}, {Publish: false}, {Namespace: `a"b`, Publish: false}} {
+		doc := `<domain><name>x</name><metadata><ga:placement xmlns:ga="http://guestagent.io/xmlns/libvirt/v1"` +
+			PlacementXML(p)[len("<placement"):] + `</metadata></domain>`
+		xi, err := ParseDomainXML(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if xi.Placement != p {
+			t.Errorf("round trip %+v -> %+v (%s)", p, xi.Placement, doc)
+		}
+	}
+}
