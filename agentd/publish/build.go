@@ -39,6 +39,8 @@ func (b *builder) build(d *Desired, prev *v1alpha1.GuestAgentStatusStatus, now m
 	fillIdentity(st, info, l)
 	fillLists(st, info, l)
 	fillNumbers(st, info)
+	carried := carryOver(d, info, st, prev)
+	d = withCarried(d, carried, prev)
 	b.keepInsignificant(st, prev)
 	fillAgents(st, d.Agents, l)
 	st.ExecutedCommands = mergeHistory(prev.ExecutedCommands, d.ExecutedCommands, l)
@@ -390,8 +392,8 @@ func mergeHistory(prev, add []v1alpha1.ExecutedCommand, l *limiter) []v1alpha1.E
 func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatusStatus, now metav1.Time) []v1alpha1.DataGroupStatus {
 	var out []v1alpha1.DataGroupStatus
 	for _, g := range guest.Groups {
-		if g == guest.GroupPCIDevices || !info.Has(g) {
-			continue // the API has no PCI device field yet
+		if g == guest.GroupPCIDevices || (!info.Has(g) && !d.Stale[g]) {
+			continue // the API has no PCI device field yet; carried groups are stale
 		}
 		src := d.Sources[g]
 		if src != v1alpha1.AgentQemu && src != v1alpha1.AgentOvirt && src != v1alpha1.AgentACPI {
@@ -520,7 +522,7 @@ func responsive(a AgentState) metav1.Condition {
 func stale(d *Desired) metav1.Condition {
 	var groups []string
 	for _, g := range guest.Groups {
-		if d.Stale[g] && d.Info.Has(g) {
+		if d.Stale[g] && (d.Info.Has(g) || d.carried[g]) {
 			groups = append(groups, string(g))
 		}
 	}

@@ -77,6 +77,9 @@ type Desired struct {
 	// already on the object (union by key, newest MaxExecutedCommands kept), so a caller only needs
 	// to pass what it executed since it started; the history survives agentd restarts.
 	ExecutedCommands []v1alpha1.ExecutedCommand
+
+	// carried marks groups republished from the last status (set by build, see carryOver).
+	carried map[guest.Group]bool
 }
 
 // deepCopy returns a copy of d that shares no memory with it.

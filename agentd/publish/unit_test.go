@@ -6,7 +6,10 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/api/v1alpha1"
@@ -97,14 +100,32 @@ func TestBuildIsStableAndCarriesTimes(t *testing.T) {
 	if !equality.Semantic.DeepEqual(first, second) {
 		t.Fatal("unchanged input built a different status")
 	}
+	// The agents went away and the memory group is no longer reported: the last known memory
+	// stays published, marked stale (never blanked by an absence of news).
+	answering := d.Agents
 	d.Agents = AgentState{}
 	d.Info.Memory = nil
 	third := b.build(&d, second, clk.at())
-	if third.ActiveAgents != v1alpha1.ActiveAgentsNone || third.Memory != nil || third.Hostname != "web1" {
+	if third.ActiveAgents != v1alpha1.ActiveAgentsNone || third.Memory == nil || third.Hostname != "web1" {
 		t.Errorf("third = %+v", third)
 	}
-	if g := findGroup(third.DataGroups, string(guest.GroupMemory)); g != nil {
-		t.Error("a group without data has a dataGroups entry")
+	if g := findGroup(third.DataGroups, string(guest.GroupMemory)); g == nil || !g.Stale {
+		t.Errorf("a carried group must be listed as stale: %+v", g)
+	}
+	if c := meta.FindStatusCondition(third.Conditions, v1alpha1.ConditionStale); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Stale condition: %+v", c)
+	}
+	// The agents answer again but have not reported memory yet: still the last known, stale.
+	d.Agents = answering
+	fourth := b.build(&d, third, clk.at())
+	if fourth.Memory == nil || !findGroup(fourth.DataGroups, string(guest.GroupMemory)).Stale {
+		t.Errorf("a group not reported yet must stay, stale: %+v", fourth.Memory)
+	}
+	// New content replaces it and it is fresh again.
+	d.Info.Memory = &guest.Memory{TotalBytes: 1 << 30}
+	fifth := b.build(&d, fourth, clk.at())
+	if fifth.Memory == nil || ptr.Deref(fifth.Memory.TotalBytes, 0) != 1<<30 || findGroup(fifth.DataGroups, string(guest.GroupMemory)).Stale {
+		t.Errorf("fresh content must replace the carried one: %+v", fifth.Memory)
 	}
 }
 

@@ -783,12 +783,16 @@ func (p *QemuGuestAgentPoller) acquire(ctx context.Context, uuid, cmd string) (*
 	}
 }
 
+// timeout is the agent timeout of one request: def (the call or request timeout), shortened to
+// what is left of ctx. A long command deadline must not make a hung agent hold the request (and
+// the domain's agent lock) for the whole deadline: a ping to a hung agent fails after CallTimeout.
 func (p *QemuGuestAgentPoller) timeout(ctx context.Context, def time.Duration) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {
-		if r := time.Until(dl); r > 0 {
-			return r
+		r := time.Until(dl)
+		if r <= 0 {
+			return time.Millisecond
 		}
-		return time.Millisecond
+		return min(r, def)
 	}
 	return def
 }

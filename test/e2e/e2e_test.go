@@ -251,20 +251,41 @@ func cond(g *gav1.GuestAgentStatus, t string) metav1.ConditionStatus {
 	return ""
 }
 
-// guestExec runs a shell command inside a guest through qemu-ga.
+// guestStart starts a shell command inside a guest through qemu-ga and returns the reply.
+func guestStart(t *testing.T, name, script string, capture bool) string {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": map[string]any{
+		"path": "/bin/sh", "arg": []string{"-c", script}, "capture-output": capture}})
+	out, err := virsh("qemu-agent-command", name, string(req))
+	if err != nil {
+		t.Fatalf("guest-exec in %s: %v %s", name, err, out)
+	}
+	return out
+}
+
+// guestExec runs a shell command inside a guest through qemu-ga and returns its output.
 func guestExec(t *testing.T, name, script string) string {
 	t.Helper()
+	out, err := guestExecErr(name, script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// guestExecErr is guestExec returning errors (for use while the agent may be away).
+func guestExecErr(name, script string) (string, error) {
 	req, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": map[string]any{
 		"path": "/bin/sh", "arg": []string{"-c", script}, "capture-output": true}})
 	out, err := virsh("qemu-agent-command", name, string(req))
 	if err != nil {
-		t.Fatalf("guest-exec in %s: %v %s", name, err, out)
+		return "", fmt.Errorf("guest-exec in %s: %v %s", name, err, out)
 	}
 	var r struct {
 		Return struct{ PID int } `json:"return"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("guest-exec reply %q: %v", out, err)
+		return "", fmt.Errorf("guest-exec reply %q: %v", out, err)
 	}
 	for range 50 {
 		st, _ := virsh("qemu-agent-command", name, fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, r.Return.PID))
@@ -275,12 +296,11 @@ func guestExec(t *testing.T, name, script string) string {
 			} `json:"return"`
 		}
 		if json.Unmarshal([]byte(st), &s) == nil && s.Return.Exited {
-			return string(s.Return.OutData)
+			return string(s.Return.OutData), nil
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("guest-exec in %s did not finish", name)
-	return ""
+	return "", fmt.Errorf("guest-exec in %s did not finish", name)
 }
 
 func command(t *testing.T, name, target string, action gav1.Action, mutate func(*gav1.GuestAgentCommand)) *gav1.GuestAgentCommand {

@@ -86,7 +86,9 @@ func TestRealStack(t *testing.T) {
 
 	t.Run("HungAgentFailsWithinDeadline", func(t *testing.T) {
 		// Stop qemu-ga inside the guest for 25 s.
-		guestExec(t, gQGA, "(kill -STOP $(pidof qemu-ga); sleep 25; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 &")
+		// (fire and forget: the agent that would report the exit status is the one we stop)
+		guestStart(t, gQGA, "(sleep 1; kill -STOP $(pidof qemu-ga); sleep 25; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 &", false)
+		time.Sleep(2 * time.Second)
 		start := time.Now()
 		c := command(t, "e2e-hung-ping", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
@@ -180,7 +182,11 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("QemuAgentConnected %q", cond(s, gav1.ConditionQemuAgentConnected))
 			}
 			// the guest's hooks log lives in /run (tmpfs): gone after a real reboot
-			if out := guestExec(t, gBoth, "cat /run/hooks.log 2>/dev/null || echo none"); !strings.Contains(out, "none") {
+			out, err := guestExecErr(gBoth, "cat /run/hooks.log 2>/dev/null || echo none")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "none") {
 				return fmt.Errorf("guest did not reboot (hooks log survived: %q)", out)
 			}
 			return nil
@@ -208,7 +214,7 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("AgentConnected %q", cond(s, gav1.ConditionAgentConnected))
 			}
 			if s.Status.Hostname == "" {
-				return fmt.Errorf("data blanked when the guest stopped")
+				return fmt.Errorf("data blanked when the guest stopped: %+v", s.Status)
 			}
 			return nil
 		})

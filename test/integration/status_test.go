@@ -164,6 +164,23 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 		return nil
 	})
 
+	// The domain stops; the QGA side drops what it knew. The status keeps the last known data.
+	stopped := d
+	stopped.State = virt.StateShutOff
+	n.qga.Set(d.UUID, nil, st)
+	n.watcher.Set(stopped, virt.LifecycleStopped)
+	time.Sleep(time.Second)
+	eventually(t, 20*time.Second, func() error {
+		gas, err := getGAS(ctx, defaultNS, d.UUID)
+		if err != nil {
+			return err
+		}
+		if gas.Status.Hostname != "guest.example.com" || gas.Status.OS == nil || cond(gas, gav1.ConditionStale) != metav1.ConditionTrue {
+			return fmt.Errorf("data blanked when the domain stopped: %+v", gas.Status)
+		}
+		return nil
+	})
+
 	n.watcher.Remove(d.UUID, virt.LifecycleUndefined)
 	eventually(t, 20*time.Second, func() error {
 		if _, err := getGAS(ctx, defaultNS, d.UUID); err == nil {

@@ -1,0 +1,567 @@
+package scale
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"guestagent.io/operator/agentd/app"
+	"guestagent.io/operator/agentd/config"
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/qga"
+	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/testenv"
+)
+
+// env is the shared control plane; nil unless GA_SCALE=1.
+var env *testenv.Env
+
+const (
+	nodeName  = "scale-node"
+	defaultNS = "guestagent-system"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GA_SCALE") != "1" {
+		os.Exit(m.Run()) // every test and benchmark skips
+	}
+	crlog.SetLogger(logr.Discard()) // the test prints its table and nothing else
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	for _, obj := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: defaultNS}}, testenv.Node(nodeName)} {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			_ = env.Stop()
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// options are the knobs of one run, from the environment.
+type options struct {
+	sizes    []int
+	window   time.Duration // steady-state measurement window
+	settle   time.Duration // minimum time after start before the window opens
+	forceQGA bool          // report QGA channels as connected (see scaleWatcher)
+	ogaEvery int           // every ogaEvery-th domain gets an ovirt-guest-agent.0 channel (0: none)
+	profile  string        // CPU profile of the window (empty: none)
+}
+
+func loadOptions(t testing.TB) options {
+	o := options{sizes: []int{100, 1000}, window: 60 * time.Second, settle: 130 * time.Second, forceQGA: true, ogaEvery: 4}
+	dur := func(key string, d *time.Duration) {
+		if v := os.Getenv(key); v != "" {
+			p, err := time.ParseDuration(v)
+			if err != nil || p < 0 {
+				t.Fatalf("%s=%q: want a duration", key, v)
+			}
+			*d = p
+		}
+	}
+	dur("GA_SCALE_WINDOW", &o.window)
+	dur("GA_SCALE_SETTLE", &o.settle)
+	if v := os.Getenv("GA_SCALE_SIZES"); v != "" {
+		o.sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				t.Fatalf("GA_SCALE_SIZES=%q: want a comma-separated list of positive integers", v)
+			}
+			o.sizes = append(o.sizes, n)
+		}
+	}
+	switch v := os.Getenv("GA_SCALE_QGA"); v {
+	case "", "connected":
+	case "xml":
+		o.forceQGA = false
+	default:
+		t.Fatalf("GA_SCALE_QGA=%q: want connected or xml", v)
+	}
+	if v := os.Getenv("GA_SCALE_OGA_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("GA_SCALE_OGA_EVERY=%q: want a non-negative integer", v)
+		}
+		o.ogaEvery = n
+	}
+	o.profile = os.Getenv("GA_SCALE_CPUPROFILE")
+	return o
+}
+
+// domainUUID is the UUID of generated domain i.
+func domainUUID(i int) string { return fmt.Sprintf("5ca1e000-0000-4000-8000-%012d", i) }
+
+// writeNode writes a test:/// node file with n running domains. Every domain has a QGA channel;
+// every ogaEvery-th one also has an ovirt-guest-agent.0 channel whose socket never exists, so
+// the oVirt agent's dial/retry/cooldown cycle is part of the measured cost.
+func writeNode(t testing.TB, n, ogaEvery int) string {
+	t.Helper()
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("<node><cpu><mhz>2000</mhz><model>i686</model><active>2</active><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads></cpu><memory>8388608</memory>\n")
+	for i := range n {
+		oga := ""
+		if ogaEvery > 0 && i%ogaEvery == 0 {
+			oga = fmt.Sprintf(`<channel type='unix'><source mode='bind' path='%s/missing/%d.oga'/><target type='virtio' name='ovirt-guest-agent.0'/></channel>`, dir, i)
+		}
+		fmt.Fprintf(&b, `<domain type='test'><name>scale-%05d</name><uuid>%s</uuid><memory>1048576</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
+<devices><interface type='network'><source network='default'/><mac address='52:54:00:%02x:%02x:%02x'/></interface>
+<channel type='unix'><source mode='bind' path='%s/missing/%d.qga'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>%s</devices></domain>
+`, i, domainUUID(i), (i>>16)&0xff, (i>>8)&0xff, i&0xff, dir, i, oga)
+	}
+	b.WriteString(`<network><name>default</name><bridge name='virbr0'/><forward/><ip address='192.168.122.1' netmask='255.255.255.0'><dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp></ip></network></node>` + "\n")
+	p := filepath.Join(dir, "node.xml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// scaleWatcher wraps the real virt.Manager: it counts the events the Manager delivers and, when
+// forceQGA is set, reports the QGA channel of running domains as Connected. The test driver
+// drops the channel's state attribute and never sends agent events, so without this the poller
+// would never call libvirt for these domains (it polls connected channels only); with it every
+// agent call reaches the test driver and fails fast with VIR_ERR_NO_SUPPORT.
+type scaleWatcher struct {
+	*virt.Manager
+	forceQGA bool
+	events   [8]atomic.Int64 // by virt.EventType
+}
+
+func (w *scaleWatcher) fix(d virt.Domain) virt.Domain {
+	if w.forceQGA && d.HasQGAChannel && d.State == virt.StateRunning && d.QGAChannel == guest.ChannelUnknown {
+		d.QGAChannel = guest.ChannelConnected
+	}
+	return d
+}
+
+func (w *scaleWatcher) Run(ctx context.Context, h virt.Handler) error {
+	return w.Manager.Run(ctx, func(ev virt.Event) {
+		if int(ev.Type) < len(w.events) {
+			w.events[ev.Type].Add(1)
+		}
+		ev.Domain = w.fix(ev.Domain)
+		h(ev)
+	})
+}
+
+func (w *scaleWatcher) Domains() []virt.Domain {
+	ds := w.Manager.Domains()
+	for i := range ds {
+		ds[i] = w.fix(ds[i])
+	}
+	return ds
+}
+
+func (w *scaleWatcher) Domain(uuid string) (virt.Domain, bool) {
+	d, ok := w.Manager.Domain(uuid)
+	return w.fix(d), ok
+}
+
+func (w *scaleWatcher) eventCount() int64 {
+	var n int64
+	for i := range w.events {
+		n += w.events[i].Load()
+	}
+	return n
+}
+
+// countingAPI counts the calls the poller makes through qga.DomainAPI (each is at least one
+// libvirt call: a domain lookup plus the agent call, plus AgentSetResponseTimeout for typed
+// calls) and how many failed.
+type countingAPI struct {
+	qga.DomainAPI
+	calls, failed atomic.Int64
+}
+
+func (c *countingAPI) count(err error) {
+	c.calls.Add(1)
+	if err != nil {
+		c.failed.Add(1)
+	}
+}
+
+func (c *countingAPI) Raw(ctx context.Context, uuid, cmd string, to time.Duration) (json.RawMessage, error) {
+	r, err := c.DomainAPI.Raw(ctx, uuid, cmd, to)
+	c.count(err)
+	return r, err
+}
+
+func (c *countingAPI) GuestInfo(ctx context.Context, uuid string, t qga.InfoType, to time.Duration) (*qga.GuestInfoReply, error) {
+	r, err := c.DomainAPI.GuestInfo(ctx, uuid, t, to)
+	c.count(err)
+	return r, err
+}
+
+func (c *countingAPI) Interfaces(ctx context.Context, uuid string, to time.Duration) ([]qga.NetInterface, error) {
+	r, err := c.DomainAPI.Interfaces(ctx, uuid, to)
+	c.count(err)
+	return r, err
+}
+
+func (c *countingAPI) VCPUs(ctx context.Context, uuid string, to time.Duration) ([]qga.VCPU, error) {
+	r, err := c.DomainAPI.VCPUs(ctx, uuid, to)
+	c.count(err)
+	return r, err
+}
+
+// requestCounter counts agentd's HTTP requests to the apiserver by kind (it wraps the rest
+// config's transport, so it sees every request of every client agentd builds).
+type requestCounter struct {
+	mu     sync.Mutex
+	byKind map[string]int64
+}
+
+func (rc *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		kind := r.Method
+		if r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true" {
+			kind = "WATCH"
+		}
+		rc.mu.Lock()
+		rc.byKind[kind]++
+		rc.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// snapshot returns reads (GET) and writes (POST/PUT/PATCH/DELETE); watches are not counted.
+func (rc *requestCounter) snapshot() (reads, writes int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for k, v := range rc.byKind {
+		switch k {
+		case http.MethodGet:
+			reads += v
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			writes += v
+		}
+	}
+	return reads, writes
+}
+
+// sample is the process state at one instant.
+type sample struct {
+	at                    time.Time
+	cpu                   time.Duration // user + system CPU of the whole test process
+	qgaCalls, qgaFailed   int64
+	virtEvents            int64
+	apiReads, apiWrites   int64
+	statusWrites, skipped float64 // publisher metrics
+}
+
+func cpuTime(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStatus returns VmRSS and VmHWM of this process in bytes.
+func procStatus(t testing.TB) (rss, hwm int64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if k == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
+
+// metric sums every series of a counter family in reg.
+func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// result is what one run measured.
+type result struct {
+	n                     int
+	objectsAt, idleAt     time.Duration // all N objects exist / publisher queue empty
+	startupWrites         int64         // agentd's API writes until idle
+	window                time.Duration
+	cpuPerMin             float64 // CPU seconds per minute over the window
+	rssMin, rssMax, hwm   int64
+	goroutines            int // at the end of the window
+	goroutinesMin, gMax   int
+	qgaPerMin, failedFrac float64
+	eventsPerMin          float64
+	apiReadsPerMin        float64
+	apiWritesPerMin       float64
+	statusWritesPerMin    float64
+	skippedPerMin         float64
+	heapInuse             uint64
+}
+
+// runScale starts agentd for n domains, waits for the startup to finish and the settle time to
+// pass, then measures a steady-state window. It returns the figures; it asserts only properties
+// (all objects published, no status write while nothing changes).
+func runScale(t testing.TB, o options, n int) result {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	uri := "test://" + writeNode(t, n, o.ogaEvery)
+	if err := virt.EnsureEventLoop(); err != nil {
+		t.Fatal(err)
+	}
+	w := &scaleWatcher{Manager: virt.NewManager(virt.Config{URI: uri, Log: logr.Discard()}), forceQGA: o.forceQGA}
+	cfg := config.Default()
+	cfg.NodeName = nodeName
+	cfg.DefaultNamespace = defaultNS
+	cfg.LibvirtURI = uri
+	cfg.MetricsAddr, cfg.HealthAddr = "0", "0"
+
+	api := &countingAPI{DomainAPI: qga.NewLibvirtAPI(w.LookupDomain)}
+	var changed func(string)
+	poller, err := qga.NewQemuGuestAgentPoller(qga.Config{
+		API:     api,
+		Domains: w.Domains,
+		Periods: qga.Periods{Caps: cfg.Poll.Capabilities.Duration, Users: cfg.Poll.Users.Duration,
+			Sys: cfg.Poll.System.Duration, CPUs: cfg.Poll.CPUs.Duration, Disks: cfg.Poll.Disks.Duration},
+		BootWindow:      cfg.Poll.BootWindow.Duration,
+		CallTimeout:     cfg.Poll.CallTimeout.Duration,
+		FailureThrottle: cfg.Poll.FailureDelay.Duration,
+		Workers:         cfg.PollWorkers,
+		Log:             logr.Discard(),
+		OnChange: func(uuid string) {
+			if changed != nil {
+				changed(uuid)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &requestCounter{byKind: map[string]int64{}}
+	restCfg := rest.CopyConfig(env.Config)
+	restCfg.Wrap(rc.wrap)
+	reg := prometheus.NewRegistry()
+	agent, err := app.Build(cfg, restCfg, env.Scheme, app.Deps{
+		Watcher: w, QGA: app.QGA(poller), PowerButton: virt.PowerButton{M: w.Manager}, Registry: reg, QGAChanged: &changed,
+	}, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	take := func() sample {
+		r, wr := rc.snapshot()
+		return sample{at: time.Now(), cpu: cpuTime(t), qgaCalls: api.calls.Load(), qgaFailed: api.failed.Load(),
+			virtEvents: w.eventCount(), apiReads: r, apiWrites: wr,
+			statusWrites: metric(t, reg, "guestagent_agentd_status_writes_total"),
+			skipped:      metric(t, reg, "guestagent_agentd_status_skipped_unchanged_total")}
+	}
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- agent.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agentd: %v", err)
+		}
+		// leave the control plane clean for the next size
+		bg := context.Background()
+		_ = env.Client.DeleteAllOf(bg, &gav1.GuestAgentStatus{}, client.InNamespace(defaultNS))
+		left := &metav1.PartialObjectMetadataList{}
+		left.SetGroupVersionKind(gav1.GroupVersion.WithKind("GuestAgentStatusList"))
+		for range 60 {
+			if err := env.Client.List(bg, left, client.InNamespace(defaultNS)); err == nil && len(left.Items) == 0 {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+
+	res := result{n: n, window: o.window}
+	// startup: until all N objects exist and the publisher's queue is empty
+	objs := &metav1.PartialObjectMetadataList{}
+	objs.SetGroupVersionKind(gav1.GroupVersion.WithKind("GuestAgentStatusList"))
+	deadline := time.Now().Add(time.Duration(n)*time.Second + 5*time.Minute)
+	for res.idleAt == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("startup of %d domains did not finish: %d objects, %d pending", n, len(objs.Items), agent.Publisher.Pending())
+		}
+		time.Sleep(time.Second)
+		if res.objectsAt == 0 {
+			if err := env.Client.List(ctx, objs, client.MatchingLabels{gav1.LabelNode: nodeName}); err != nil {
+				t.Logf("listing: %v", err)
+				continue
+			}
+			if len(objs.Items) == n {
+				res.objectsAt = time.Since(start)
+			}
+		}
+		if res.objectsAt != 0 && agent.Publisher.Pending() == 0 {
+			res.idleAt = time.Since(start)
+		}
+	}
+	_, res.startupWrites = rc.snapshot()
+	if rest := o.settle - time.Since(start); rest > 0 {
+		time.Sleep(rest)
+	}
+
+	if o.profile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", o.profile, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	runtime.GC()
+	a := take()
+	res.rssMin, res.goroutinesMin = 1<<62, 1<<30
+	for end := a.at.Add(o.window); time.Now().Before(end); {
+		time.Sleep(min(5*time.Second, time.Until(end)))
+		rss, _ := procStatus(t)
+		g := runtime.NumGoroutine()
+		res.rssMin, res.rssMax = min(res.rssMin, rss), max(res.rssMax, rss)
+		res.goroutinesMin, res.gMax = min(res.goroutinesMin, g), max(res.gMax, g)
+	}
+	b := take()
+	_, res.hwm = procStatus(t)
+	res.goroutines = runtime.NumGoroutine()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.heapInuse = ms.HeapInuse
+
+	mins := b.at.Sub(a.at).Minutes()
+	res.cpuPerMin = (b.cpu - a.cpu).Seconds() / mins
+	res.qgaPerMin = float64(b.qgaCalls-a.qgaCalls) / mins
+	if d := b.qgaCalls - a.qgaCalls; d > 0 {
+		res.failedFrac = float64(b.qgaFailed-a.qgaFailed) / float64(d)
+	}
+	res.eventsPerMin = float64(b.virtEvents-a.virtEvents) / mins
+	res.apiReadsPerMin = float64(b.apiReads-a.apiReads) / mins
+	res.apiWritesPerMin = float64(b.apiWrites-a.apiWrites) / mins
+	res.statusWritesPerMin = (b.statusWrites - a.statusWrites) / mins
+	res.skippedPerMin = (b.skipped - a.skipped) / mins
+
+	// Properties, not speed: every domain published, and nothing written while nothing changes.
+	if len(objs.Items) != n {
+		t.Errorf("%d objects, want %d", len(objs.Items), n)
+	}
+	if b.statusWrites != a.statusWrites {
+		t.Errorf("%v status writes in the steady-state window, want 0", b.statusWrites-a.statusWrites)
+	}
+	return res
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// TestScale runs agentd for each size in GA_SCALE_SIZES and prints one table.
+func TestScale(t *testing.T) {
+	if env == nil {
+		t.Skip("set GA_SCALE=1 to run the scale benchmark (minutes; see docs/benchmarks.md)")
+	}
+	o := loadOptions(t)
+	var rows []result
+	for _, n := range o.sizes {
+		rows = append(rows, runScale(t, o, n))
+	}
+	mode := "QGA channels forced Connected (every agent call fails fast: VIR_ERR_NO_SUPPORT)"
+	if !o.forceQGA {
+		mode = "QGA channels as the test driver reports them (Unknown: the poller sends nothing)"
+	}
+	fmt.Printf("\nagentd on test:/// + envtest, default config, %s, OGA channel on every %d. domain (socket missing), window %v\n\n", mode, o.ogaEvery, o.window)
+	fmt.Println("| domains | objects exist | publisher idle | startup API writes | CPU s/min | RSS MiB (min–max) | VmHWM MiB | heap in use MiB | goroutines (min–max) | QGA calls/min (failed) | virt events/min | API reads/min | API writes/min | status writes/min | skipped unchanged/min |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %d | %.0f s | %.0f s | %d | %.2f | %.0f–%.0f | %.0f | %.0f | %d–%d | %.0f (%.0f %%) | %.1f | %.1f | %.1f | %.1f | %.0f |\n",
+			r.n, r.objectsAt.Seconds(), r.idleAt.Seconds(), r.startupWrites, r.cpuPerMin, mib(r.rssMin), mib(r.rssMax), mib(r.hwm),
+			float64(r.heapInuse)/(1<<20), r.goroutinesMin, r.gMax, r.qgaPerMin, 100*r.failedFrac, r.eventsPerMin,
+			r.apiReadsPerMin, r.apiWritesPerMin, r.statusWritesPerMin, r.skippedPerMin)
+	}
+	fmt.Println()
+}
+
+// benchIdle runs one size as a benchmark (use -benchtime 1x: one run is minutes) and reports the
+// steady-state figures as benchmark metrics.
+func benchIdle(b *testing.B, n int) {
+	if env == nil {
+		b.Skip("set GA_SCALE=1 to run the scale benchmark")
+	}
+	o := loadOptions(b)
+	var r result
+	for i := 0; i < b.N; i++ {
+		r = runScale(b, o, n)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(r.cpuPerMin, "cpu-s/min")
+	b.ReportMetric(mib(r.rssMax), "rss-MiB")
+	b.ReportMetric(mib(r.hwm), "hwm-MiB")
+	b.ReportMetric(float64(r.goroutines), "goroutines")
+	b.ReportMetric(r.qgaPerMin, "qga-calls/min")
+	b.ReportMetric(r.statusWritesPerMin, "status-writes/min")
+	b.ReportMetric(r.apiWritesPerMin, "api-writes/min")
+	b.ReportMetric(r.idleAt.Seconds(), "startup-s")
+}
+
+// BenchmarkAgentdIdle100 is 100 idle domains in steady state.
+func BenchmarkAgentdIdle100(b *testing.B) { benchIdle(b, 100) }
+
+// BenchmarkAgentdIdle1000 is 1,000 idle domains in steady state.
+func BenchmarkAgentdIdle1000(b *testing.B) { benchIdle(b, 1000) }
