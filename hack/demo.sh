@@ -29,13 +29,14 @@ cleanup() {
   bash hack/guest.sh down $G2 >/dev/null 2>&1 || true
   echo "done (libvirtd keeps running; stop it with: bash hack/libvirt-env.sh stop)"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say "Control plane (envtest: real kube-apiserver + etcd, CRDs installed)"
 export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(bash hack/envtest-assets.sh)}
 ln -sf "$KUBEBUILDER_ASSETS/kubectl" bin/kubectl
 rm -f "$KUBECONFIG"
-bin/controlplane --kubeconfig "$KUBECONFIG" --nodes "$NODE" --namespaces guestagent-system,demo >"$D/controlplane.log" 2>&1 &
+bin/controlplane --write-kubeconfig "$KUBECONFIG" --nodes "$NODE" --namespaces guestagent-system,demo >"$D/controlplane.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 120); do [ -s "$KUBECONFIG" ] && break; sleep 0.5; done
 [ -s "$KUBECONFIG" ] || { cat "$D/controlplane.log"; exit 1; }
@@ -44,9 +45,10 @@ $K get crd | grep guestagent
 
 say "libvirtd and two guests (TCG, real qemu-ga; guest 1 also runs the oVirt guest agent)"
 OGA_GUEST_BIN=$ROOT/bin/oga-guest bash hack/libvirt-env.sh
-WITH_OGA=1 QGA_DISK=1 bash hack/guest.sh up $G1 &
-GA_NAMESPACE=demo bash hack/guest.sh up $G2 &
-wait %1 %2 2>/dev/null || wait
+WITH_OGA=1 QGA_DISK=1 bash hack/guest.sh up $G1 & g1=$!
+GA_NAMESPACE=demo bash hack/guest.sh up $G2 & g2=$!
+wait $g1
+wait $g2
 virsh list
 
 say "Controller manager and agentd (node $NODE)"
@@ -58,7 +60,10 @@ PIDS+=($!)
 for _ in $(seq 120); do
   [ "$($K get gas -A --no-headers 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 1
 done
-sleep 5
+# The oVirt agent negotiates its protocol version over its first heartbeats (~10 s).
+for _ in $(seq 30); do
+  [ "$($K get gas -A -o jsonpath='{.items[*].status.ovirtAgent.apiVersion}' 2>/dev/null)" = 3 ] && break; sleep 1
+done
 $K get gas -A -o wide
 
 say "A sample command: ping the guest with both agents through both"

@@ -87,7 +87,10 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 		}
 		res.Agents = append(res.Agents, a)
 		if msg != "" {
-			res.Message = msg
+			if res.Message != "" {
+				res.Message += "; "
+			}
+			res.Message += msg
 		}
 		if spec.Agent != gav1.AgentBoth {
 			break
@@ -172,7 +175,10 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 	case gav1.ActionSetTime:
 		return "", q.SetTime(ctx, uuid)
 	case gav1.ActionPing:
-		return "", q.Ping(ctx, uuid)
+		if err := q.Ping(ctx, uuid); err != nil {
+			return "", err
+		}
+		return "QEMU guest agent answered guest-ping", nil
 	}
 	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
 }

@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "/tmp/guestagent-demo/kubeconfig", "Where to write the admin kubeconfig.")
+	kubeconfig := flag.String("write-kubeconfig", "/tmp/guestagent-demo/kubeconfig", "Where to write the admin kubeconfig.")
 	nodes := flag.String("nodes", "", "Comma-separated Node objects to create (envtest runs no kubelet).")
 	namespaces := flag.String("namespaces", "guestagent-system", "Comma-separated namespaces to create.")
 	flag.Parse()
