@@ -15,27 +15,10 @@ func Desired(v service.View, executed []gav1.ExecutedCommand) publish.Desired {
 			Namespace: v.Domain.Placement.Namespace,
 			OptOut:    !v.Domain.Placement.Publish,
 		},
-		Info:    v.Info,
-		Sources: v.Sources,
-		Stale:   v.Stale,
-		Agents: publish.AgentState{
-			QGA: publish.QGAState{
-				Present:        v.QGA.Present,
-				Channel:        v.QGA.Channel,
-				Version:        v.QGA.Version,
-				Supported:      v.QGA.Supported,
-				Unsupported:    v.QGA.Unsupported,
-				LastErrorClass: v.QGA.LastErrorClass,
-				LastError:      v.QGA.LastError,
-				Responsive:     v.QGA.Responsive,
-			},
-			OGA: publish.OGAState{
-				Present:    v.OGA.Present,
-				Channel:    v.OGA.Channel,
-				APIVersion: v.OGA.APIVersion,
-				Responsive: v.OGA.Responsive,
-			},
-		},
+		Info:             v.Info,
+		Sources:          v.Sources,
+		Stale:            v.Stale,
+		Agents:           publish.AgentState{QGA: v.QGA, OGA: v.OGA},
 		ExecutedCommands: executed,
 	}
 }

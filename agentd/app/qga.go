@@ -23,12 +23,12 @@ func (a qgaAdapter) Info(uuid string) *guest.Info {
 	return info
 }
 
-func (a qgaAdapter) State(uuid string) service.QGAState {
+func (a qgaAdapter) State(uuid string) guest.QGAState {
 	st, ok := a.p.State(uuid)
 	if !ok {
-		return service.QGAState{Channel: guest.ChannelUnknown}
+		return guest.QGAState{Channel: guest.ChannelUnknown}
 	}
-	out := service.QGAState{
+	out := guest.QGAState{
 		Channel:     st.Channel,
 		Version:     st.Version,
 		Supported:   st.SupportedCommands,

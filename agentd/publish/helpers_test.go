@@ -281,9 +281,9 @@ func sampleDesired(uuid, name string) Desired {
 			guest.GroupMemory: v1alpha1.AgentOvirt, guest.GroupApplications: v1alpha1.AgentOvirt,
 		},
 		Agents: AgentState{
-			QGA: QGAState{Present: true, Channel: guest.ChannelConnected, Version: "7.2.0",
+			QGA: guest.QGAState{Present: true, Channel: guest.ChannelConnected, Version: "7.2.0",
 				Supported: []string{"guest-info", "guest-get-osinfo", "guest-ping"}, Responsive: true},
-			OGA: OGAState{Present: true, Channel: guest.ChannelConnected, APIVersion: 3, Responsive: true},
+			OGA: guest.OGAState{Present: true, Channel: guest.ChannelConnected, APIVersion: 3, Responsive: true},
 		},
 		ExecutedCommands: []v1alpha1.ExecutedCommand{
 			{Key: "tenant-a/reboot-1/abcd", Action: "Reboot", Time: metav1.NewTime(login.Add(time.Hour))},

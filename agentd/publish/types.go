@@ -22,41 +22,10 @@ type Domain struct {
 	OptOut bool
 }
 
-// QGAState is what the service knows about the QEMU guest agent of a domain.
-type QGAState struct {
-	// Present is true when the domain has a QEMU guest agent channel at all.
-	Present bool
-	// Channel is the channel state.
-	Channel guest.ChannelState
-	// Version is the agent version from guest-info.
-	Version string
-	// Supported and Unsupported are the commands agentd uses that the agent has or lacks.
-	Supported, Unsupported []string
-	// LastErrorClass is one of Timeout, NotConnected, Unsupported, AgentError, DomainNotRunning,
-	// LibvirtError, or "" (unknown classes are dropped).
-	LastErrorClass string
-	// LastError is the message of the last failed call.
-	LastError string
-	// Responsive is true when the agent answered recently.
-	Responsive bool
-}
-
-// OGAState is what the service knows about the oVirt guest agent of a domain.
-type OGAState struct {
-	// Present is true when the domain has an oVirt guest agent channel at all.
-	Present bool
-	// Channel is the socket connection state.
-	Channel guest.ChannelState
-	// APIVersion is the negotiated protocol version (published only while connected).
-	APIVersion int
-	// Responsive is true when the agent sent something recently.
-	Responsive bool
-}
-
 // AgentState describes both agents of a domain, in source-neutral terms.
 type AgentState struct {
-	QGA QGAState
-	OGA OGAState
+	QGA guest.QGAState
+	OGA guest.OGAState
 }
 
 // Desired is everything the publisher needs to write one domain's GuestAgentStatus. The service

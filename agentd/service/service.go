@@ -15,36 +15,6 @@ import (
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
-// QGAState is the QEMU guest agent's state for one domain, in source-neutral terms.
-type QGAState struct {
-	// Present is true when the domain defines a QEMU guest agent channel.
-	Present bool
-	// Channel is the channel state (libvirt's AGENT_LIFECYCLE events, bootstrapped from the XML).
-	Channel guest.ChannelState
-	// Version is the agent version from guest-info; empty until known.
-	Version string
-	// Supported and Unsupported are the commands agentd uses that the agent has or lacks.
-	Supported, Unsupported []string
-	// LastErrorClass classifies the last failed call ("" when the last call succeeded).
-	LastErrorClass string
-	// LastError is the last failure's message.
-	LastError string
-	// Responsive is true when the agent answered recently.
-	Responsive bool
-}
-
-// OGAState is the oVirt guest agent's state for one domain.
-type OGAState struct {
-	// Present is true when the domain defines an oVirt guest agent channel (and OGA is enabled).
-	Present bool
-	// Channel is the socket connection state.
-	Channel guest.ChannelState
-	// APIVersion is the negotiated protocol version.
-	APIVersion int
-	// Responsive is true when the agent sent a valid message recently.
-	Responsive bool
-}
-
 // QemuAgent is what GuestAgentService needs from the QEMU guest agent side. The QGA poller
 // implements it (see qgaadapter.go); tests use an in-memory fake.
 type QemuAgent interface {
@@ -56,7 +26,7 @@ type QemuAgent interface {
 	// Info returns a deep copy of the domain's guest data (nil groups: no data).
 	Info(uuid string) *guest.Info
 	// State returns the agent state of the domain.
-	State(uuid string) QGAState
+	State(uuid string) guest.QGAState
 	// Requests.
 	Shutdown(ctx context.Context, uuid string, halt bool) error
 	Reboot(ctx context.Context, uuid string) error
@@ -82,8 +52,8 @@ type View struct {
 	Sources map[guest.Group]gav1.AgentType
 	// Stale marks groups that show the last known value because their source is not responsive.
 	Stale map[guest.Group]bool
-	QGA   QGAState
-	OGA   OGAState
+	QGA   guest.QGAState
+	OGA   guest.OGAState
 }
 
 // Options configure a GuestAgentService.
@@ -273,10 +243,10 @@ func (s *GuestAgentService) View(uuid string) (View, bool) {
 	var oInfo *guest.Info
 	if a := s.ogaAgent(uuid); a != nil {
 		st := a.State()
-		v.OGA = OGAState{Present: true, Channel: st.Channel, APIVersion: st.APIVersion, Responsive: st.Responsive}
+		v.OGA = guest.OGAState{Present: true, Channel: st.Channel, APIVersion: st.APIVersion, Responsive: st.Responsive}
 		oInfo = a.Info()
 	} else if d.OGASocketPath != "" && s.opts.OGA != nil {
-		v.OGA = OGAState{Present: true, Channel: guest.ChannelDisconnected}
+		v.OGA = guest.OGAState{Present: true, Channel: guest.ChannelDisconnected}
 	}
 	m := merge(
 		sourceData{agent: gav1.AgentQemu, info: qInfo, responsive: v.QGA.Responsive},

@@ -12,7 +12,6 @@ import (
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/oga/ogafake"
-	"guestagent.io/operator/agentd/service"
 	"guestagent.io/operator/agentd/service/servicefake"
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -30,8 +29,8 @@ func debianQGA() *guest.Info {
 	}
 }
 
-func qgaUp(version string) service.QGAState {
-	return service.QGAState{Channel: guest.ChannelConnected, Version: version, Responsive: true,
+func qgaUp(version string) guest.QGAState {
+	return guest.QGAState{Channel: guest.ChannelConnected, Version: version, Responsive: true,
 		Supported: []string{"guest-get-osinfo", "guest-ping"}}
 }
 

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"guestagent.io/operator/agentd/guest"
-	"guestagent.io/operator/agentd/service"
 	"guestagent.io/operator/agentd/virt"
 )
 
@@ -19,7 +18,7 @@ type QGA struct {
 	mu       sync.Mutex
 	tracked  map[string]virt.Domain
 	info     map[string]*guest.Info
-	state    map[string]service.QGAState
+	state    map[string]guest.QGAState
 	calls    []string
 	FailWith error
 	// OnChange is called after Set (wire it to GuestAgentService.Changed).
@@ -28,7 +27,7 @@ type QGA struct {
 
 // NewQGA returns an empty fake.
 func NewQGA() *QGA {
-	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, state: map[string]service.QGAState{}}
+	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, state: map[string]guest.QGAState{}}
 }
 
 // Run implements service.QemuAgent.
@@ -60,14 +59,14 @@ func (f *QGA) Info(uuid string) *guest.Info {
 }
 
 // State implements service.QemuAgent.
-func (f *QGA) State(uuid string) service.QGAState {
+func (f *QGA) State(uuid string) guest.QGAState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.state[uuid]
 }
 
 // Set replaces a domain's data and state and notifies OnChange.
-func (f *QGA) Set(uuid string, info *guest.Info, st service.QGAState) {
+func (f *QGA) Set(uuid string, info *guest.Info, st guest.QGAState) {
 	f.mu.Lock()
 	f.info[uuid] = info
 	f.state[uuid] = st

@@ -1,0 +1,33 @@
+package guest
+
+// QGAState is the state of a domain's QEMU guest agent, in source-neutral terms: what the
+// service reports and the publisher writes.
+type QGAState struct {
+	// Present is true when the domain defines a QEMU guest agent channel.
+	Present bool
+	// Channel is the channel state (libvirt's AGENT_LIFECYCLE events, bootstrapped from the XML).
+	Channel ChannelState
+	// Version is the agent version from guest-info; empty until known.
+	Version string
+	// Supported and Unsupported are the commands agentd uses that the agent has or lacks.
+	Supported, Unsupported []string
+	// LastErrorClass classifies the last failed call ("" when the agent currently works): one of
+	// Timeout, NotConnected, Unsupported, AgentError, DomainNotRunning, LibvirtError.
+	LastErrorClass string
+	// LastError is the last failure's message.
+	LastError string
+	// Responsive is true when the agent answered recently.
+	Responsive bool
+}
+
+// OGAState is the state of a domain's oVirt guest agent.
+type OGAState struct {
+	// Present is true when the domain defines an oVirt guest agent channel (and OGA is enabled).
+	Present bool
+	// Channel is the socket connection state.
+	Channel ChannelState
+	// APIVersion is the negotiated protocol version (0-3).
+	APIVersion int
+	// Responsive is true when the agent sent a valid message recently.
+	Responsive bool
+}
