@@ -256,15 +256,7 @@ func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentComman
 	if spec.Freeze != nil && spec.Freeze.ThawAfterSeconds != nil {
 		after = time.Duration(*spec.Freeze.ThawAfterSeconds) * time.Second
 	}
-	s.mu.Lock()
-	parent := s.runCtx
-	s.mu.Unlock()
-	if parent == nil {
-		parent = context.Background()
-	}
-	s.hookWG.Add(1)
-	go func() {
-		defer s.hookWG.Done()
+	s.background(func(parent context.Context) {
 		t := time.NewTimer(after)
 		defer t.Stop()
 		select {
@@ -279,7 +271,7 @@ func (s *GuestAgentService) scheduleThaw(uuid string, spec gav1.GuestAgentComman
 			return
 		}
 		s.log.Info("Filesystems thawed automatically after the freeze deadline", "domainUUID", uuid)
-	}()
+	})
 	return after
 }
 

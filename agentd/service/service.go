@@ -365,6 +365,19 @@ func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
 	default:
 		return
 	}
+	s.background(func(parent context.Context) {
+		ctx, cancel := context.WithTimeout(parent, s.opts.HookTimeout)
+		defer cancel()
+		if err := send(ctx, d.UUID, false); err != nil {
+			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "reason", err.Error())
+			return
+		}
+		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook)
+	})
+}
+
+// background runs f in a goroutine bound to the service's run context; Run waits for it.
+func (s *GuestAgentService) background(f func(ctx context.Context)) {
 	s.mu.Lock()
 	parent := s.runCtx
 	s.mu.Unlock()
@@ -374,13 +387,7 @@ func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
 	s.hookWG.Add(1)
 	go func() {
 		defer s.hookWG.Done()
-		ctx, cancel := context.WithTimeout(parent, s.opts.HookTimeout)
-		defer cancel()
-		if err := send(ctx, d.UUID, false); err != nil {
-			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "reason", err.Error())
-			return
-		}
-		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook)
+		f(parent)
 	}()
 }
 
