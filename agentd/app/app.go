@@ -128,6 +128,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 	if cfg.EnableOvirtAgent {
 		listener = oga.NewListener(oga.ListenerOptions{Log: log.WithName("oga"), OnChange: changed, Timing: deps.OGATiming})
 		events = oga.NewGuestAgentEvents(listener, log.WithName("oga-events"), 0)
+		oga.MustRegisterCollector(reg, listener)
 	}
 	svc = service.New(service.Options{
 		Log:                  log.WithName("service"),

@@ -17,6 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"guestagent.io/operator/agentd/app"
 	"guestagent.io/operator/agentd/config"
@@ -59,7 +60,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	watcher := virt.NewManager(virt.Config{URI: cfg.LibvirtURI, Log: log.WithName("virt")})
 	var changed func(string)
 	poller, err := qga.NewQemuGuestAgentPoller(qga.Config{
-		API:     qga.NewLibvirtAPI(watcher.LookupDomain),
+		API:     qga.Instrument(qga.NewLibvirtAPI(watcher.LookupDomain)),
 		Domains: watcher.Domains,
 		Periods: qga.Periods{
 			Caps:  cfg.Poll.Capabilities.Duration,
@@ -82,6 +83,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
+	qga.MustRegisterMetrics(crmetrics.Registry)
 	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
 		Watcher:     watcher,
 		QGA:         app.QGA(poller),

@@ -93,6 +93,7 @@ type node struct {
 	watcher *virt.Fake
 	qga     *servicefake.QGA
 	agent   *app.Agent
+	reg     *prometheus.Registry
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -138,10 +139,10 @@ func startNode(t testing.TB, nodeName string, qga *servicefake.QGA, doms ...virt
 	if qga == nil {
 		qga = servicefake.NewQGA()
 	}
-	n := &node{name: nodeName, watcher: virt.NewFake(doms...), qga: qga, done: make(chan struct{})}
+	n := &node{name: nodeName, watcher: virt.NewFake(doms...), qga: qga, done: make(chan struct{}), reg: prometheus.NewRegistry()}
 	var changed func(string)
 	a, err := app.Build(cfg, env.Config, env.Scheme, app.Deps{
-		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: prometheus.NewRegistry(), QGAChanged: &changed,
+		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: n.reg, QGAChanged: &changed,
 	}, testLogger(t).WithName(nodeName))
 	if err != nil {
 		t.Fatal(err)
