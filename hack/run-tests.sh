@@ -20,8 +20,18 @@ real)
   bash hack/test-real-libvirt.sh -timeout 20m
   ;;
 e2e)
-  "${GOTEST[@]}" -timeout 30m -v ./test/e2e/... 2>&1 | tee /tmp/guestagent-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' || true
-  exit "${PIPESTATUS[0]}"
+  # Full verbose output goes to a log; the console gets the test lines, and everything on failure.
+  log=${E2E_LOG:-/tmp/guestagent-e2e.log}
+  set +e
+  "${GOTEST[@]}" -timeout 30m -v ./test/e2e/... >"$log" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    cat "$log"
+  else
+    grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok|panic)|e2e:' "$log"
+  fi
+  exit "$rc"
   ;;
 fuzz)
   t=${2:-20s}

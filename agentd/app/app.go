@@ -296,9 +296,9 @@ func (b *bridge) ogaAPIVersion(uuid string) int {
 }
 
 // cleanupAfterDiscovery deletes the objects of domains that vanished while agentd was down, once
-// libvirt is connected and the first discovery was delivered.
+// libvirt is connected and the first listing of domains was delivered.
 func (b *bridge) cleanupAfterDiscovery(ctx context.Context, w virt.Watcher) error {
-	for !w.Connected() {
+	for !w.Synced() {
 		select {
 		case <-ctx.Done():
 			return nil

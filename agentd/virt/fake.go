@@ -15,6 +15,7 @@ type Fake struct {
 	mu        sync.Mutex
 	domains   map[string]Domain
 	connected atomic.Bool
+	synced    atomic.Bool
 	ch        chan Event
 	started   atomic.Bool
 }
@@ -40,6 +41,7 @@ func (f *Fake) Run(ctx context.Context, h Handler) error {
 	for _, d := range f.Domains() {
 		h(Event{Type: EventDomainAdded, Domain: d, Lifecycle: LifecycleDiscovered, Reason: "fake listing"})
 	}
+	f.synced.Store(true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,6 +54,9 @@ func (f *Fake) Run(ctx context.Context, h Handler) error {
 
 // Connected implements Watcher.
 func (f *Fake) Connected() bool { return f.connected.Load() }
+
+// Synced implements Watcher: true once Run delivered the initial domains.
+func (f *Fake) Synced() bool { return f.synced.Load() && f.connected.Load() }
 
 // Domains implements Watcher.
 func (f *Fake) Domains() []Domain {

@@ -71,6 +71,7 @@ type Manager struct {
 	log logr.Logger
 
 	connected atomic.Bool
+	synced    atomic.Bool // the listing after the current connection was delivered
 	running   atomic.Bool
 
 	mu      sync.Mutex
@@ -147,6 +148,9 @@ func runEventLoop() {
 
 // Connected reports whether the connection is open with all callbacks registered.
 func (m *Manager) Connected() bool { return m.connected.Load() }
+
+// Synced implements Watcher.
+func (m *Manager) Synced() bool { return m.synced.Load() }
 
 // Domains returns snapshots of all known domains.
 func (m *Manager) Domains() []Domain {
@@ -251,8 +255,10 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		if err := m.resync(conn, h, lc, true); err != nil {
 			m.log.Info("libvirt listing failed after connect", "error", err.Error())
 		}
+		m.synced.Store(true)
 		m.serve(ctx, conn, gen, h)
 
+		m.synced.Store(false)
 		m.connected.Store(false)
 		m.mu.Lock()
 		m.conn = nil

@@ -201,6 +201,9 @@ type Watcher interface {
 	Run(ctx context.Context, h Handler) error
 	// Connected reports whether the libvirt connection is currently open and registered.
 	Connected() bool
+	// Synced reports whether the listing of all domains after the current connection was made
+	// and delivered to the handler: from then on Domains() is complete.
+	Synced() bool
 	// Domains returns snapshots of all known domains.
 	Domains() []Domain
 	// Domain returns the snapshot of one domain by UUID.
