@@ -96,8 +96,12 @@ test-e2e: deps envtest build ## End to end: real libvirtd + guests + envtest con
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	bash hack/run-tests.sh fuzz $(FUZZTIME)
 
+.PHONY: demo-check
+demo-check: deps envtest build ## Run the demo for a few seconds and fail if it does not work.
+	DEMO_EXIT_AFTER=3 bash hack/demo.sh
+
 .PHONY: test-all
-test-all: verify-generated test test-real test-e2e fuzz helm-lint kustomize-build ## Everything CI runs.
+test-all: verify-generated test test-real test-e2e demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
 
 .PHONY: bench
 bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).

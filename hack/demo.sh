@@ -65,6 +65,9 @@ for _ in $(seq 30); do
   [ "$($K get gas -A -o jsonpath='{.items[*].status.ovirtAgent.apiVersion}' 2>/dev/null)" = 3 ] && break; sleep 1
 done
 $K get gas -A -o wide
+if [ "$($K get gas -A --no-headers 2>/dev/null | wc -l)" -lt 2 ]; then
+  echo "demo: the guests' GuestAgentStatus objects did not appear; agentd log:" >&2; tail -50 "$D/agentd.log" >&2; exit 1
+fi
 
 say "A sample command: ping the guest with both agents through both"
 T=$($K get gas -n guestagent-system -o jsonpath="{.items[?(@.spec.domainName==\"$G1\")].metadata.name}")
@@ -83,6 +86,9 @@ for _ in $(seq 30); do
   case "$($K get gac demo-ping -n guestagent-system -o jsonpath='{.status.phase}')" in Succeeded|Failed) break;; esac; sleep 1
 done
 $K get gac -A -o wide
+if [ "$($K get gac demo-ping -n guestagent-system -o jsonpath='{.status.phase}')" != Succeeded ]; then
+  echo "demo: the sample command did not succeed" >&2; exit 1
+fi
 
 cat <<EOF2
 
