@@ -101,7 +101,7 @@ demo-check: deps envtest build ## Run the demo for a few seconds and fail if it 
 	DEMO_EXIT_AFTER=3 bash hack/demo.sh
 
 .PHONY: test-all
-test-all: verify-generated test test-real test-e2e demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
+test-all: verify-generated lint test test-real test-e2e demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
 
 .PHONY: bench
 bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).

@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("TEST_LOG") != "" {
 		w = os.Stderr
 	}

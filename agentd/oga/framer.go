@@ -30,11 +30,6 @@ func newLineSplitter(max int) *lineSplitter {
 	return &lineSplitter{max: max}
 }
 
-func (s *lineSplitter) reset() {
-	s.buf = nil
-	s.skipping = false
-}
-
 // pending reports how many bytes of an unterminated line are buffered.
 func (s *lineSplitter) pending() int { return len(s.buf) }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -85,14 +84,6 @@ func newHarness(t *testing.T, timing Timing) *harness {
 	return h
 }
 
-func (h *harness) changeCount(id string) int64 {
-	c, ok := h.changes.Load(id)
-	if !ok {
-		return 0
-	}
-	return c.(*atomic.Int64).Load()
-}
-
 // rawGuest is a minimal socket server recording the host's lines, for exact wire checks.
 type rawGuest struct {
 	path  string
@@ -163,12 +154,4 @@ func (g *rawGuest) write(t *testing.T, s string) {
 	if _, err := g.conn.Write([]byte(s)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func countFDs(t *testing.T) int {
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(es)
 }

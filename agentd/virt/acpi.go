@@ -18,7 +18,7 @@ func (p PowerButton) ACPIShutdown(_ context.Context, uuid string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Free()
+	defer func() { _ = d.Free() }()
 	if err := d.ShutdownFlags(libvirt.DOMAIN_SHUTDOWN_ACPI_POWER_BTN); err != nil {
 		return fmt.Errorf("ACPI shutdown of %s: %w", uuid, err)
 	}
@@ -31,7 +31,7 @@ func (p PowerButton) ACPIReboot(_ context.Context, uuid string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Free()
+	defer func() { _ = d.Free() }()
 	if err := d.Reboot(libvirt.DOMAIN_REBOOT_ACPI_POWER_BTN); err != nil {
 		return fmt.Errorf("ACPI reboot of %s: %w", uuid, err)
 	}

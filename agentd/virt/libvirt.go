@@ -400,7 +400,7 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 	m.log.V(2).Info("libvirt event", "kind", int(ev.kind), "domain", ev.name, "event", int(ev.event), "detail", ev.detail, "agent", int(ev.agent))
 	switch ev.kind {
 	case rawAgent:
-		st := guest.ChannelUnknown
+		var st guest.ChannelState
 		switch ev.agent {
 		case libvirt.CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED:
 			st = guest.ChannelConnected

@@ -96,7 +96,7 @@ func parsePlacement(inner string) (Placement, bool) {
 						p.Namespace = strings.TrimSpace(a.Value)
 					case "publish":
 						v := strings.ToLower(strings.TrimSpace(a.Value))
-						p.Publish = !(v == "false" || v == "0" || v == "no")
+						p.Publish = v != "false" && v != "0" && v != "no"
 					}
 				}
 				return p, true

@@ -199,7 +199,7 @@ func readKV(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	m := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -557,7 +557,7 @@ func (g *Guest) ServeListener(ctx context.Context, ln net.Listener) error {
 }
 
 func (g *Guest) serveConn(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	g.attach(conn)
