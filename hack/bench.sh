@@ -4,6 +4,11 @@
 #               (set OGA_STREAM_FILE to decode shared/bench's reference stream instead)
 #   publish:    cost of the write-or-skip decision for an unchanged domain
 #   command:    GuestAgentCommand creation -> the guest receives it, p50/p99, real apiserver
+#   scale:      agentd (real assembly) on libvirt's test driver with 100 and 1,000 domains +
+#               envtest: steady-state CPU s/min, RSS, goroutines, QGA calls/min, API writes/min,
+#               startup time. Minutes per size (the first publish of 1,000 objects is rate-
+#               limited at 5 QPS). GA_SCALE_WINDOW (default here 120s) sets the measured window;
+#               BENCH_SCALE=0 skips it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -14,6 +19,14 @@ run() { go test -run '^$' -bench "$1" -benchtime "$2" -benchmem "$3" 2>&1 | grep
 echo "== OGA decode"; run 'BenchmarkDecodeStream' 5x ./agentd/oga/
 echo "== publish decision"; run 'BenchmarkUnchanged' 2s ./agentd/publish/
 echo "== command latency (200 commands)"; run 'BenchmarkCommandLatency' 200x ./test/integration/
+if [ "${BENCH_SCALE:-1}" != 0 ]; then
+  # one process per size, so that VmHWM is that size's own peak
+  for n in 100 1000; do
+    echo "== agentd idle, $n domains (test:/// driver + envtest; minutes)"
+    GA_SCALE=1 GA_SCALE_WINDOW=${GA_SCALE_WINDOW:-120s} go test -timeout 60m -run '^$' -bench "BenchmarkAgentdIdle$n\$" -benchtime 1x ./test/scale/ 2>&1 |
+      grep -E '^Benchmark' | tee -a "$OUT"
+  done
+fi
 echo
 echo "| benchmark | figures |"
 echo "|---|---|"

@@ -211,6 +211,8 @@ type bridge struct {
 	mu       sync.Mutex
 	executed map[string][]gav1.ExecutedCommand
 	agents   map[string]agentLinks // last seen connection state, for transition Events
+	// apiVersions caches the persisted oVirt API versions listed at startup.
+	apiVersions map[string]int
 }
 
 // agentLinks is whether each agent of a domain was connected.
@@ -279,20 +281,42 @@ func (b *bridge) RecordExecuted(uuid string, ec gav1.ExecutedCommand) {
 
 // ogaAPIVersion returns the negotiated oVirt agent version persisted in the domain's
 // GuestAgentStatus (written by this node before a restart, or by the source node before a
-// migration), so hooks can be sent at once.
+// migration), so hooks can be sent at once. The first call lists every status once (startup:
+// one request for all domains); a domain unknown then (migrated in later) costs one labelled
+// list. The service calls it only when it starts talking to a domain's oVirt agent.
 func (b *bridge) ogaAPIVersion(uuid string) int {
-	list := &gav1.GuestAgentStatusList{}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	b.mu.Lock()
+	if b.apiVersions == nil {
+		b.mu.Unlock()
+		all := b.listAPIVersions()
+		b.mu.Lock()
+		if b.apiVersions == nil {
+			b.apiVersions = all
+		}
+	}
+	v, ok := b.apiVersions[uuid]
+	b.mu.Unlock()
+	if ok {
+		return v
+	}
+	return b.listAPIVersions(client.MatchingLabels{gav1.LabelDomainUUID: uuid})[uuid]
+}
+
+func (b *bridge) listAPIVersions(opts ...client.ListOption) map[string]int {
+	out := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.reader.List(ctx, list, client.MatchingLabels{gav1.LabelDomainUUID: uuid}); err != nil {
-		return 0
+	list := &gav1.GuestAgentStatusList{}
+	if err := b.reader.List(ctx, list, opts...); err != nil {
+		b.log.Info("Cannot read persisted oVirt agent API versions; starting at 0", "reason", err.Error())
+		return out
 	}
 	for _, s := range list.Items {
 		if oa := s.Status.OvirtAgent; oa != nil && oa.APIVersion != nil {
-			return int(*oa.APIVersion)
+			out[s.Spec.DomainUUID] = int(*oa.APIVersion)
 		}
 	}
-	return 0
+	return out
 }
 
 // cleanupAfterDiscovery deletes the objects of domains that vanished while agentd was down, once

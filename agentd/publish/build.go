@@ -172,7 +172,9 @@ func users(in []guest.User, l *limiter) []v1alpha1.GuestUser {
 	out := make([]v1alpha1.GuestUser, n)
 	for i, u := range in[:n] {
 		out[i] = v1alpha1.GuestUser{Name: l.str(u.Name, 256), Domain: l.str(u.Domain, 256)}
-		if !u.LoginTime.IsZero() {
+		// A time the API cannot represent (before year 1 or after 9999, e.g. a hostile guest's
+		// login time) is dropped; otherwise the apiserver would reject the whole status.
+		if y := u.LoginTime.UTC().Year(); !u.LoginTime.IsZero() && y >= 1970 && y <= 9999 {
 			t := statusTime(u.LoginTime)
 			out[i].LoginTime = &t
 		}

@@ -239,8 +239,8 @@ func (p *Publisher) Remove(uuid string) error {
 	return nil
 }
 
-// RemoveAllExcept removes every domain this publisher knows (from Upsert or from the objects
-// listed at start) whose UUID is not in present. Call it after the first full domain discovery so
+// RemoveAllExcept removes every domain this publisher knows from the objects listed at start
+// (and never upserted since) whose UUID is not in present. Call it after the first full domain discovery so
 // that objects of domains that vanished while agentd was down are deleted. It waits for the
 // startup listing.
 func (p *Publisher) RemoveAllExcept(ctx context.Context, present []string) error {
@@ -257,8 +257,10 @@ func (p *Publisher) RemoveAllExcept(ctx context.Context, present []string) error
 	}
 	p.mu.Lock()
 	var gone []string
-	for u := range p.entries {
-		if !keep[u] {
+	for u, e := range p.entries {
+		// An entry that was upserted is a live domain, whatever the caller's snapshot says: a
+		// domain may appear between the caller's listing and this call.
+		if !keep[u] && e.desired == nil {
 			gone = append(gone, u)
 		}
 	}

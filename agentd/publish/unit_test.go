@@ -3,6 +3,7 @@ package publish
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -140,5 +141,20 @@ func TestOptionsValidation(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A login time the API cannot represent (a hostile guest's) is dropped instead of making the
+// apiserver reject the whole status; the user stays listed.
+func TestUnrepresentableLoginTimeIsDropped(t *testing.T) {
+	b := &builder{memory: DefaultThreshold, filesystem: DefaultThreshold, maxBytes: DefaultMaxStatusBytes}
+	d := sampleDesired("0123abcd-0000-4000-8000-000000000001", "y")
+	d.Info.Users = &guest.Users{List: []guest.User{
+		{Name: "future", LoginTime: time.Unix(1<<40, 0)},
+		{Name: "now", LoginTime: time.Unix(1767225600, 0)},
+	}}
+	st := b.build(&d, nil, newClock().at())
+	if len(st.Users) != 2 || st.Users[0].LoginTime != nil || st.Users[1].LoginTime == nil {
+		t.Fatalf("users = %+v", st.Users)
 	}
 }

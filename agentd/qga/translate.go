@@ -106,6 +106,13 @@ func StripPartition(dev string) string {
 	return dev
 }
 
+// Caps on what one reply can contribute: a hostile guest's multi-megabyte reply costs linear
+// time and bounded memory (the API caps are lower still; the publisher truncates and counts).
+const (
+	maxDisksPerFilesystem = 64
+	maxDevices            = 4096
+)
+
 // TranslateFilesystems converts guest-get-fsinfo. Entries without total or used bytes stay
 // listed with HasUsage=false. Entries without a mountpoint are skipped.
 func TranslateFilesystems(fs []FSInfo) *guest.Filesystems {
@@ -118,8 +125,13 @@ func TranslateFilesystems(fs []FSInfo) *guest.Filesystems {
 		if f.TotalBytes != nil && f.UsedBytes != nil {
 			gf.TotalBytes, gf.UsedBytes, gf.HasUsage = *f.TotalBytes, *f.UsedBytes, true
 		}
+		seen := map[string]bool{}
 		for _, d := range f.Disk {
-			if d.Dev != "" && !slices.Contains(gf.Disks, d.Dev) {
+			if len(gf.Disks) >= maxDisksPerFilesystem {
+				break
+			}
+			if d.Dev != "" && !seen[d.Dev] {
+				seen[d.Dev] = true
 				gf.Disks = append(gf.Disks, d.Dev)
 			}
 		}
@@ -277,7 +289,11 @@ func TranslateDevices(raw json.RawMessage) (*guest.PCIDevices, error) {
 		return nil, fmt.Errorf("guest-get-devices reply: %w", err)
 	}
 	out := &guest.PCIDevices{List: []guest.PCIDevice{}}
+	seen := map[guest.PCIDevice]bool{}
 	for _, e := range entries {
+		if len(out.List) >= maxDevices {
+			break
+		}
 		var vendor, device *uint32
 		switch {
 		case e.ID != nil && e.ID.Type == "pci":
@@ -292,7 +308,8 @@ func TranslateDevices(raw json.RawMessage) (*guest.PCIDevices, error) {
 		}
 		d := guest.PCIDevice{VendorID: uint16(*vendor), DeviceID: uint16(*device),
 			DriverName: e.DriverName, DriverVersion: e.DriverVersion, DriverDate: driverDate(e.DriverDate)}
-		if !slices.Contains(out.List, d) {
+		if !seen[d] {
+			seen[d] = true
 			out.List = append(out.List, d)
 		}
 	}

@@ -318,7 +318,11 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 	if s.opts.OGA != nil {
 		switch {
 		case d.OGASocketPath != "" && d.State.Active():
-			s.opts.OGA.Add(d.UUID, d.OGASocketPath, s.opts.InitialOGAAPIVersion(d.UUID))
+			version := 0
+			if s.opts.OGA.Agent(d.UUID) == nil { // only a new agent needs the persisted version
+				version = s.opts.InitialOGAAPIVersion(d.UUID)
+			}
+			s.opts.OGA.Add(d.UUID, d.OGASocketPath, version)
 		default:
 			s.opts.OGA.Remove(d.UUID)
 		}

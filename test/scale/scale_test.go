@@ -340,6 +340,7 @@ func metric(t testing.TB, reg *prometheus.Registry, name string) float64 {
 type result struct {
 	n                     int
 	objectsAt, idleAt     time.Duration // all N objects exist / publisher queue empty
+	missing               int           // objects never created (startup failure)
 	startupWrites         int64         // agentd's API writes until idle
 	window                time.Duration
 	cpuPerMin             float64 // CPU seconds per minute over the window
@@ -438,6 +439,7 @@ func runScale(t testing.TB, o options, n int) result {
 	objs := &metav1.PartialObjectMetadataList{}
 	objs.SetGroupVersionKind(gav1.GroupVersion.WithKind("GuestAgentStatusList"))
 	deadline := time.Now().Add(time.Duration(n)*time.Second + 5*time.Minute)
+	lastCount, stableSince := -1, time.Now()
 	for res.idleAt == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("startup of %d domains did not finish: %d objects, %d pending", n, len(objs.Items), agent.Publisher.Pending())
@@ -448,11 +450,22 @@ func runScale(t testing.TB, o options, n int) result {
 				t.Logf("listing: %v", err)
 				continue
 			}
+			if len(objs.Items) != lastCount {
+				lastCount, stableSince = len(objs.Items), time.Now()
+			}
 			if len(objs.Items) == n {
 				res.objectsAt = time.Since(start)
 			}
 		}
-		if res.objectsAt != 0 && agent.Publisher.Pending() == 0 {
+		idle := agent.Publisher.Pending() == 0
+		switch {
+		case res.objectsAt != 0 && idle:
+			res.idleAt = time.Since(start)
+		case idle && time.Since(stableSince) > time.Minute:
+			// The publisher is idle but objects are missing: a property failure (see
+			// docs/benchmarks.md, Findings), reported; the steady state is still measured.
+			t.Errorf("startup of %d domains: publisher idle for a minute with only %d objects", n, len(objs.Items))
+			res.missing = n - len(objs.Items)
 			res.idleAt = time.Since(start)
 		}
 	}
@@ -500,10 +513,7 @@ func runScale(t testing.TB, o options, n int) result {
 	res.statusWritesPerMin = (b.statusWrites - a.statusWrites) / mins
 	res.skippedPerMin = (b.skipped - a.skipped) / mins
 
-	// Properties, not speed: every domain published, and nothing written while nothing changes.
-	if len(objs.Items) != n {
-		t.Errorf("%d objects, want %d", len(objs.Items), n)
-	}
+	// Property, not speed: nothing written while nothing changes.
 	if b.statusWrites != a.statusWrites {
 		t.Errorf("%v status writes in the steady-state window, want 0", b.statusWrites-a.statusWrites)
 	}
@@ -527,11 +537,11 @@ func TestScale(t *testing.T) {
 		mode = "QGA channels as the test driver reports them (Unknown: the poller sends nothing)"
 	}
 	fmt.Printf("\nagentd on test:/// + envtest, default config, %s, OGA channel on every %d. domain (socket missing), window %v\n\n", mode, o.ogaEvery, o.window)
-	fmt.Println("| domains | objects exist | publisher idle | startup API writes | CPU s/min | RSS MiB (min–max) | VmHWM MiB | heap in use MiB | goroutines (min–max) | QGA calls/min (failed) | virt events/min | API reads/min | API writes/min | status writes/min | skipped unchanged/min |")
+	fmt.Println("| domains | objects exist (missing) | publisher idle | startup API writes | CPU s/min | RSS MiB (min–max) | VmHWM MiB | heap in use MiB | goroutines (min–max) | QGA calls/min (failed) | virt events/min | API reads/min | API writes/min | status writes/min | skipped unchanged/min |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Printf("| %d | %.0f s | %.0f s | %d | %.2f | %.0f–%.0f | %.0f | %.0f | %d–%d | %.0f (%.0f %%) | %.1f | %.1f | %.1f | %.1f | %.0f |\n",
-			r.n, r.objectsAt.Seconds(), r.idleAt.Seconds(), r.startupWrites, r.cpuPerMin, mib(r.rssMin), mib(r.rssMax), mib(r.hwm),
+		fmt.Printf("| %d | %.0f s (%d) | %.0f s | %d | %.2f | %.0f–%.0f | %.0f | %.0f | %d–%d | %.0f (%.0f %%) | %.1f | %.1f | %.1f | %.1f | %.0f |\n",
+			r.n, r.objectsAt.Seconds(), r.missing, r.idleAt.Seconds(), r.startupWrites, r.cpuPerMin, mib(r.rssMin), mib(r.rssMax), mib(r.hwm),
 			float64(r.heapInuse)/(1<<20), r.goroutinesMin, r.gMax, r.qgaPerMin, 100*r.failedFrac, r.eventsPerMin,
 			r.apiReadsPerMin, r.apiWritesPerMin, r.statusWritesPerMin, r.skippedPerMin)
 	}
