@@ -226,8 +226,10 @@ func TestCommandDeadline(t *testing.T) {
 		// agentd's late outcome, locked to its claim, conflicts...
 		err := complete(claimed, gav1.PhaseSucceeded, gav1.ReasonCompleted)
 		g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "late outcome write: %v", err)
-		// ...and even an unlocked write cannot flip the terminal phase.
+		// ...and even an unlocked write (no resourceVersion: the controller may still be writing
+		// its outcome annotation) cannot flip the terminal phase.
 		fresh := getCommand(g, key)
+		fresh.ResourceVersion = ""
 		err = complete(fresh, gav1.PhaseSucceeded, gav1.ReasonCompleted)
 		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "flipping a terminal phase: %v", err)
 		g.Expect(getCommand(g, key).Status.Phase).To(Equal(gav1.PhaseFailed))
