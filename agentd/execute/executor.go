@@ -9,7 +9,14 @@
 //   - on start, before claiming anything, every command of this node still Running was claimed
 //     by a previous agentd incarnation: it is failed with reason AgentRestarted, never re-sent;
 //   - a command whose key (namespace/name/spec hash) is already in the target's executed history
-//     finishes as Succeeded/AlreadyExecuted without touching the guest (GitOps re-creation).
+//     finishes as Succeeded/AlreadyExecuted without touching the guest (GitOps re-creation);
+//   - this incarnation remembers every command it claimed, so a stale cache or a repeated event
+//     never executes one twice; a claim whose reply was lost (the API server went away after
+//     applying it) is confirmed by an uncached read and then executed, not left Running.
+//
+// Nothing is lost when the API server is unreachable: an outcome is kept in memory and its write
+// retried with backoff until the API server answers (or this agentd stops, and its successor's
+// sweep reports AgentRestarted).
 package execute
 
 import (
@@ -19,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,7 +71,18 @@ type Executor struct {
 
 	sweepOnce sync.Once
 	swept     chan struct{}
+
+	mu sync.Mutex
+	// claimed holds the commands this incarnation claimed (or is claiming), by UID, with their
+	// deadline; entries are pruned an hour after it.
+	claimed map[types.UID]time.Time
 }
+
+// Backoff of writes retried while the API server is unreachable.
+const (
+	retryMin = 250 * time.Millisecond
+	retryMax = 5 * time.Second
+)
 
 // SetupWithManager registers the executor: a startup sweep runnable and a controller for
 // GuestAgentCommands. The manager's cache must be scoped to this node's commands (label
@@ -79,6 +98,7 @@ func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
 		e.APIReader = mgr.GetAPIReader()
 	}
 	e.swept = make(chan struct{})
+	e.claimed = map[types.UID]time.Time{}
 	if err := mgr.Add(sweepRunnable{e}); err != nil {
 		return err
 	}
@@ -126,12 +146,84 @@ func (e *Executor) sweep(ctx context.Context) error {
 		msg := fmt.Sprintf("agentd restarted while the command was running (claimed by %s); it is not re-sent, "+
 			"so it may or may not have reached the guest", cmd.Status.ClaimedBy)
 		e.finish(cmd, false, gav1.ReasonAgentRestarted, msg, nil)
-		if err := e.Client.Status().Update(ctx, cmd); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		err := retryTransient(ctx, log, "failing a command left running", func() error {
+			return e.Client.Status().Update(ctx, cmd)
+		})
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("failing command %s left running: %w", client.ObjectKeyFromObject(cmd), err)
 		}
 		log.Info("Failed command left running by a previous agentd", "command", client.ObjectKeyFromObject(cmd))
 	}
 	return nil
+}
+
+// permanent reports API errors that retrying the same request cannot fix.
+func permanent(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) ||
+		apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsMethodNotSupported(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		errors.Is(err, context.Canceled)
+}
+
+// retryTransient calls write until it succeeds, fails permanently, or ctx ends, backing off
+// while the API server is unreachable or overloaded. It logs the outage and the recovery once.
+func retryTransient(ctx context.Context, log logr.Logger, what string, write func() error) error {
+	delay := retryMin
+	failing := false
+	for {
+		err := write()
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			if failing && err == nil {
+				log.Info("API server answers again; write done", "write", what)
+			}
+			return err
+		}
+		if !failing {
+			log.Info("API server unreachable; retrying until it answers", "write", what, "error", err.Error())
+			failing = true
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+// claim records that this incarnation takes cmd; false if it already did.
+func (e *Executor) claim(cmd *gav1.GuestAgentCommand) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.Now()
+	for uid, deadline := range e.claimed {
+		if now.After(deadline.Add(time.Hour)) {
+			delete(e.claimed, uid)
+		}
+	}
+	if _, ok := e.claimed[cmd.UID]; ok {
+		return false
+	}
+	e.claimed[cmd.UID] = e.deadline(cmd)
+	return true
+}
+
+// unclaim forgets a claim that did not happen (conflict, or an error before the guest was touched).
+func (e *Executor) unclaim(cmd *gav1.GuestAgentCommand) {
+	e.mu.Lock()
+	delete(e.claimed, cmd.UID)
+	e.mu.Unlock()
+}
+
+// claimedHere reports whether this incarnation claimed cmd.
+func (e *Executor) claimedHere(cmd *gav1.GuestAgentCommand) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.claimed[cmd.UID]
+	return ok
 }
 
 // Reconcile claims and executes one Scheduled command of this node.
@@ -146,7 +238,27 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if err := e.Client.Get(ctx, req.NamespacedName, cmd); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if cmd.Status.Phase != gav1.PhaseScheduled || !e.mine(cmd) || cmd.Status.NodeName != e.NodeName {
+	if !e.mine(cmd) || cmd.Status.NodeName != e.NodeName {
+		return ctrl.Result{}, nil
+	}
+	resume := false
+	switch {
+	case cmd.Status.Phase == gav1.PhaseScheduled:
+		if e.claimedHere(cmd) {
+			return ctrl.Result{}, nil // a stale cache: this incarnation claimed it already
+		}
+	case cmd.Status.Phase == gav1.PhaseRunning && cmd.Status.ClaimedBy == e.InstanceID && !e.claimedHere(cmd):
+		// Our claim was applied but its reply was lost (the API server went away): confirm with an
+		// uncached read, then execute; the guest has not been touched by this incarnation.
+		fresh := &gav1.GuestAgentCommand{}
+		if err := e.APIReader.Get(ctx, req.NamespacedName, fresh); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if fresh.UID != cmd.UID || fresh.Status.Phase != gav1.PhaseRunning || fresh.Status.ClaimedBy != e.InstanceID {
+			return ctrl.Result{}, nil
+		}
+		cmd, resume = fresh, true
+	default:
 		return ctrl.Result{}, nil
 	}
 	if e.pastDeadline(cmd) {
@@ -167,22 +279,17 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			fmt.Sprintf("target %s now names domain %s, not %s", cmd.Spec.Target, uuid, cmd.Status.DomainUUID), nil)
 	}
 	key := gav1.CommandKey(cmd)
-	if gav1.HasExecuted(target, key) {
+	if !resume && gav1.HasExecuted(target, key) {
 		return ctrl.Result{}, e.complete(ctx, cmd, true, gav1.ReasonAlreadyExecuted,
 			"a command with the same name and spec was already executed on this domain; not repeated (use a new name to repeat it)", nil)
 	}
-
-	// Claim: optimistic-locked status update. A conflict means someone else acted first.
-	now := metav1.NewTime(e.Now())
-	cmd.Status.Phase = gav1.PhaseRunning
-	cmd.Status.ClaimedBy = e.InstanceID
-	cmd.Status.StartTime = &now
-	cmd.Status.DomainUUID = uuid
-	cmd.Status.Reason = gav1.ReasonRunning
-	cmd.Status.Message = "agentd is executing the command"
-	meta.SetStatusCondition(&cmd.Status.Conditions, metav1.Condition{Type: gav1.ConditionSucceeded,
-		Status: metav1.ConditionUnknown, Reason: gav1.ReasonRunning, Message: "executing", ObservedGeneration: cmd.Generation})
-	if err := e.Client.Status().Update(ctx, cmd); err != nil {
+	if !e.claim(cmd) {
+		return ctrl.Result{}, nil
+	}
+	if resume {
+		log.Info("Claim confirmed after its reply was lost", "command", req.NamespacedName)
+	} else if err := e.claimInAPI(ctx, cmd, uuid); err != nil {
+		e.unclaim(cmd)
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			log.V(1).Info("Command claimed or changed by someone else; not executing", "command", req.NamespacedName)
 			return ctrl.Result{}, nil
@@ -208,6 +315,21 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		e.History.RecordExecuted(uuid, gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action, Time: metav1.NewTime(e.Now())})
 	}
 	return ctrl.Result{}, e.complete(ctx, cmd, true, gav1.ReasonCompleted, res.Message, res.Agents)
+}
+
+// claimInAPI marks cmd Running and claimed by this incarnation: an optimistic-locked status update
+// (a conflict means someone else acted first).
+func (e *Executor) claimInAPI(ctx context.Context, cmd *gav1.GuestAgentCommand, uuid string) error {
+	now := metav1.NewTime(e.Now())
+	cmd.Status.Phase = gav1.PhaseRunning
+	cmd.Status.ClaimedBy = e.InstanceID
+	cmd.Status.StartTime = &now
+	cmd.Status.DomainUUID = uuid
+	cmd.Status.Reason = gav1.ReasonRunning
+	cmd.Status.Message = "agentd is executing the command"
+	meta.SetStatusCondition(&cmd.Status.Conditions, metav1.Condition{Type: gav1.ConditionSucceeded,
+		Status: metav1.ConditionUnknown, Reason: gav1.ReasonRunning, Message: "executing", ObservedGeneration: cmd.Generation})
+	return e.Client.Status().Update(ctx, cmd)
 }
 
 func (e *Executor) deadline(cmd *gav1.GuestAgentCommand) time.Time {
@@ -259,15 +381,17 @@ func (e *Executor) finish(cmd *gav1.GuestAgentCommand, ok bool, reason, msg stri
 // complete writes a terminal outcome. On a conflict it re-reads: the outcome is written only
 // while the command is still ours (Running, claimed by this instance) or still Scheduled (an
 // AlreadyExecuted/DomainNotFound finish before any claim); a command the controller already
-// finished (deadline) keeps its terminal state.
+// finished (deadline) keeps its terminal state. While the API server is unreachable the outcome
+// is kept and the write retried until it answers.
 func (e *Executor) complete(ctx context.Context, cmd *gav1.GuestAgentCommand, ok bool, reason, msg string, agents []gav1.AgentType) error {
 	log := ctrl.LoggerFrom(ctx)
+	key := client.ObjectKeyFromObject(cmd)
 	phaseBefore := cmd.Status.Phase
 	for attempt := 0; attempt < 5; attempt++ {
 		e.finish(cmd, ok, reason, msg, agents)
-		err := e.Client.Status().Update(ctx, cmd)
+		err := retryTransient(ctx, log, "outcome of "+key.String(), func() error { return e.Client.Status().Update(ctx, cmd) })
 		if err == nil {
-			log.Info("Command finished", "command", client.ObjectKeyFromObject(cmd), "phase", cmd.Status.Phase, "reason", reason)
+			log.Info("Command finished", "command", key, "phase", cmd.Status.Phase, "reason", reason)
 			return nil
 		}
 		if apierrors.IsNotFound(err) {
@@ -277,17 +401,22 @@ func (e *Executor) complete(ctx context.Context, cmd *gav1.GuestAgentCommand, ok
 			return err
 		}
 		fresh := &gav1.GuestAgentCommand{}
-		if err := e.APIReader.Get(ctx, client.ObjectKeyFromObject(cmd), fresh); err != nil {
+		if err := retryTransient(ctx, log, "re-reading "+key.String(), func() error { return e.APIReader.Get(ctx, key, fresh) }); err != nil {
 			return client.IgnoreNotFound(err)
+		}
+		if fresh.Status.Phase == cmd.Status.Phase && fresh.Status.Reason == reason && fresh.Status.ClaimedBy == cmd.Status.ClaimedBy {
+			// An earlier attempt was applied but its reply was lost.
+			log.Info("Command finished", "command", key, "phase", fresh.Status.Phase, "reason", reason)
+			return nil
 		}
 		stillOurs := fresh.Status.Phase == phaseBefore &&
 			(phaseBefore != gav1.PhaseRunning || fresh.Status.ClaimedBy == e.InstanceID)
 		if !stillOurs {
-			log.Info("Outcome not written: the command changed meanwhile", "command", client.ObjectKeyFromObject(cmd),
+			log.Info("Outcome not written: the command changed meanwhile", "command", key,
 				"phase", fresh.Status.Phase, "reason", fresh.Status.Reason, "ourOutcome", reason)
 			return nil
 		}
 		*cmd = *fresh
 	}
-	return fmt.Errorf("writing outcome of %s: too many conflicts", client.ObjectKeyFromObject(cmd))
+	return fmt.Errorf("writing outcome of %s: too many conflicts", key)
 }

@@ -71,7 +71,8 @@ type Manager struct {
 	log logr.Logger
 
 	connected atomic.Bool
-	synced    atomic.Bool // the listing after the current connection was delivered
+	synced    atomic.Bool   // the listing after the current connection was delivered
+	gen       atomic.Uint64 // generation of the current connection (events of older ones are dropped)
 	running   atomic.Bool
 
 	mu      sync.Mutex
@@ -183,6 +184,7 @@ func (m *Manager) LookupDomain(uuid string) (*libvirt.Domain, error) {
 	if conn == nil || !m.connected.Load() {
 		return nil, ErrNotConnected
 	}
+	callsLookup.Inc()
 	d, err := conn.LookupDomainByUUIDString(uuid)
 	if err != nil {
 		return nil, fmt.Errorf("lookup domain %s: %w", uuid, err)
@@ -240,6 +242,7 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		m.conn = conn
 		m.mu.Unlock()
 		m.drain() // events of older connections are meaningless now
+		m.gen.Store(gen)
 		m.connected.Store(true)
 		if first {
 			m.log.Info("libvirt connected", "uri", m.cfg.URI)
@@ -461,14 +464,17 @@ func snapshot(d *libvirt.Domain) (Domain, error) {
 	if out.Name, err = d.GetName(); err != nil {
 		return out, err
 	}
+	callsState.Inc()
 	st, _, err := d.GetState()
 	if err != nil {
 		return out, err
 	}
 	out.State = mapState(st)
+	callsPersistent.Inc()
 	if out.Persistent, err = d.IsPersistent(); err != nil {
 		return out, err
 	}
+	callsXML.Inc()
 	x, err := d.GetXMLDesc(0)
 	if err != nil {
 		return out, err
@@ -492,6 +498,7 @@ func isNoDomain(err error) bool {
 
 // refresh re-reads one domain and emits Added/Updated/Removed (+AgentChannel) as needed.
 func (m *Manager) refresh(conn *libvirt.Connect, uuid string, lc Lifecycle, reason string, h Handler) {
+	callsLookup.Inc()
 	d, err := conn.LookupDomainByUUIDString(uuid)
 	var snap Domain
 	if err == nil {
@@ -574,6 +581,7 @@ func (m *Manager) remove(uuid string, lc Lifecycle, reason string, h Handler) {
 
 // resync lists all domains and reconciles the table with them.
 func (m *Manager) resync(conn *libvirt.Connect, h Handler, lc Lifecycle, resetChannels bool) error {
+	callsList.Inc()
 	doms, err := conn.ListAllDomains(0)
 	if err != nil {
 		return fmt.Errorf("list domains: %w", err)

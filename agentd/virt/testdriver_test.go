@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"libvirt.org/go/libvirt"
 
 	"guestagent.io/operator/agentd/guest"
@@ -349,5 +351,81 @@ func TestChannelBootstrapPrecedence(t *testing.T) {
 	}
 	if _, ok := rec.find(func(e Event) bool { return e.Type == EventDomainUpdated && e.Lifecycle == LifecycleResynced }); !ok {
 		t.Error("reconnect must deliver an Updated/Resynced event even without changes")
+	}
+}
+
+// TestManagerConnectionDroppedAndReopened: libvirt reports the connection closed (as its close
+// callback does when libvirtd goes away) while the node's domains change; the Manager reports the
+// loss, reconnects, re-lists, and reports exactly the differences: the vanished domain removed,
+// new ones added, the others kept (never removed and re-added, so their statuses stay).
+func TestManagerConnectionDroppedAndReopened(t *testing.T) {
+	path := writeNodeXML(t, 4)
+	m, rec := startManager(t, "test://"+path)
+	eventually(t, 10*time.Second, "first listing", func() bool { return m.Synced() && len(m.Domains()) == 4 })
+	gen := m.gen.Load()
+	lists, xmls := testutil.ToFloat64(callsList), testutil.ToFloat64(callsXML)
+
+	// "libvirtd restarts" with another set of domains: 0, 2, 3 stay, 1 is gone, 4 and 5 are new.
+	next, err := os.ReadFile(writeNodeXML(t, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(next), "<domain type='test'><name>dom0001</name>")
+	end := strings.Index(string(next), "<domain type='test'><name>dom0002</name>")
+	if start < 0 || end < start {
+		t.Fatal("generated node XML changed shape")
+	}
+	next = append(next[:start:start], next[end:]...)
+	if err := os.WriteFile(path, next, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.push(rawEvent{kind: rawClosed, gen: gen})
+
+	eventually(t, 10*time.Second, "reconnected and re-listed", func() bool {
+		_, restored := rec.find(func(e Event) bool { return e.Type == EventConnectionRestored })
+		return restored && m.Synced() && m.gen.Load() != gen
+	})
+	if _, ok := rec.find(func(e Event) bool { return e.Type == EventConnectionLost }); !ok {
+		t.Error("no ConnectionLost event")
+	}
+	var uuids []string
+	for _, d := range m.Domains() {
+		uuids = append(uuids, d.UUID)
+	}
+	want := []string{testDomainUUID(0), testDomainUUID(2), testDomainUUID(3), testDomainUUID(4), testDomainUUID(5)}
+	slices.Sort(uuids)
+	if !slices.Equal(uuids, want) {
+		t.Fatalf("domains after reconnect %v, want %v", uuids, want)
+	}
+	removed := func(i int) int {
+		return rec.count(func(e Event) bool { return e.Type == EventDomainRemoved && e.Domain.UUID == testDomainUUID(i) })
+	}
+	added := func(i int) int {
+		return rec.count(func(e Event) bool { return e.Type == EventDomainAdded && e.Domain.UUID == testDomainUUID(i) })
+	}
+	if removed(1) != 1 {
+		t.Errorf("vanished domain removed %d times, want 1", removed(1))
+	}
+	for _, i := range []int{0, 2, 3} {
+		if removed(i) != 0 || added(i) != 1 {
+			t.Errorf("kept domain %d: removed %d, added %d times; want 0 and 1 (the first listing)", i, removed(i), added(i))
+		}
+	}
+	for _, i := range []int{4, 5} {
+		if added(i) != 1 {
+			t.Errorf("new domain %d added %d times, want 1", i, added(i))
+		}
+	}
+	// the re-listing is counted in guestagent_agentd_libvirt_calls_total: one listing, one XML read
+	// per domain
+	if d := testutil.ToFloat64(callsList) - lists; d != 1 {
+		t.Errorf("list_domains calls during the reconnect: %v, want 1", d)
+	}
+	if d := testutil.ToFloat64(callsXML) - xmls; d != 5 {
+		t.Errorf("domain_xml calls during the reconnect: %v, want 5", d)
+	}
+	// the new connection serves calls
+	if _, err := m.LookupDomain(testDomainUUID(4)); err != nil {
+		t.Fatalf("lookup on the re-opened connection: %v", err)
 	}
 }

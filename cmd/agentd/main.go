@@ -84,6 +84,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
 	qga.MustRegisterMetrics(crmetrics.Registry)
+	virt.MustRegisterMetrics(crmetrics.Registry)
 	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
 		Watcher:     watcher,
 		QGA:         app.QGA(poller),

@@ -172,6 +172,16 @@ func start(name string, args ...string) *proc {
 	return &proc{name: name, cmd: cmd, log: f}
 }
 
+// kill ends the process with SIGKILL (no clean shutdown) and waits for it.
+func (p *proc) kill() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	_ = p.log.Close()
+}
+
 func (p *proc) stop() {
 	if p == nil || p.cmd.Process == nil {
 		return
@@ -303,7 +313,13 @@ func guestExecErr(name, script string) (string, error) {
 	return "", fmt.Errorf("guest-exec in %s did not finish", name)
 }
 
+// command creates a GuestAgentCommand and waits until it is terminal.
 func command(t *testing.T, name, target string, action gav1.Action, mutate func(*gav1.GuestAgentCommand)) *gav1.GuestAgentCommand {
+	t.Helper()
+	return waitCommand(t, createCommand(t, name, target, action, mutate))
+}
+
+func createCommand(t *testing.T, name, target string, action gav1.Action, mutate func(*gav1.GuestAgentCommand)) *gav1.GuestAgentCommand {
 	t.Helper()
 	c := &gav1.GuestAgentCommand{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: gav1.GuestAgentCommandSpec{Target: target, Action: action}}
@@ -313,6 +329,12 @@ func command(t *testing.T, name, target string, action gav1.Action, mutate func(
 	if err := env.Client.Create(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+func waitCommand(t *testing.T, c *gav1.GuestAgentCommand) *gav1.GuestAgentCommand {
+	t.Helper()
+	name := c.Name
 	got := &gav1.GuestAgentCommand{}
 	eventually(t, 90*time.Second, "command "+name+" finishes", func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {

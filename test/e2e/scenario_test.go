@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
@@ -149,6 +150,38 @@ func TestRealStack(t *testing.T) {
 				}
 			}
 			time.Sleep(time.Second)
+		}
+	})
+
+	t.Run("AgentdKilledMidHookNotRepeated", func(t *testing.T) {
+		// before_hibernation's script sleeps 8 s in the guest (hack/guest-initrd.sh): agentd is
+		// killed (SIGKILL) while it runs. The new agentd fails the command with AgentRestarted
+		// and does not send it again: the script ran exactly once.
+		c := createCommand(t, "e2e-hook-killed", bothName, gav1.ActionHook, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeHibernation, TimeoutSeconds: ptr.To[int32](60)}
+		})
+		eventually(t, 30*time.Second, "hook running", func() error {
+			got := &gav1.GuestAgentCommand{}
+			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {
+				return err
+			}
+			if got.Status.Phase != gav1.PhaseRunning {
+				return fmt.Errorf("phase %q", got.Status.Phase)
+			}
+			return nil
+		})
+		time.Sleep(time.Second)
+		agentd.kill()
+		agentd = startAgentd()
+		got := waitCommand(t, c)
+		if got.Status.Phase != gav1.PhaseFailed || got.Status.Reason != gav1.ReasonAgentRestarted {
+			t.Fatalf("killed mid-hook: %s %s (%s), want Failed AgentRestarted", got.Status.Phase, got.Status.Reason, got.Status.Message)
+		}
+		eventually(t, 60*time.Second, "agentd ready again", ready)
+		time.Sleep(10 * time.Second) // the script's sleep ends; a (wrong) re-send would run it again
+		out := guestExec(t, gBoth, "cat /run/hooks.log")
+		if n := strings.Count(out, "before_hibernation"); n != 1 {
+			t.Fatalf("before_hibernation ran %d times in the guest, want 1: %q", n, out)
 		}
 	})
 

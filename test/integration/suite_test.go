@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -130,6 +131,12 @@ var acpi = &powerButton{}
 // startNode starts an agentd for nodeName with the given domains.
 func startNode(t testing.TB, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
 	t.Helper()
+	return startNodeWithConfig(t, env.Config, nodeName, qga, doms...)
+}
+
+// startNodeWithConfig is startNode with agentd's own client configuration (e.g. a wrapped transport).
+func startNodeWithConfig(t testing.TB, restCfg *rest.Config, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.NodeName = nodeName
 	cfg.DefaultNamespace = defaultNS
@@ -141,7 +148,7 @@ func startNode(t testing.TB, nodeName string, qga *servicefake.QGA, doms ...virt
 	}
 	n := &node{name: nodeName, watcher: virt.NewFake(doms...), qga: qga, done: make(chan struct{}), reg: prometheus.NewRegistry()}
 	var changed func(string)
-	a, err := app.Build(cfg, env.Config, env.Scheme, app.Deps{
+	a, err := app.Build(cfg, restCfg, env.Scheme, app.Deps{
 		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: n.reg, QGAChanged: &changed,
 	}, testLogger(t).WithName(nodeName))
 	if err != nil {

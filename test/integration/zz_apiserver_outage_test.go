@@ -2,26 +2,37 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/oga/ogafake"
 	"guestagent.io/operator/agentd/service/servicefake"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
 // TestAPIServerOutageUnderAgentd freezes the real kube-apiserver (SIGSTOP: it stops answering,
 // connections hang) while agentd runs, changes the guest meanwhile, and thaws it: the latest state
 // is written (nothing lost), one object per domain, and a command afterwards is delivered exactly
-// once. (A stop/start of envtest's apiserver regenerates its CA, so a freeze is what can be done
-// with the same certificates. The file name sorts last: the other tests run before the outage.)
+// once. TestAPIServerRestartUnderAgentd below stops the process instead (connections refused).
+// The file name sorts last: the other tests run before the outages.
 func TestAPIServerOutageUnderAgentd(t *testing.T) {
 	ctx := context.Background()
 	d := withQGA(domain("dddddddd-0000-4000-8000-000000000001", "outage"))
@@ -71,6 +82,168 @@ func TestAPIServerOutageUnderAgentd(t *testing.T) {
 	}
 	if pings != 1 {
 		t.Fatalf("%d pings reached the guest, want 1", pings)
+	}
+}
+
+// TestAPIServerRestartUnderAgentd stops the real kube-apiserver (SIGTERM; etcd keeps running, as
+// in a control-plane upgrade) while agentd runs and a hook runs in a guest, and starts it again
+// with the same command line and certificates. Meanwhile the hook completes in the guest, one
+// guest's data changes, one domain vanishes and one appears. Afterwards: the hook's outcome is
+// written (it was kept and retried, not lost or left Running), it reached the guest once, the
+// change is written, the vanished domain's object is deleted, the new one's created, and a
+// command sent afterwards is delivered once.
+func TestAPIServerRestartUnderAgentd(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	var inHook atomic.Int32
+	g, sock := ogaGuest(t, ogafake.Config{RunHooks: func(ctx context.Context, event string) bool {
+		if event == string(gav1.HookAfterHibernation) {
+			inHook.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return true
+	}}, nil)
+	kept := withQGA(domain("eeeeeeee-0000-4000-8000-000000000001", "restart-kept"))
+	gone := withQGA(domain("eeeeeeee-0000-4000-8000-000000000002", "restart-gone"))
+	born := withQGA(domain("eeeeeeee-0000-4000-8000-000000000003", "restart-born"))
+	hooked := withOGA(domain("eeeeeeee-0000-4000-8000-000000000004", "restart-hook"), sock)
+	q := servicefake.NewQGA()
+	for _, d := range []virt.Domain{kept, gone, born} {
+		q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
+	}
+	n := startNode(t, "node-a", q, kept, gone, hooked)
+	for _, d := range []virt.Domain{kept, gone, hooked} {
+		eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+	}
+	eventually(t, 20*time.Second, func() error { // hooks need the negotiated API version 3
+		gas, err := getGAS(ctx, defaultNS, hooked.UUID)
+		if err == nil && (gas.Status.OvirtAgent == nil || ptr.Deref(gas.Status.OvirtAgent.APIVersion, 0) != 3) {
+			err = fmt.Errorf("oVirt agent API version not negotiated yet")
+		}
+		return err
+	})
+	goneName := mustName(t, gone.UUID)
+
+	hook := newCmd(defaultNS, "hook-across-restart", mustName(t, hooked.UUID), gav1.ActionHook)
+	hook.Spec.Hook = &gav1.HookParams{Name: gav1.HookAfterHibernation, TimeoutSeconds: ptr.To[int32](120)}
+	hook.Spec.DeadlineSeconds = ptr.To[int32](300)
+	if err := env.Client.Create(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if inHook.Load() != 1 {
+			return fmt.Errorf("hook not running in the guest yet")
+		}
+		return nil
+	})
+
+	restart := stopAPIServer(t)
+	t0 := time.Now()
+	info := debianQGA()
+	info.Hostname = &guest.Hostname{Name: "renamed-while-apiserver-down"}
+	q.Set(kept.UUID, info, qgaUp("7.2.22"))
+	n.watcher.Remove(gone.UUID, virt.LifecycleUndefined)
+	n.watcher.Set(born, virt.LifecycleDefined)
+	close(release) // the guest finishes the hook: its outcome cannot be written now
+	time.Sleep(5 * time.Second)
+	restart()
+	down := time.Since(t0)
+	t1 := time.Now()
+
+	got := waitTerminal(t, hook)
+	expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentOvirt)
+	tHook := time.Since(t1)
+	eventually(t, 60*time.Second, func() error {
+		gas, err := getGAS(ctx, defaultNS, kept.UUID)
+		if err != nil {
+			return err
+		}
+		if gas.Status.Hostname != "renamed-while-apiserver-down" {
+			return fmt.Errorf("hostname %q: the change made while the apiserver was down is not written", gas.Status.Hostname)
+		}
+		return nil
+	})
+	tData := time.Since(t1)
+	eventually(t, 60*time.Second, func() error {
+		if _, err := getGAS(ctx, defaultNS, born.UUID); err != nil {
+			return err
+		}
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: defaultNS, Name: goneName}, &gav1.GuestAgentStatus{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the vanished domain's object is still there (%v)", err)
+		}
+		return nil
+	})
+	t.Logf("apiserver down %s; after it answered again: hook outcome in %s, data change in %s",
+		down.Round(time.Millisecond), tHook.Round(time.Millisecond), tData.Round(time.Millisecond))
+
+	if k := received(g, "lifecycle-event"); k != 1 {
+		t.Fatalf("the hook reached the guest %d times, want 1", k)
+	}
+	ping := run(t, newCmd(defaultNS, "ping-after-restart", mustName(t, kept.UUID), gav1.ActionPing))
+	expect(t, ping, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentQemu)
+	pings := 0
+	for _, c := range n.qga.Calls() {
+		if c == "ping "+kept.UUID {
+			pings++
+		}
+	}
+	if pings != 1 {
+		t.Fatalf("%d pings reached the guest, want 1", pings)
+	}
+	time.Sleep(2 * time.Second) // room for a (wrong) second delivery of the hook
+	if k := received(g, "lifecycle-event"); k != 1 {
+		t.Fatalf("the hook reached the guest %d times, want 1", k)
+	}
+}
+
+// stopAPIServer stops this test's kube-apiserver (SIGTERM, then waits until its port refuses
+// connections) and returns a function that starts it again with the same command line,
+// environment and working directory (so the same certificates) and waits until it serves. The
+// restarted process is stopped at the end of the test; envtest's Stop finds its own process gone.
+func stopAPIServer(t *testing.T) (restart func()) {
+	t.Helper()
+	pid := apiserverPID(t)
+	proc := fmt.Sprintf("/proc/%d/", pid)
+	cmdline, err1 := os.ReadFile(proc + "cmdline")
+	environ, err2 := os.ReadFile(proc + "environ")
+	cwd, err3 := os.Readlink(proc + "cwd")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", u.Host, time.Second)
+		if err != nil {
+			return nil
+		}
+		_ = c.Close()
+		return fmt.Errorf("kube-apiserver still accepts connections")
+	})
+	return func() {
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
+		cmd.Dir = cwd
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+		eventually(t, 60*time.Second, func() error {
+			return env.Client.List(context.Background(), &corev1.NamespaceList{})
+		})
 	}
 }
 
