@@ -81,7 +81,7 @@ type Executor struct {
 // Backoff of writes retried while the API server is unreachable.
 const (
 	retryMin = 250 * time.Millisecond
-	retryMax = 5 * time.Second
+	retryMax = 2 * time.Second
 )
 
 // SetupWithManager registers the executor: a startup sweep runnable and a controller for
@@ -160,9 +160,11 @@ func (e *Executor) sweep(ctx context.Context) error {
 	return nil
 }
 
-// permanent reports API errors that retrying the same request cannot fix.
+// permanent reports API errors that retrying the same request cannot fix. A 404 without an API
+// status (a path not served yet, as while a restarting API server installs its custom resource
+// handlers) is not the object's absence: it is retried.
 func permanent(err error) bool {
-	return apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) ||
+	return (apierrors.IsNotFound(err) && !apierrors.IsUnexpectedServerError(err)) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) ||
 		apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
 		apierrors.IsMethodNotSupported(err) || apierrors.IsRequestEntityTooLargeError(err) ||
 		errors.Is(err, context.Canceled)

@@ -451,7 +451,24 @@ func (d *decoder) text(v node) ([]byte, bool) {
 	if v.kind != kindString {
 		return nil, false
 	}
-	return d.bytes(v), true
+	return capText(d.bytes(v)), true
+}
+
+// MaxTextBytes caps every string value taken from a message (after decoding, so after invalid
+// UTF-8 became U+FFFD, which triples it). The model is kept for the domain's lifetime; the
+// published status shortens strings further.
+const MaxTextBytes = 4096
+
+// capText shortens valid UTF-8 b to at most MaxTextBytes, at a character boundary.
+func capText(b []byte) []byte {
+	if len(b) <= MaxTextBytes {
+		return b
+	}
+	n := MaxTextBytes
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return b[:n]
 }
 
 // getText returns the string value of key, if present and a string.

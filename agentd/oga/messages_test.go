@@ -2,8 +2,10 @@ package oga
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"guestagent.io/operator/agentd/guest"
 )
@@ -242,5 +244,25 @@ func TestNegotiation(t *testing.T) {
 				t.Fatalf("api %d send %d changed %v invalid %v", api, r.sendVersion, r.apiChanged, r.apiInvalid)
 			}
 		})
+	}
+}
+
+// TestLongStringsAreCapped: one huge string (or invalid UTF-8, which triples when replaced) does
+// not pin megabytes in the model; cuts never split a character.
+func TestLongStringsAreCapped(t *testing.T) {
+	var m model
+	api := 0
+	huge := strings.Repeat("\xff", 300000) // 900 KB once replaced
+	apply(&m, &api,
+		`{"__name__": "host-name", "name": "`+huge+`"}`,
+		`{"__name__": "applications", "applications": ["`+strings.Repeat("é", 3000)+`", "ok"]}`,
+	)
+	h := m.info.Hostname.Name
+	if len(h) > MaxTextBytes || len(h) < MaxTextBytes-3 || !utf8.ValidString(h) {
+		t.Fatalf("hostname kept %d bytes (valid UTF-8 %v), want ≤ %d", len(h), utf8.ValidString(h), MaxTextBytes)
+	}
+	apps := m.info.Applications.List
+	if len(apps) != 2 || len(apps[0]) != MaxTextBytes || !utf8.ValidString(apps[0]) || apps[1] != "ok" {
+		t.Fatalf("applications %d entries, first %d bytes", len(apps), len(apps[0]))
 	}
 }

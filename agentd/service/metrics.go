@@ -1,6 +1,9 @@
 package service
 
 import (
+	"strings"
+	"unicode/utf8"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"guestagent.io/operator/agentd/guest"
@@ -63,59 +66,86 @@ func b2f(b bool) float64 {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, uuid := range c.s.Domains() {
-		v, ok := c.s.View(uuid)
-		if !ok {
-			continue
+		if v, ok := c.s.View(uuid); ok {
+			collectView(ch, uuid, v)
 		}
-		gauge := func(d *prometheus.Desc, val float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, val, append([]string{uuid}, labels...)...)
-		}
-		info := v.Info
-		var os guest.OS
-		if info.OS != nil {
-			os = *info.OS
-		}
-		host := ""
-		if info.Hostname != nil {
-			host = info.Hostname.Name
-		}
-		gauge(descInfo, 1, v.Domain.Name, string(os.Type), os.ID, os.VersionID, os.KernelRelease, os.Arch, host)
-		if v.QGA.Present {
-			gauge(descAgentConnected, b2f(v.QGA.Channel == guest.ChannelConnected), "QemuGuestAgent")
-			gauge(descAgentResponsive, b2f(v.QGA.Responsive), "QemuGuestAgent")
-		}
-		if v.OGA.Present {
-			gauge(descAgentConnected, b2f(v.OGA.Channel == guest.ChannelConnected), "OvirtGuestAgent")
-			gauge(descAgentResponsive, b2f(v.OGA.Responsive), "OvirtGuestAgent")
-		}
-		if m := info.Memory; m != nil {
-			if m.TotalBytes > 0 {
-				gauge(descMemTotal, float64(m.TotalBytes))
-			}
-			if m.FreeBytes > 0 {
-				gauge(descMemFree, float64(m.FreeBytes))
-			}
-			if m.UnusedBytes > 0 {
-				gauge(descMemUnused, float64(m.UnusedBytes))
-			}
-		}
-		if fs := info.Filesystems; fs != nil {
-			seen := map[string]bool{}
-			for i, f := range fs.List {
-				if i >= maxFilesystemSeries || !f.HasUsage || seen[f.Mountpoint] {
-					continue
-				}
-				seen[f.Mountpoint] = true
-				gauge(descFSTotal, float64(f.TotalBytes), f.Mountpoint, f.Type)
-				gauge(descFSUsed, float64(f.UsedBytes), f.Mountpoint, f.Type)
-			}
-		}
-		if info.VCPUs != nil {
-			gauge(descVCPUs, float64(info.VCPUs.Online))
-		}
-		if info.Users != nil {
-			gauge(descUsers, float64(len(info.Users.List)))
-		}
-		gauge(descStale, b2f(len(v.Stale) > 0))
 	}
+}
+
+// maxLabelBytes bounds label values taken from the guest (hostname, OS fields, mountpoints).
+const maxLabelBytes = 128
+
+// labelValue makes a guest string a safe label value: valid UTF-8 (strings from libvirt's typed
+// API are passed through unsanitised, and an invalid label would fail the whole scrape), at most
+// maxLabelBytes, cut at a character boundary.
+func labelValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxLabelBytes {
+		return s
+	}
+	n := maxLabelBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// collectView emits one domain's series.
+func collectView(ch chan<- prometheus.Metric, uuid string, v View) {
+	gauge := func(d *prometheus.Desc, val float64, labels ...string) {
+		for i := range labels {
+			labels[i] = labelValue(labels[i])
+		}
+		if m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, val, append([]string{uuid}, labels...)...); err == nil {
+			ch <- m
+		}
+	}
+	info := v.Info
+	var os guest.OS
+	if info.OS != nil {
+		os = *info.OS
+	}
+	host := ""
+	if info.Hostname != nil {
+		host = info.Hostname.Name
+	}
+	gauge(descInfo, 1, v.Domain.Name, string(os.Type), os.ID, os.VersionID, os.KernelRelease, os.Arch, host)
+	if v.QGA.Present {
+		gauge(descAgentConnected, b2f(v.QGA.Channel == guest.ChannelConnected), "QemuGuestAgent")
+		gauge(descAgentResponsive, b2f(v.QGA.Responsive), "QemuGuestAgent")
+	}
+	if v.OGA.Present {
+		gauge(descAgentConnected, b2f(v.OGA.Channel == guest.ChannelConnected), "OvirtGuestAgent")
+		gauge(descAgentResponsive, b2f(v.OGA.Responsive), "OvirtGuestAgent")
+	}
+	if m := info.Memory; m != nil {
+		if m.TotalBytes > 0 {
+			gauge(descMemTotal, float64(m.TotalBytes))
+		}
+		if m.FreeBytes > 0 {
+			gauge(descMemFree, float64(m.FreeBytes))
+		}
+		if m.UnusedBytes > 0 {
+			gauge(descMemUnused, float64(m.UnusedBytes))
+		}
+	}
+	if fs := info.Filesystems; fs != nil {
+		seen := map[string]bool{} // by label value: two series with the same labels fail the scrape
+		for _, f := range fs.List {
+			mp := labelValue(f.Mountpoint)
+			if len(seen) >= maxFilesystemSeries || !f.HasUsage || seen[mp] {
+				continue
+			}
+			seen[mp] = true
+			gauge(descFSTotal, float64(f.TotalBytes), mp, f.Type)
+			gauge(descFSUsed, float64(f.UsedBytes), mp, f.Type)
+		}
+	}
+	if info.VCPUs != nil {
+		gauge(descVCPUs, float64(info.VCPUs.Online))
+	}
+	if info.Users != nil {
+		gauge(descUsers, float64(len(info.Users.List)))
+	}
+	gauge(descStale, b2f(len(v.Stale) > 0))
 }

@@ -150,7 +150,7 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	close(release) // the guest finishes the hook: its outcome cannot be written now
 	time.Sleep(5 * time.Second)
 	restart()
-	down := time.Since(t0)
+	down := time.Since(t0) // until custom resources are served again
 	t1 := time.Now()
 
 	got := waitTerminal(t, hook)
@@ -177,7 +177,7 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("apiserver down %s; after it answered again: hook outcome in %s, data change in %s",
+	t.Logf("apiserver down %s (until custom resources are served); then: hook outcome in %s, data change in %s",
 		down.Round(time.Millisecond), tHook.Round(time.Millisecond), tData.Round(time.Millisecond))
 
 	if k := received(g, "lifecycle-event"); k != 1 {
@@ -243,6 +243,10 @@ func stopAPIServer(t *testing.T) (restart func()) {
 		})
 		eventually(t, 60*time.Second, func() error {
 			return env.Client.List(context.Background(), &corev1.NamespaceList{})
+		})
+		// custom resources are served a few seconds later (requests wait meanwhile)
+		eventually(t, 60*time.Second, func() error {
+			return env.Client.List(context.Background(), &gav1.GuestAgentCommandList{})
 		})
 	}
 }
