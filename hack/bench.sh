@@ -9,6 +9,10 @@
 #               startup time. Minutes per size (the first publish of 1,000 objects is rate-
 #               limited at 5 QPS). GA_SCALE_WINDOW (default here 120s) sets the measured window;
 #               BENCH_SCALE=0 skips it.
+#   scale qemu-ga: the same with one real qemu-ga (/usr/sbin/qemu-ga) per domain answering through
+#               SocketAPI (answered calls at default periods); adds qga-ok-calls/min and the agents'
+#               own qemu-ga-cpu-s/min, -rss/-pss-MiB. BENCH_SCALE_QEMUGA=0 skips it;
+#               GA_SCALE_QEMUGA_WINDOW (default 310s: one full polling cycle) sets its window.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -26,6 +30,13 @@ if [ "${BENCH_SCALE:-1}" != 0 ]; then
     GA_SCALE=1 GA_SCALE_WINDOW=${GA_SCALE_WINDOW:-120s} go test -timeout 60m -run '^$' -bench "BenchmarkAgentdIdle$n\$" -benchtime 1x ./test/scale/ 2>&1 |
       grep -E '^Benchmark' | tee -a "$OUT"
   done
+  if [ "${BENCH_SCALE_QEMUGA:-1}" != 0 ]; then
+    for n in 100 1000; do
+      echo "== agentd with real qemu-ga agents, $n domains (one qemu-ga per domain + test:/// + envtest; minutes)"
+      GA_SCALE=1 GA_SCALE_WINDOW=${GA_SCALE_QEMUGA_WINDOW:-310s} go test -timeout 60m -run '^$' -bench "BenchmarkAgentdQemuGA$n\$" -benchtime 1x ./test/scale/ 2>&1 |
+        grep -E '^Benchmark' | tee -a "$OUT"
+    done
+  fi
 fi
 echo
 echo "| benchmark | figures |"

@@ -35,8 +35,12 @@ func (a *OvirtGuestAgent) run(ctx context.Context, path string, first chan struc
 		conn, err := a.l.dial(ctx, path)
 		if err != nil {
 			a.mu.Lock()
+			firstAttempt := !a.attempted
 			a.attempted = true
 			a.mu.Unlock()
+			if firstAttempt {
+				a.l.notify(a.uuid) // the channel is now Disconnected, no longer Unknown
+			}
 			markFirst()
 			if ctx.Err() != nil {
 				return

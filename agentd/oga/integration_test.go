@@ -383,3 +383,19 @@ func countFDs(t *testing.T) int {
 	}
 	return len(es)
 }
+
+// TestFirstFailedDialIsAChange: a channel whose socket cannot be dialled goes from Unknown to
+// Disconnected, and that is announced (else the status keeps "Unknown" until something else
+// changes); later failed retries are not changes.
+func TestFirstFailedDialIsAChange(t *testing.T) {
+	tm := timing()
+	l, ch := startListener(t, tm)
+	a := l.Add("nosock", filepath.Join(t.TempDir(), "absent.sock"), 0)
+	waitFor(t, "disconnected", func() bool { return a.State().Channel == guest.ChannelDisconnected })
+	waitFor(t, "announced", func() bool { return ch.get("nosock") >= 1 })
+	n := ch.get("nosock")
+	time.Sleep(time.Duration(tm.QuickRetries+1) * tm.ConnectRetryDelay)
+	if got := ch.get("nosock"); got != n {
+		t.Fatalf("failed retries announced %d more changes, want 0", got-n)
+	}
+}

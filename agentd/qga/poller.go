@@ -187,6 +187,7 @@ type domain struct {
 	st          State
 	lock        chan struct{} // one in-flight agent call per domain
 	queued      bool
+	queuedAt    time.Time // the tick or event that queued the current run
 	removed     bool
 	stuckLogged bool
 }
@@ -408,6 +409,7 @@ func (p *QemuGuestAgentPoller) enqueue(uuid string, now time.Time) {
 		return
 	}
 	d.queued = true
+	d.queuedAt = now
 	p.mu.Unlock()
 	select {
 	case p.queue <- uuid:
@@ -470,7 +472,13 @@ func (p *QemuGuestAgentPoller) runDomain(ctx context.Context, uuid string) {
 		return
 	}
 	defer func() { <-d.lock }()
-	now := p.cfg.Clock.Now()
+	// The run belongs to the tick (or event) that queued it: checks are stamped with that time,
+	// not with the run's start, which trails it (worker pool, libvirt latency); stamped late,
+	// every period would stretch to the next tick (10 s users polls every 15 s at 1,000 domains).
+	now := d.queuedAt
+	if now.IsZero() {
+		now = p.cfg.Clock.Now()
+	}
 	if d.removed || !p.runnableLocked(d, now) {
 		p.mu.Unlock()
 		return

@@ -439,3 +439,40 @@ func TestPollerRequests(t *testing.T) {
 	}
 	close(hang)
 }
+
+// TestLateRunKeepsThePeriod: a run that starts after the tick that queued it (busy workers) is
+// stamped with the tick's time, so the period does not stretch to the next tick.
+func TestLateRunKeepsThePeriod(t *testing.T) {
+	clk := newFakeClock()
+	api := newFakeAPI()
+	api.add("a", defaultGuest("a"))
+	doms := &domainSet{}
+	doms.set(running("a"))
+	p, err := NewQemuGuestAgentPoller(Config{API: api, Domains: doms.list, Clock: clk, Log: testr.New(t), Tick: 5 * time.Second, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	runQueued := func(late time.Duration) {
+		t.Helper()
+		p.Tick()
+		select {
+		case u := <-p.queue: // no workers: this test is the worker
+			clk.Advance(late)
+			p.runDomain(ctx, u)
+		default:
+			t.Fatal("nothing queued")
+		}
+	}
+	runQueued(0) // t=0: first run, everything
+	clk.Advance(10 * time.Second)
+	runQueued(3 * time.Second) // queued at t=10 (users due), runs at t=13
+	if n := api.count("a", CmdUsers); n != 2 {
+		t.Fatalf("users polled %d times by t=13s, want 2", n)
+	}
+	clk.Advance(7 * time.Second) // t=20: 10 s after the tick that queued the last run
+	runQueued(0)
+	if n := api.count("a", CmdUsers); n != 3 {
+		t.Fatalf("users polled %d times by t=20s, want 3 (the 10 s period stretched)", n)
+	}
+}

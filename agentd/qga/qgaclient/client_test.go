@@ -1,0 +1,81 @@
+package qgaclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// agent answers the sync handshake and replies to every command with reply(cmd).
+func agent(t *testing.T, reply func(cmd string) string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "qga.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			line = []byte(strings.TrimLeft(string(line), "\xff"))
+			var req struct {
+				Execute   string `json:"execute"`
+				Arguments struct {
+					ID int64 `json:"id"`
+				} `json:"arguments"`
+			}
+			if json.Unmarshal(line, &req) != nil {
+				continue
+			}
+			out := reply(req.Execute)
+			if req.Execute == "guest-sync-delimited" {
+				b, _ := json.Marshal(map[string]int64{"return": req.Arguments.ID})
+				out = "\xff" + string(b)
+			}
+			if _, err := c.Write([]byte(out + "\n")); err != nil {
+				return
+			}
+		}
+	}()
+	return path
+}
+
+// TestRepliesLongerThanTheReadBuffer: the per-connection buffer is small (one connection per
+// domain); replies of any size up to MaxLine are accumulated.
+func TestRepliesLongerThanTheReadBuffer(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	path := agent(t, func(cmd string) string {
+		b, _ := json.Marshal(map[string]any{"return": map[string]string{"cmd": cmd, "pad": long}})
+		return string(b)
+	})
+	c, err := Dial(context.Background(), path, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cmd := range []string{"guest-get-fsinfo", "guest-get-users"} {
+		raw, err := c.Call(context.Background(), cmd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Cmd, Pad string }
+		if err := json.Unmarshal(raw, &got); err != nil || got.Cmd != cmd || got.Pad != long {
+			t.Fatalf("%s: reply of %d bytes, cmd %q, pad %d bytes, err %v", cmd, len(raw), got.Cmd, len(got.Pad), err)
+		}
+	}
+}
