@@ -32,7 +32,9 @@ func agent(t *testing.T, reply func(cmd string) string) string {
 			if err != nil {
 				return
 			}
-			line = []byte(strings.TrimLeft(string(line), "\xff"))
+			for len(line) > 0 && line[0] == 0xFF { // the sync delimiter
+				line = line[1:]
+			}
 			var req struct {
 				Execute   string `json:"execute"`
 				Arguments struct {
