@@ -528,6 +528,8 @@ func TestRejectedStatusIsNotRetriedUntilItChanges(t *testing.T) {
 	mustUpsert(t, p, d)
 	settle(t, p)
 	a := c.attempts.Load()
+	// a later second: the changed group's lastChanged would differ; still the refused content
+	time.Sleep(1100 * time.Millisecond)
 	for range 5 {
 		mustUpsert(t, p, d)
 		settle(t, p)

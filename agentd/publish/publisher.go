@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/util/workqueue"
@@ -170,6 +171,7 @@ type entry struct {
 	domainName string
 	applied    *v1alpha1.GuestAgentStatusStatus // last applied (or read) status
 	rejected   *v1alpha1.GuestAgentStatusStatus // last status the apiserver refused
+	rejectedAt metav1.Time                      // the time it was built with
 	foreign    bool                             // another node adopted the object
 	checkedAt  time.Time                        // last re-read of a foreign object
 	optedOut   bool                             // deleted because of an opt-out

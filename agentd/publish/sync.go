@@ -253,14 +253,23 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 		}
 		prev.ExecutedCommands = mergeHistory(prev.ExecutedCommands, e.carry, &limiter{})
 	}
-	st := p.build.build(d, prev, statusTime(p.opts.Clock()))
+	now := statusTime(p.opts.Clock())
+	st := p.build.build(d, prev, now)
 	if e.applied != nil && semanticEqual(st, e.applied) {
 		p.stats.unchanged.Add(1)
 		skippedUnchanged.Inc()
 		return nil
 	}
-	if e.rejected != nil && semanticEqual(st, e.rejected) {
-		return nil // refused before; wait for new content
+	if e.rejected != nil {
+		// Refused before: wait for new content. Compare as built at the refused attempt's time
+		// (a changed group's lastChanged is "now", which would make every second look new).
+		same := st
+		if !now.Equal(&e.rejectedAt) {
+			same = p.build.build(d, prev, e.rejectedAt)
+		}
+		if semanticEqual(same, e.rejected) {
+			return nil
+		}
 	}
 	rv, err := p.applyStatus(ctx, e, st)
 	switch {
@@ -268,7 +277,7 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 		e.applied, e.rv, e.rejected, e.carry = st, rv, nil, nil
 		return nil
 	case isPermanent(err):
-		e.rejected = st
+		e.rejected, e.rejectedAt = st, now
 		p.log.Error(err, "The apiserver refused the status; not retrying until it changes",
 			"namespace", e.ns, "name", e.name, "domainUUID", e.uuid, "reason", apierrors.ReasonForError(err))
 		return nil
