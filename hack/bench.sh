@@ -23,19 +23,19 @@ run() { go test -run '^$' -bench "$1" -benchtime "$2" -benchmem "$3" 2>&1 | grep
 echo "== OGA decode"; run 'BenchmarkDecodeStream' 5x ./agentd/oga/
 echo "== publish decision"; run 'BenchmarkUnchanged' 2s ./agentd/publish/
 echo "== command latency (200 commands)"; run 'BenchmarkCommandLatency' 200x ./test/integration/
-if [ "${BENCH_SCALE:-1}" != 0 ]; then
-  # one process per size, so that VmHWM is that size's own peak
+# scale BENCH WINDOW TITLE: one process per size, so that VmHWM is that size's own peak
+scale() {
   for n in 100 1000; do
-    echo "== agentd idle, $n domains (test:/// driver + envtest; minutes)"
-    GA_SCALE=1 GA_SCALE_WINDOW=${GA_SCALE_WINDOW:-120s} go test -timeout 60m -run '^$' -bench "BenchmarkAgentdIdle$n\$" -benchtime 1x ./test/scale/ 2>&1 |
+    echo "== agentd $3, $n domains (minutes)"
+    GA_SCALE=1 GA_SCALE_WINDOW=$2 go test -timeout 60m -run '^$' -bench "$1$n\$" -benchtime 1x ./test/scale/ 2>&1 |
       grep -E '^Benchmark' | tee -a "$OUT"
   done
+}
+if [ "${BENCH_SCALE:-1}" != 0 ]; then
+  scale BenchmarkAgentdIdle "${GA_SCALE_WINDOW:-120s}" "idle (test:/// driver + envtest)"
   if [ "${BENCH_SCALE_QEMUGA:-1}" != 0 ]; then
-    for n in 100 1000; do
-      echo "== agentd with real qemu-ga agents, $n domains (one qemu-ga per domain + test:/// + envtest; minutes)"
-      GA_SCALE=1 GA_SCALE_WINDOW=${GA_SCALE_QEMUGA_WINDOW:-310s} go test -timeout 60m -run '^$' -bench "BenchmarkAgentdQemuGA$n\$" -benchtime 1x ./test/scale/ 2>&1 |
-        grep -E '^Benchmark' | tee -a "$OUT"
-    done
+    # 310 s: one full polling cycle (300 s periods + a tick)
+    scale BenchmarkAgentdQemuGA "${GA_SCALE_QEMUGA_WINDOW:-310s}" "with one real qemu-ga per domain (+ test:/// + envtest)"
   fi
 fi
 echo

@@ -3,6 +3,8 @@ package oga
 import (
 	"errors"
 	"unicode/utf8"
+
+	"guestagent.io/operator/agentd/guest"
 )
 
 // This file holds a small JSON parser specialised for OGA lines. It exists because the generic
@@ -451,25 +453,13 @@ func (d *decoder) text(v node) ([]byte, bool) {
 	if v.kind != kindString {
 		return nil, false
 	}
-	return capText(d.bytes(v)), true
+	return guest.CutUTF8(d.bytes(v), MaxTextBytes), true
 }
 
 // MaxTextBytes caps every string value taken from a message (after decoding, so after invalid
 // UTF-8 became U+FFFD, which triples it). The model is kept for the domain's lifetime; the
 // published status shortens strings further.
 const MaxTextBytes = 4096
-
-// capText shortens valid UTF-8 b to at most MaxTextBytes, at a character boundary.
-func capText(b []byte) []byte {
-	if len(b) <= MaxTextBytes {
-		return b
-	}
-	n := MaxTextBytes
-	for n > 0 && !utf8.RuneStart(b[n]) {
-		n--
-	}
-	return b[:n]
-}
 
 // getText returns the string value of key, if present and a string.
 func (d *decoder) getText(obj node, key string) ([]byte, bool) {

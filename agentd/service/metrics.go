@@ -2,7 +2,6 @@ package service
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -79,15 +78,7 @@ const maxLabelBytes = 128
 // API are passed through unsanitised, and an invalid label would fail the whole scrape), at most
 // maxLabelBytes, cut at a character boundary.
 func labelValue(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= maxLabelBytes {
-		return s
-	}
-	n := maxLabelBytes
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return guest.CutUTF8(strings.ToValidUTF8(s, "\uFFFD"), maxLabelBytes)
 }
 
 // collectView emits one domain's series.

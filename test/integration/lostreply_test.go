@@ -80,14 +80,8 @@ func TestLostReplies(t *testing.T) {
 				t.Fatalf("no reply was lost: the test did not exercise the path")
 			}
 			time.Sleep(2 * time.Second) // room for a (wrong) second execution
-			pings := 0
-			for _, c := range n.qga.Calls() {
-				if c == "ping "+d.UUID {
-					pings++
-				}
-			}
-			if pings != 1 {
-				t.Fatalf("%d pings reached the guest, want 1", pings)
+			if k := n.qgaCalls("ping " + d.UUID); k != 1 {
+				t.Fatalf("%d pings reached the guest, want 1", k)
 			}
 			if err := env.Client.Delete(ctx, got); err != nil {
 				t.Fatal(fmt.Errorf("cleanup: %w", err))

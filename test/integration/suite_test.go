@@ -189,6 +189,17 @@ func (n *node) stop() {
 	n.cancel = nil
 }
 
+// qgaCalls counts the calls (e.g. "ping <uuid>") that reached the node's fake QEMU agent.
+func (n *node) qgaCalls(call string) int {
+	k := 0
+	for _, c := range n.qga.Calls() {
+		if c == call {
+			k++
+		}
+	}
+	return k
+}
+
 // ogaGuest starts a fake oVirt guest agent listening where QEMU would, and returns its socket.
 func ogaGuest(t testing.TB, cfg ogafake.Config, mutate func(*ogafake.Data)) (*ogafake.Guest, string) {
 	t.Helper()

@@ -74,14 +74,8 @@ func TestAPIServerOutageUnderAgentd(t *testing.T) {
 
 	got := run(t, newCmd(defaultNS, "after-outage", mustName(t, d.UUID), gav1.ActionPing))
 	expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentQemu)
-	pings := 0
-	for _, c := range n.qga.Calls() {
-		if c == "ping "+d.UUID {
-			pings++
-		}
-	}
-	if pings != 1 {
-		t.Fatalf("%d pings reached the guest, want 1", pings)
+	if k := n.qgaCalls("ping " + d.UUID); k != 1 {
+		t.Fatalf("%d pings reached the guest, want 1", k)
 	}
 }
 
@@ -185,14 +179,8 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	}
 	ping := run(t, newCmd(defaultNS, "ping-after-restart", mustName(t, kept.UUID), gav1.ActionPing))
 	expect(t, ping, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentQemu)
-	pings := 0
-	for _, c := range n.qga.Calls() {
-		if c == "ping "+kept.UUID {
-			pings++
-		}
-	}
-	if pings != 1 {
-		t.Fatalf("%d pings reached the guest, want 1", pings)
+	if k := n.qgaCalls("ping " + kept.UUID); k != 1 {
+		t.Fatalf("%d pings reached the guest, want 1", k)
 	}
 	time.Sleep(2 * time.Second) // room for a (wrong) second delivery of the hook
 	if k := received(g, "lifecycle-event"); k != 1 {
