@@ -81,6 +81,20 @@ type countingClient struct {
 	mu       sync.Mutex
 	failN    int
 	failWith error
+	downErr  error // every read and write fails with it while set
+}
+
+// setDown makes every read and write fail with err until setDown(nil).
+func (c *countingClient) setDown(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.downErr = err
+}
+
+func (c *countingClient) down() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downErr
 }
 
 func newCounting() *countingClient { return &countingClient{Client: env.Client} }
@@ -96,6 +110,9 @@ func (c *countingClient) hit() error {
 	c.attempts.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.downErr != nil {
+		return c.downErr
+	}
 	if c.failN > 0 {
 		c.failN--
 		return c.failWith
@@ -141,11 +158,17 @@ func (c *countingClient) Delete(ctx context.Context, o client.Object, opts ...cl
 
 func (c *countingClient) Get(ctx context.Context, k client.ObjectKey, o client.Object, opts ...client.GetOption) error {
 	c.reads.Add(1)
+	if err := c.down(); err != nil {
+		return err
+	}
 	return c.Client.Get(ctx, k, o, opts...)
 }
 
 func (c *countingClient) List(ctx context.Context, l client.ObjectList, opts ...client.ListOption) error {
 	c.reads.Add(1)
+	if err := c.down(); err != nil {
+		return err
+	}
 	return c.Client.List(ctx, l, opts...)
 }
 

@@ -23,12 +23,16 @@ var (
 		Name: "guestagent_agentd_publish_queue_depth",
 		Help: "Domains waiting in the publisher's work queue.",
 	})
+	heldObjects = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "guestagent_agentd_publish_held_for_api",
+		Help: "Domains whose status write waits for an unavailable API server (0 when it answers).",
+	})
 )
 
 // MustRegister registers the publisher's collectors with reg. Call it once per process (for
 // example with controller-runtime's metrics.Registry); it panics on a duplicate registration.
 func MustRegister(reg prometheus.Registerer) {
-	reg.MustRegister(statusWrites, skippedUnchanged, queueDepth)
+	reg.MustRegister(statusWrites, skippedUnchanged, queueDepth, heldObjects)
 }
 
 func writeResult(err error) string {

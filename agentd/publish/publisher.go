@@ -135,6 +135,7 @@ type Publisher struct {
 	mu      sync.Mutex
 	entries map[string]*entry                     // by UUID
 	seed    map[string]*v1alpha1.GuestAgentStatus // objects listed at start, by UUID, until first sight
+	outage  outage                                // the API server's unavailability, see outage.go
 
 	ownerMu sync.Mutex
 	owner   *ownerRef
@@ -371,13 +372,23 @@ func (p *Publisher) processNext(ctx context.Context) bool {
 	p.mu.Unlock()
 	if e == nil {
 		p.queue.Forget(uuid)
+		p.passProbe(uuid)
+		return true
+	}
+	if p.held(uuid) {
 		return true
 	}
 	if wait := e.notBefore.Sub(p.opts.Clock()); wait > 0 {
 		p.queue.AddAfter(uuid, wait)
 		return true
 	}
-	err := p.sync(ctx, e)
+	p.finish(ctx, uuid, e, gen, p.sync(ctx, e))
+	return true
+}
+
+// finish records the result of one sync of uuid at generation gen: done, held for an unavailable
+// API server, or retried with per-object backoff.
+func (p *Publisher) finish(ctx context.Context, uuid string, e *entry, gen uint64, err error) {
 	switch {
 	case err == nil:
 		e.failures = 0
@@ -385,15 +396,19 @@ func (p *Publisher) processNext(ctx context.Context) bool {
 		p.mu.Lock()
 		e.doneGen = gen
 		p.mu.Unlock()
+		p.passProbe(uuid)
 	case ctx.Err() != nil:
+	case unavailable(err):
+		p.logFailure(e, err)
+		p.hold(uuid, err)
 	default:
 		p.logFailure(e, err)
+		p.passProbe(uuid)
 		if nb := p.opts.Clock().Add(p.opts.MinInterval); nb.After(e.notBefore) {
 			e.notBefore = nb // also paces retries triggered by new Upserts
 		}
 		p.queue.AddRateLimited(uuid)
 	}
-	return true
 }
 
 // Pending returns the number of domains whose latest Upsert or Remove is not yet reflected in the
@@ -411,11 +426,11 @@ func (p *Publisher) Pending() int {
 }
 
 // logFailure logs the first failure of a streak as an error and repeats at V(1). Expected
-// optimistic-lock retries (errRetry) are logged at V(1) only.
+// optimistic-lock retries (errRetry) and outages (logged once by hold) are logged at V(1) only.
 func (p *Publisher) logFailure(e *entry, err error) {
 	e.failures++
 	log := p.log.WithValues("domainUUID", e.uuid, "namespace", e.ns, "name", e.name, "attempt", e.failures)
-	if e.failures == 1 && !errors.Is(err, errRetry) {
+	if e.failures == 1 && !errors.Is(err, errRetry) && !unavailable(err) { // an outage is logged once
 		log.Error(err, "Publishing GuestAgentStatus failed; retrying with backoff")
 		return
 	}

@@ -1,7 +1,9 @@
 package publish
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -9,18 +11,13 @@ import (
 
 // TestScaleUnchangedDomains publishes 1,000 domains, restarts the publisher and then re-publishes
 // the same data in cycles: no cycle may write. PUBLISH_SCALE_DURATION (default 15s) sets how long
-// the unchanged cycles run; the test logs the figures reported in docs/publishing.md.
+// the unchanged cycles run. Then every domain changes during an API server outage of
+// PUBLISH_OUTAGE_DURATION (default 5s) under the default retry delays. The test logs the figures
+// reported in docs/publishing.md.
 func TestScaleUnchangedDomains(t *testing.T) {
 	needEnv(t)
 	const n = 1000
-	dur := 15 * time.Second
-	if v := os.Getenv("PUBLISH_SCALE_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dur = d
-	}
+	dur := envDuration(t, "PUBLISH_SCALE_DURATION", 15*time.Second)
 	desired := make([]Desired, n)
 	for i := range desired {
 		desired[i] = sampleDesired(newUUID(), fmt.Sprintf("scale-%04d", i))
@@ -66,4 +63,67 @@ func TestScaleUnchangedDomains(t *testing.T) {
 	if w != 0 {
 		t.Fatalf("unchanged domains wrote %d times", w)
 	}
+	outagePhase(t, desired, envDuration(t, "PUBLISH_OUTAGE_DURATION", 5*time.Second))
+}
+
+// outagePhase restarts the publisher with the default retry delays, takes the API server away for
+// outage while every domain changes twice, and checks that few requests were sent meanwhile and
+// that each domain is written exactly once, with its latest state, once the server answers.
+func outagePhase(t *testing.T, desired []Desired, outage time.Duration) {
+	n := len(desired)
+	c := newCounting()
+	p := startPublisher(t, nodeB, c, quietLogger, func(o *Options) {
+		o.RetryBaseDelay, o.RetryMaxDelay = DefaultRetryBaseDelay, DefaultRetryMaxDelay
+	})
+	for _, d := range desired {
+		mustUpsert(t, p, d)
+	}
+	settle(t, p)
+	c.setDown(&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")})
+	start, before := time.Now(), c.attempts.Load()
+	for round, host := range []string{"outage-1", "outage-2"} {
+		for i := range desired {
+			desired[i].Info.Hostname.Name = host
+			mustUpsert(t, p, desired[i])
+		}
+		if round == 0 {
+			time.Sleep(outage)
+		}
+	}
+	during := c.attempts.Load() - before
+	w := c.writes.Load()
+	c.setDown(nil)
+	up := time.Now()
+	for c.writes.Load() == w {
+		time.Sleep(time.Millisecond)
+	}
+	first := time.Since(up)
+	settle(t, p)
+	t.Logf("outage of %v with %d changing domains: %d requests sent during it; first write %v after the server "+
+		"answered, all %d written in %v", up.Sub(start).Round(time.Millisecond), n, during, first.Round(time.Millisecond),
+		c.writes.Load()-w, time.Since(up).Round(time.Millisecond))
+	if got := c.writes.Load() - w; got != int64(n) {
+		t.Errorf("%d writes after the outage, want %d (one per domain)", got, n)
+	}
+	if during >= int64(n) {
+		t.Errorf("%d requests during the outage, want fewer than one per domain", during)
+	}
+	for _, d := range desired[:10] {
+		if h := getStatus(t, "scale", ObjectName(d.Domain.Name, d.Domain.UUID)).Status.Hostname; h != "outage-2" {
+			t.Errorf("%s: hostname %q, want the latest", d.Domain.Name, h)
+		}
+	}
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
 }

@@ -417,6 +417,9 @@ func (p *Publisher) write(ctx context.Context, e *entry, fn func() error) error 
 	}
 	e.notBefore = p.opts.Clock().Add(p.opts.MinInterval)
 	err := fn()
+	if !unavailable(err) {
+		p.answered()
+	}
 	p.stats.writes.Add(1)
 	statusWrites.WithLabelValues(writeResult(err)).Inc()
 	return err
