@@ -73,6 +73,10 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 	}
 	nodeSel := labels.SelectorFromSet(labels.Set{gav1.LabelNode: cfg.NodeName})
 	byObject := publish.CacheByObject(cfg.NodeName)
+	for obj, bo := range byObject { // the deletion watch keeps metadata only, without managedFields
+		bo.Transform = cache.TransformStripManagedFields()
+		byObject[obj] = bo
+	}
 	byObject[&gav1.GuestAgentCommand{}] = cache.ByObject{Label: nodeSel}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -161,6 +165,9 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		return nil, err
 	}
 	if err := mgr.Add(runnable(pub.Run)); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(runnable(func(ctx context.Context) error { return watchDeletions(ctx, mgr.GetCache(), pub) })); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(runnable(svc.Run)); err != nil {

@@ -137,8 +137,10 @@ type Publisher struct {
 	seed    map[string]*v1alpha1.GuestAgentStatus // objects listed at start, by UUID, until first sight
 	outage  outage                                // the API server's unavailability, see outage.go
 
-	ownerMu sync.Mutex
-	owner   *ownerRef
+	ownerMu     sync.Mutex
+	owner       *ownerRef
+	ownerErr    error     // the last failed read of the node
+	ownerReadAt time.Time // the last read of the node
 
 	seeded  chan struct{}
 	started atomic.Bool
@@ -180,6 +182,10 @@ type entry struct {
 	carry      []v1alpha1.ExecutedCommand // history to move into a re-created object
 	notBefore  time.Time
 	failures   int
+	gone       types.UID // set by ObjectDeleted (under Publisher.mu): the watch saw this object go
+	listed     bool      // set by ObjectsListed (under Publisher.mu) with the UID the watch listed
+	listedUID  types.UID
+	lost       bool // the object went missing and must be re-read
 }
 
 // New validates opts and returns a Publisher. Call Run to start writing.
@@ -437,17 +443,37 @@ func (p *Publisher) logFailure(e *entry, err error) {
 	log.V(1).Info("Publishing GuestAgentStatus failed again", "error", err.Error())
 }
 
-// nodeOwner returns this node's name and UID, read once from the API.
+// nodeOwner returns this node's name and UID, read from the API once and again after forgetOwner.
+// A failed read is remembered for ownerRetry so that many objects do not each read the node.
 func (p *Publisher) nodeOwner(ctx context.Context) (*ownerRef, error) {
 	p.ownerMu.Lock()
 	defer p.ownerMu.Unlock()
 	if p.owner != nil {
 		return p.owner, nil
 	}
+	if p.ownerErr != nil && time.Since(p.ownerReadAt) < ownerRetry {
+		return nil, p.ownerErr
+	}
+	p.ownerReadAt = time.Now()
 	var n corev1.Node
 	if err := p.opts.APIReader.Get(ctx, client.ObjectKey{Name: p.opts.NodeName}, &n); err != nil {
-		return nil, fmt.Errorf("reading node %s for the owner reference: %w", p.opts.NodeName, err)
+		p.ownerErr = fmt.Errorf("reading node %s for the owner reference: %w", p.opts.NodeName, err)
+		return nil, p.ownerErr
 	}
-	p.owner = &ownerRef{name: n.Name, uid: n.UID}
+	if p.owner == nil || p.owner.uid != n.UID {
+		p.log.V(1).Info("Read the node's UID for owner references", "uid", n.UID)
+	}
+	p.owner, p.ownerErr = &ownerRef{name: n.Name, uid: n.UID}, nil
 	return p.owner, nil
+}
+
+// forgetOwner makes the next nodeOwner read the node again (at most once per ownerRetry): an
+// object of ours that someone else deleted may have been collected because the Node object was
+// re-created with a new UID.
+func (p *Publisher) forgetOwner() {
+	p.ownerMu.Lock()
+	defer p.ownerMu.Unlock()
+	if time.Since(p.ownerReadAt) >= ownerRetry {
+		p.owner = nil
+	}
 }

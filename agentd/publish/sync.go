@@ -55,13 +55,19 @@ func (p *Publisher) target(d *Desired) (ns, name string) {
 // object at low frequency, reads or creates it at first sight, and adopts it when it names
 // another node.
 func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) error {
-	if _, err := p.nodeOwner(ctx); err != nil {
+	if _, err := p.nodeOwner(ctx); err != nil { // learn compares owner references with it
 		return err
 	}
 	ns, name := p.target(d)
 	if !e.known && e.seedObj != nil {
 		p.learn(e, e.seedObj, d)
 		e.seedObj = nil
+	}
+	p.takeGone(e) // after the seed: a seeded object may be gone already
+	if e.lost {
+		if err := p.recheckLost(ctx, e, d); err != nil || e.foreign {
+			return err
+		}
 	}
 	if e.known && (e.ns != ns || e.name != name) {
 		if err := p.move(ctx, e, ns, name); err != nil {
@@ -236,10 +242,7 @@ func (p *Publisher) move(ctx context.Context, e *entry, ns, name string) error {
 		return err
 	}
 	p.log.Info("Moving GuestAgentStatus", "fromNamespace", e.ns, "fromName", e.name, "namespace", ns, "name", name)
-	if e.applied != nil {
-		e.carry = append(e.carry, e.applied.ExecutedCommands...) // the history moves along
-	}
-	e.known, e.applied, e.rejected = false, nil, nil
+	p.forget(e) // the history moves along
 	return nil
 }
 
@@ -284,7 +287,7 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 	case isConflict(err):
 		return p.refresh(ctx, e, d)
 	case apierrors.IsNotFound(err):
-		e.known = false
+		p.forget(e)
 		return errRetry
 	}
 	return fmt.Errorf("applying status of GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
@@ -322,7 +325,7 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 	var obj v1alpha1.GuestAgentStatus
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
 	if apierrors.IsNotFound(err) {
-		e.known = false
+		p.forget(e)
 		return errRetry
 	}
 	if err != nil {

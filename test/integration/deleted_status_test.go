@@ -1,0 +1,139 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"guestagent.io/operator/agentd/service/servicefake"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/testenv"
+)
+
+// recreated waits until the status of uuid exists again as a new object (not oldUID) and passes check.
+func recreated(t *testing.T, uuid string, oldUID types.UID, check func(*gav1.GuestAgentStatus) error) *gav1.GuestAgentStatus {
+	t.Helper()
+	var gas *gav1.GuestAgentStatus
+	eventually(t, 20*time.Second, func() error {
+		var err error
+		if gas, err = getGAS(context.Background(), defaultNS, uuid); err != nil {
+			return err
+		}
+		if gas.UID == oldUID {
+			return errors.New("still the old object")
+		}
+		return check(gas)
+	})
+	return gas
+}
+
+// TestDeletedStatusIsRecreated: a user deletes the GuestAgentStatus of a running domain whose guest
+// data does not change. agentd sees the deletion and creates the object again at once with the
+// full status and its history of executed commands (before, it stayed missing until the guest's
+// data next changed). A status whose node label is removed is taken back.
+func TestDeletedStatusIsRecreated(t *testing.T) {
+	ctx := context.Background()
+	d := withQGA(domain("dddddddd-0000-4000-8000-000000000001", "deleted-status"))
+	q := servicefake.NewQGA()
+	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
+	startNode(t, "node-a", q, d)
+	eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+	cmd := run(t, newCmd(defaultNS, "ping-before-delete", mustName(t, d.UUID), gav1.ActionPing))
+	expect(t, cmd, gav1.PhaseSucceeded, gav1.ReasonCompleted)
+	var old *gav1.GuestAgentStatus
+	eventually(t, 10*time.Second, func() error {
+		var err error
+		if old, err = getGAS(ctx, defaultNS, d.UUID); err == nil && len(old.Status.ExecutedCommands) == 0 {
+			err = errors.New("the command is not in the history yet")
+		}
+		return err
+	})
+
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	gas := recreated(t, d.UUID, old.UID, func(g *gav1.GuestAgentStatus) error {
+		switch {
+		case g.Status.Hostname != "guest.example.com" || g.Status.OS == nil:
+			return fmt.Errorf("status not written yet: hostname %q", g.Status.Hostname)
+		case len(g.Status.ExecutedCommands) != len(old.Status.ExecutedCommands) ||
+			g.Status.ExecutedCommands[0].Key != old.Status.ExecutedCommands[0].Key:
+			return fmt.Errorf("history %v, want %v", g.Status.ExecutedCommands, old.Status.ExecutedCommands)
+		}
+		return nil
+	})
+	if len(gas.OwnerReferences) != 1 || gas.OwnerReferences[0].Kind != "Node" {
+		t.Fatalf("owner references %v", gas.OwnerReferences)
+	}
+
+	// Someone removes the node label: the object leaves agentd's selection; agentd puts it back.
+	delete(gas.Labels, gav1.LabelNode)
+	if err := env.Client.Update(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		var o gav1.GuestAgentStatus
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(gas), &o); err != nil {
+			return err
+		}
+		if o.UID != gas.UID || o.Labels[gav1.LabelNode] != "node-a" {
+			return fmt.Errorf("uid %s (was %s), node label %q", o.UID, gas.UID, o.Labels[gav1.LabelNode])
+		}
+		return nil
+	})
+}
+
+// TestNodeRecreatedOwnerFollows: the Node object is deleted and created again under the same name
+// (a new UID) while agentd runs; the manager deletes the node's statuses and the garbage collector
+// deletes any that name the old UID as owner (simulated here: envtest runs no garbage collector).
+// agentd re-reads its node and creates them again owned by the new Node; with a cached UID they
+// would be collected again and again.
+func TestNodeRecreatedOwnerFollows(t *testing.T) {
+	ctx := context.Background()
+	const nodeName = "node-c"
+	if err := env.Client.Create(ctx, testenv.Node(nodeName)); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	d := withQGA(domain("dddddddd-0000-4000-8000-000000000002", "node-recreated"))
+	q := servicefake.NewQGA()
+	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
+	startNode(t, nodeName, q, d)
+	var old *gav1.GuestAgentStatus
+	eventually(t, 20*time.Second, func() (err error) { old, err = getGAS(ctx, defaultNS, d.UUID); return err })
+
+	var n corev1.Node
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: nodeName}, &n); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	fresh := testenv.Node(nodeName)
+	eventually(t, 10*time.Second, func() error { return env.Client.Create(ctx, fresh) })
+	if fresh.UID == n.UID {
+		t.Fatal("the node kept its UID")
+	}
+	// The manager's status collector deletes the node's statuses when the Node goes; agentd may
+	// re-create one in between with the old UID (it re-reads its node at most every 2 s). The
+	// garbage collector would delete that one: do it here, after the 2 s.
+	time.Sleep(2500 * time.Millisecond)
+	if err := env.Client.Delete(ctx, old); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	recreated(t, d.UUID, old.UID, func(g *gav1.GuestAgentStatus) error {
+		if len(g.OwnerReferences) != 1 || g.OwnerReferences[0].UID != fresh.UID {
+			return fmt.Errorf("owner references %v, want the new node %s", g.OwnerReferences, fresh.UID)
+		}
+		if g.Status.Hostname != "guest.example.com" {
+			return fmt.Errorf("status not written yet")
+		}
+		return nil
+	})
+}
