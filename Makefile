@@ -7,11 +7,13 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 HELM ?= $(LOCALBIN)/helm
+PROMTOOL ?= $(LOCALBIN)/promtool
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.1
 HELM_VERSION ?= v3.22.0
+PROMETHEUS_VERSION ?= v0.316.0
 GOLANGCI_LINT_VERSION ?= v2.12.2
 K8S_VERSION ?= 1.37.2
 
@@ -81,7 +83,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl from the module proxy into bi
 	bash hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: deps envtest helm kustomize manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
+test: deps envtest helm kustomize promtool manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
 	bash hack/run-tests.sh unit
 
 .PHONY: test-real
@@ -157,5 +159,7 @@ kustomize: $(LOCALBIN)
 	@test -x $(KUSTOMIZE) || GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 helm: $(LOCALBIN)
 	@test -x $(HELM) || GOBIN=$(LOCALBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+promtool: $(LOCALBIN)
+	@test -x $(PROMTOOL) || GOBIN=$(LOCALBIN) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 golangci-lint: $(LOCALBIN)
 	@test -x $(GOLANGCI_LINT) || GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

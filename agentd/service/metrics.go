@@ -36,6 +36,10 @@ var (
 		"Logged-in users.", []string{"domain_uuid"}, nil)
 	descStale = prometheus.NewDesc("guestagent_guest_data_stale",
 		"1 when some published guest data could not be refreshed.", []string{"domain_uuid"}, nil)
+	descLibvirtConnected = prometheus.NewDesc("guestagent_agentd_libvirt_connected",
+		"1 when agentd's connection to libvirt is up (the readiness check).", nil, nil)
+	descDomains = prometheus.NewDesc("guestagent_agentd_domains",
+		"Domains agentd knows on its node.", nil, nil)
 )
 
 // maxFilesystemSeries bounds the filesystem series per domain (a hostile guest cannot explode
@@ -51,7 +55,7 @@ func MustRegisterCollector(reg prometheus.Registerer, s *GuestAgentService) {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descAgentConnected, descAgentResponsive, descMemTotal, descMemFree,
-		descMemUnused, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale} {
+		descMemUnused, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale, descLibvirtConnected, descDomains} {
 		ch <- d
 	}
 }
@@ -64,11 +68,14 @@ func b2f(b bool) float64 {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	for _, uuid := range c.s.Domains() {
+	domains := c.s.Domains()
+	for _, uuid := range domains {
 		if v, ok := c.s.View(uuid); ok {
 			collectView(ch, uuid, v)
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(descLibvirtConnected, prometheus.GaugeValue, b2f(c.s.Ready()))
+	ch <- prometheus.MustNewConstMetric(descDomains, prometheus.GaugeValue, float64(len(domains)))
 }
 
 // maxLabelBytes bounds label values taken from the guest (hostname, OS fields, mountpoints).

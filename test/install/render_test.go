@@ -38,6 +38,7 @@ func TestChartCopiesInSync(t *testing.T) {
 	pairs := map[string]string{
 		"config/rbac/role.yaml":        "charts/guestagent-operator/files/rbac/manager-role.yaml",
 		"config/agentd/rbac/role.yaml": "charts/guestagent-operator/files/rbac/agentd-role.yaml",
+		"config/prometheus/alerts.yaml": "charts/guestagent-operator/files/prometheus/alerts.yaml",
 	}
 	for _, glob := range []struct{ src, dst, pattern string }{
 		{"config/crd/bases", "charts/guestagent-operator/files/crd", "*.yaml"},
@@ -420,7 +421,7 @@ func assertAccepted(t *testing.T, objs []*unstructured.Unstructured, extraNamesp
 			if err := apply(ctx, o); err != nil {
 				t.Errorf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
 			}
-		case "ServiceMonitor":
+		case "ServiceMonitor", "PrometheusRule":
 			needSM = true
 			rest = append(rest, o)
 		default:
@@ -428,12 +429,14 @@ func assertAccepted(t *testing.T, objs []*unstructured.Unstructured, extraNamesp
 		}
 	}
 	if needSM {
-		// The Prometheus Operator is not installed here: install the stand-in CRD (see testdata).
-		for _, o := range decodeAll(t, readFile(t, "test/install/testdata/servicemonitor-crd.yaml")) {
-			if err := apply(ctx, o); err != nil {
-				t.Fatal(err)
+		// The Prometheus Operator is not installed here: install the stand-in CRDs (see testdata).
+		for _, f := range []string{"servicemonitor-crd.yaml", "prometheusrule-crd.yaml"} {
+			for _, o := range decodeAll(t, readFile(t, "test/install/testdata/"+f)) {
+				if err := apply(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				waitEstablished(ctx, t, o.GetName())
 			}
-			waitEstablished(ctx, t, o.GetName())
 		}
 	}
 	for _, o := range objs {

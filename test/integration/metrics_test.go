@@ -31,6 +31,9 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 		`guestagent_agentd_oga_messages_total{domain_uuid="` + d.UUID + `"}`,
 		`guestagent_agentd_oga_api_version{domain_uuid="` + d.UUID + `"} 3`,
 		`guestagent_agentd_status_writes_total{result="success"}`,
+		"guestagent_agentd_libvirt_connected{} 1",
+		"guestagent_agentd_domains{} 1",
+		"guestagent_agentd_publish_held_for_api{} 0",
 	}
 	eventually(t, 20*time.Second, func() error {
 		text, err := scrape(n)
@@ -44,6 +47,9 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 		}
 		return nil
 	})
+	n.watcher.SetConnected(false)
+	eventually(t, 20*time.Second, func() error { return scraped(n, "guestagent_agentd_libvirt_connected{} 0") })
+	n.watcher.SetConnected(true)
 	n.watcher.Remove(d.UUID, 0)
 	eventually(t, 20*time.Second, func() error {
 		text, err := scrape(n)
@@ -53,8 +59,17 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 		if strings.Contains(text, d.UUID) {
 			return fmt.Errorf("series of a removed domain remain")
 		}
-		return nil
+		return scraped(n, "guestagent_agentd_domains{} 0")
 	})
+}
+
+// scraped checks that n's metrics contain want.
+func scraped(n *node, want string) error {
+	text, err := scrape(n)
+	if err == nil && !strings.Contains(text, want) {
+		err = fmt.Errorf("missing %s", want)
+	}
+	return err
 }
 
 func scrape(n *node) (string, error) {
