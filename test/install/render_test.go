@@ -36,8 +36,8 @@ var allValues = filepath.Join(chartDir, "ci", "all-values.yaml")
 // identical to their sources (run hack/sync-chart-crds.sh after `make manifests`).
 func TestChartCopiesInSync(t *testing.T) {
 	pairs := map[string]string{
-		"config/rbac/role.yaml":        "charts/guestagent-operator/files/rbac/manager-role.yaml",
-		"config/agentd/rbac/role.yaml": "charts/guestagent-operator/files/rbac/agentd-role.yaml",
+		"config/rbac/role.yaml":         "charts/guestagent-operator/files/rbac/manager-role.yaml",
+		"config/agentd/rbac/role.yaml":  "charts/guestagent-operator/files/rbac/agentd-role.yaml",
 		"config/prometheus/alerts.yaml": "charts/guestagent-operator/files/prometheus/alerts.yaml",
 	}
 	for _, glob := range []struct{ src, dst, pattern string }{
