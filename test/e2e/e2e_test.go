@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -361,4 +362,26 @@ func ready() error {
 		return fmt.Errorf("readyz %d: %s", resp.StatusCode, b.String())
 	}
 	return nil
+}
+
+// metricIs checks that agentd's /metrics has the unlabelled metric name with value want.
+func metricIs(name string, want float64) error {
+	resp, err := http.Get("http://127.0.0.1:28080/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if got, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || got != want {
+				return fmt.Errorf("%s = %s, want %g", name, v, want)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not exported", name)
 }

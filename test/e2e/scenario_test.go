@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,17 +195,82 @@ func TestRealStack(t *testing.T) {
 			if ready() == nil {
 				return fmt.Errorf("still ready")
 			}
-			return nil
+			return metricIs("guestagent_agentd_libvirt_connected", 0)
 		})
 		if out, err := sh("bash", "hack/libvirt-env.sh"); err != nil {
 			t.Fatalf("restarting libvirtd: %v %s", err, out)
 		}
-		eventually(t, 90*time.Second, "agentd reconnected", ready)
+		eventually(t, 90*time.Second, "agentd reconnected", func() error {
+			if err := ready(); err != nil {
+				return err
+			}
+			return metricIs("guestagent_agentd_libvirt_connected", 1)
+		})
 		c := command(t, "e2e-ping-after-libvirtd", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
 		})
 		if c.Status.Phase != gav1.PhaseSucceeded {
 			t.Fatalf("after libvirtd restart: %s %s", c.Status.Reason, c.Status.Message)
+		}
+	})
+
+	t.Run("SaveAndRestoreResumeTheAgent", func(t *testing.T) {
+		// virsh save stops the domain into a file (a new QEMU process restores it): the status keeps
+		// its object and data while saved, and the agent is connected, answering and fresh again
+		// after the restore, without waiting for a poll period.
+		before, err := gas(qga)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guestExec(t, gQGA, "echo kept > /run/save-marker")
+		img := filepath.Join(os.Getenv("QGA_ENV"), gQGA+".sav")
+		defer os.Remove(img)
+		if out, err := virsh("save", gQGA, img); err != nil {
+			t.Fatalf("virsh save: %v %s", err, out)
+		}
+		eventually(t, 60*time.Second, "agent disconnected while saved", func() error {
+			s, err := gas(qga)
+			switch {
+			case err != nil:
+				return err
+			case s.UID != before.UID:
+				return fmt.Errorf("object replaced while saved")
+			case cond(s, gav1.ConditionAgentConnected) != metav1.ConditionFalse:
+				return fmt.Errorf("AgentConnected %q", cond(s, gav1.ConditionAgentConnected))
+			case s.Status.Hostname != gQGA:
+				return fmt.Errorf("data blanked while saved: hostname %q", s.Status.Hostname)
+			}
+			return nil
+		})
+		start := time.Now()
+		if out, err := virsh("restore", img); err != nil {
+			t.Fatalf("virsh restore: %v %s", err, out)
+		}
+		eventually(t, 120*time.Second, "agent back after restore", func() error {
+			s, err := gas(qga)
+			switch {
+			case err != nil:
+				return err
+			case s.UID != before.UID:
+				return fmt.Errorf("object replaced by the restore")
+			case cond(s, gav1.ConditionQemuAgentConnected) != metav1.ConditionTrue:
+				return fmt.Errorf("QemuAgentConnected %q", cond(s, gav1.ConditionQemuAgentConnected))
+			case cond(s, gav1.ConditionAgentResponsive) != metav1.ConditionTrue:
+				return fmt.Errorf("AgentResponsive %q", cond(s, gav1.ConditionAgentResponsive))
+			case cond(s, gav1.ConditionStale) == metav1.ConditionTrue:
+				return fmt.Errorf("data still stale")
+			}
+			return nil
+		})
+		logf("restore: agent connected and responsive in the status %s after virsh restore returned", time.Since(start).Round(time.Millisecond))
+		if out := guestExec(t, gQGA, "cat /run/save-marker"); !strings.Contains(out, "kept") {
+			t.Fatalf("the guest was not restored from its saved state (marker %q)", out)
+		}
+		c := command(t, "e2e-ping-after-restore", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("ping after restore: %s %s", c.Status.Reason, c.Status.Message)
 		}
 	})
 
