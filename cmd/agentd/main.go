@@ -24,6 +24,7 @@ import (
 	"guestagent.io/operator/agentd/qga"
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/memlimit"
 )
 
 var scheme = runtime.NewScheme()
@@ -43,6 +44,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "agentd: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}
+	memlimit.Apply(ctrl.Log.WithName("agentd"))
 	if err := run(ctrl.SetupSignalHandler(), cfg, ctrl.Log.WithName("agentd").WithValues("node", cfg.NodeName)); err != nil {
 		ctrl.Log.Error(err, "agentd exited with an error")
 		os.Exit(1)

@@ -22,6 +22,7 @@ import (
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 	"guestagent.io/operator/controllers"
+	"guestagent.io/operator/internal/memlimit"
 )
 
 var scheme = runtime.NewScheme()
@@ -63,6 +64,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	memlimit.Apply(ctrl.Log.WithName("setup"))
 
 	if err := run(o); err != nil {
 		ctrl.Log.Error(err, "Manager exited with an error")
