@@ -43,11 +43,38 @@ func (p *Publisher) ObjectDeleted(uuid string, uid types.UID) {
 	p.enqueue(u)
 }
 
-// ObjectsListed is called once the watch of this node's objects has listed them (their UIDs by
-// domain UUID), so that objects deleted before the watch began are noticed too: every published
-// domain whose object is not in the listing, or is another object, is re-read. It waits for the
-// publisher's startup listing.
-func (p *Publisher) ObjectsListed(ctx context.Context, present map[string]types.UID) error {
+// ObjectChanged tells the publisher that the watch saw the object with uid, of the domain uuid,
+// at resourceVersion rv. An object the publisher did not write at that version (someone edited its
+// status, labels or owner) is re-read, and a status that no longer matches what the guest reports
+// is written again: agentd is the source of truth of its statuses. Safe for concurrent use.
+func (p *Publisher) ObjectChanged(uuid string, uid types.UID, rv string) {
+	u, err := NormalizeUUID(uuid)
+	if err != nil || uid == "" || rv == "" {
+		return
+	}
+	p.mu.Lock()
+	e := p.entries[u]
+	if e == nil || e.desired == nil || e.removed {
+		p.mu.Unlock()
+		return
+	}
+	e.changedUID, e.changedRV = uid, rv
+	e.gen++
+	p.mu.Unlock()
+	p.enqueue(u)
+}
+
+// Listed is an object as the watch's first listing saw it.
+type Listed struct {
+	UID             types.UID
+	ResourceVersion string
+}
+
+// ObjectsListed is called once the watch of this node's objects has listed them (by domain UUID),
+// so that deletions and changes before the watch began are noticed too: every published domain
+// whose object is not in the listing, is another object, or is at another version is re-read. It
+// waits for the publisher's startup listing.
+func (p *Publisher) ObjectsListed(ctx context.Context, present map[string]Listed) error {
 	select {
 	case <-p.seeded:
 	case <-ctx.Done():
@@ -57,13 +84,13 @@ func (p *Publisher) ObjectsListed(ctx context.Context, present map[string]types.
 	var check []string
 	for u, e := range p.entries {
 		if e.desired != nil && !e.removed {
-			e.listed, e.listedUID = true, present[u]
+			e.listed, e.listedAs = true, present[u]
 			e.gen++
 			check = append(check, u)
 		}
 	}
 	for u, obj := range p.seed { // objects of domains not seen yet that are already gone
-		if present[u] != obj.UID {
+		if present[u].UID != obj.UID {
 			delete(p.seed, u)
 		}
 	}
@@ -74,17 +101,30 @@ func (p *Publisher) ObjectsListed(ctx context.Context, present map[string]types.
 	return nil
 }
 
-// takeGone moves a deletion reported by ObjectDeleted, or a listing by ObjectsListed, into the
-// worker's state: the object must be re-read if it is the one this publisher knows and it went
-// missing. An object created after the listing costs one needless read.
+// takeGone moves a deletion reported by ObjectDeleted, a listing by ObjectsListed or a change by
+// ObjectChanged into the worker's state: the object must be re-read if it is the one this
+// publisher knows and it went missing or was changed by someone else. An object created after the
+// listing, or an event of an older write of ours, costs one needless read.
 func (p *Publisher) takeGone(e *entry) {
 	p.mu.Lock()
-	gone, listed, listedUID := e.gone, e.listed, e.listedUID
-	e.gone, e.listed, e.listedUID = "", false, ""
+	gone, listed, listedAs := e.gone, e.listed, e.listedAs
+	changedUID, changedRV := e.changedUID, e.changedRV
+	e.gone, e.listed, e.listedAs, e.changedUID, e.changedRV = "", false, Listed{}, "", ""
 	p.mu.Unlock()
-	if e.known && ((gone != "" && gone == e.uid) || (listed && listedUID != e.uid)) {
+	if !e.known {
+		return
+	}
+	if (gone != "" && gone == e.uid) || (listed && listedAs.UID != e.uid) {
 		e.lost = true
 		p.forgetOwner()
+	}
+	if listed && listedAs.ResourceVersion != e.rv {
+		e.lost = true
+	}
+	// The queue serialises a domain's syncs, so our own last write's resourceVersion is recorded
+	// before an event of it is looked at here.
+	if changedUID == e.uid && changedRV != e.rv {
+		e.lost = true
 	}
 }
 
@@ -110,7 +150,7 @@ func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error
 		p.log.Info("GuestAgentStatus was adopted by another node; not writing it", "namespace", e.ns,
 			"name", e.name, "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 	default:
-		p.learn(e, &obj, d) // labels or owner edited: adopt() puts them back
+		p.learn(e, &obj, d) // labels or owner edited: adopt() puts them back; a status edited: re-applied
 	}
 	e.lost = false
 	return nil

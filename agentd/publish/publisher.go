@@ -183,8 +183,10 @@ type entry struct {
 	notBefore  time.Time
 	failures   int
 	gone       types.UID // set by ObjectDeleted (under Publisher.mu): the watch saw this object go
-	listed     bool      // set by ObjectsListed (under Publisher.mu) with the UID the watch listed
-	listedUID  types.UID
+	listed     bool      // set by ObjectsListed (under Publisher.mu) with what the watch listed
+	listedAs   Listed
+	changedUID types.UID // set by ObjectChanged (under Publisher.mu): the watch saw this version
+	changedRV  string
 	lost       bool // the object went missing and must be re-read
 }
 

@@ -137,3 +137,55 @@ func TestNodeRecreatedOwnerFollows(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEditedStatusIsRestored: someone edits the status of a running domain whose guest data does
+// not change (kubectl edit --subresource=status); agentd writes the guest's data back at once.
+// A label of the user's own costs agentd one read and no write.
+func TestEditedStatusIsRestored(t *testing.T) {
+	ctx := context.Background()
+	d := withQGA(domain("dddddddd-0000-4000-8000-000000000003", "edited-status"))
+	q := servicefake.NewQGA()
+	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
+	startNode(t, "node-a", q, d)
+	var gas *gav1.GuestAgentStatus
+	eventually(t, 20*time.Second, func() (err error) {
+		if gas, err = getGAS(ctx, defaultNS, d.UUID); err == nil && gas.Status.Hostname != "guest.example.com" {
+			err = fmt.Errorf("hostname %q", gas.Status.Hostname)
+		}
+		return err
+	})
+	gas.Status.Hostname = "forged.example.com"
+	if err := env.Client.Status().Update(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		g, err := getGAS(ctx, defaultNS, d.UUID)
+		switch {
+		case err != nil:
+			return err
+		case g.UID != gas.UID:
+			return errors.New("the object was replaced")
+		case g.Status.Hostname != "guest.example.com":
+			return fmt.Errorf("hostname %q, want the guest's", g.Status.Hostname)
+		}
+		return nil
+	})
+
+	g, err := getGAS(ctx, defaultNS, d.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Labels["team"] = "virt"
+	if err := env.Client.Update(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // room for a (wrong) write
+	after, err := getGAS(ctx, defaultNS, d.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != g.ResourceVersion || after.Labels["team"] != "virt" {
+		t.Fatalf("a user's label made agentd write (resourceVersion %s → %s) or was lost (%v)",
+			g.ResourceVersion, after.ResourceVersion, after.Labels)
+	}
+}
