@@ -56,7 +56,7 @@ type History interface {
 type Executor struct {
 	// Client reads through a cache scoped to this node's objects and writes to the API server.
 	Client client.Client
-	// APIReader reads uncached (startup sweep).
+	// APIReader reads uncached (startup sweep, targets, lost replies).
 	APIReader client.Reader
 	NodeName  string
 	// InstanceID identifies this agentd incarnation in status.claimedBy.
@@ -266,8 +266,10 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if e.pastDeadline(cmd) {
 		return ctrl.Result{}, nil // the controller fails it; never start late
 	}
+	// An uncached read: fresh history for the at-most-once check, and no informer holding every
+	// full status of the node in memory (commands are rare; statuses are many and large).
 	target := &gav1.GuestAgentStatus{}
-	err := e.Client.Get(ctx, types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}, target)
+	err := e.APIReader.Get(ctx, types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}, target)
 	if apierrors.IsNotFound(err) {
 		// Not (or no longer) on this node: the controller re-targets it.
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
