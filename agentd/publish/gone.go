@@ -27,20 +27,9 @@ const ownerRetry = 2 * time.Second
 // taken back. Deletions the publisher made itself and objects replaced since are ignored. Safe
 // for concurrent use; it returns at once.
 func (p *Publisher) ObjectDeleted(uuid string, uid types.UID) {
-	u, err := NormalizeUUID(uuid)
-	if err != nil || uid == "" {
-		return
+	if uid != "" {
+		p.watchReport(uuid, func(e *entry) { e.gone = uid })
 	}
-	p.mu.Lock()
-	e := p.entries[u]
-	if e == nil || e.desired == nil || e.removed {
-		p.mu.Unlock()
-		return
-	}
-	e.gone = uid
-	e.gen++
-	p.mu.Unlock()
-	p.enqueue(u)
 }
 
 // ObjectChanged tells the publisher that the watch saw the object with uid, of the domain uuid,
@@ -48,8 +37,16 @@ func (p *Publisher) ObjectDeleted(uuid string, uid types.UID) {
 // status, labels or owner) is re-read, and a status that no longer matches what the guest reports
 // is written again: agentd is the source of truth of its statuses. Safe for concurrent use.
 func (p *Publisher) ObjectChanged(uuid string, uid types.UID, rv string) {
+	if uid != "" && rv != "" {
+		p.watchReport(uuid, func(e *entry) { e.changedUID, e.changedRV = uid, rv })
+	}
+}
+
+// watchReport records a watch event with note (under p.mu) for a domain the publisher still
+// publishes, and schedules a sync whose takeWatchReports looks at it.
+func (p *Publisher) watchReport(uuid string, note func(*entry)) {
 	u, err := NormalizeUUID(uuid)
-	if err != nil || uid == "" || rv == "" {
+	if err != nil {
 		return
 	}
 	p.mu.Lock()
@@ -58,7 +55,7 @@ func (p *Publisher) ObjectChanged(uuid string, uid types.UID, rv string) {
 		p.mu.Unlock()
 		return
 	}
-	e.changedUID, e.changedRV = uid, rv
+	note(e)
 	e.gen++
 	p.mu.Unlock()
 	p.enqueue(u)
@@ -101,11 +98,11 @@ func (p *Publisher) ObjectsListed(ctx context.Context, present map[string]Listed
 	return nil
 }
 
-// takeGone moves a deletion reported by ObjectDeleted, a listing by ObjectsListed or a change by
+// takeWatchReports moves a deletion reported by ObjectDeleted, a listing by ObjectsListed or a change by
 // ObjectChanged into the worker's state: the object must be re-read if it is the one this
 // publisher knows and it went missing or was changed by someone else. An object created after the
 // listing, or an event of an older write of ours, costs one needless read.
-func (p *Publisher) takeGone(e *entry) {
+func (p *Publisher) takeWatchReports(e *entry) {
 	p.mu.Lock()
 	gone, listed, listedAs := e.gone, e.listed, e.listedAs
 	changedUID, changedRV := e.changedUID, e.changedRV
@@ -130,7 +127,7 @@ func (p *Publisher) takeGone(e *entry) {
 
 // recheckLost re-reads an object the watch saw go. A missing object is created again.
 func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error {
-	if _, err := p.nodeOwner(ctx); err != nil { // takeGone may have forgotten it
+	if _, err := p.nodeOwner(ctx); err != nil { // takeWatchReports may have forgotten it
 		return err
 	}
 	var obj v1alpha1.GuestAgentStatus

@@ -63,7 +63,7 @@ func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) erro
 		p.learn(e, e.seedObj, d)
 		e.seedObj = nil
 	}
-	p.takeGone(e) // after the seed: a seeded object may be gone already
+	p.takeWatchReports(e) // after the seed: a seeded object may be gone already
 	if e.lost {
 		if err := p.recheckLost(ctx, e, d); err != nil || e.foreign {
 			return err

@@ -13,9 +13,28 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"guestagent.io/operator/agentd/service/servicefake"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 	"guestagent.io/operator/internal/testenv"
 )
+
+// quietGuest starts agentd on node with one QGA domain whose data never changes and waits until
+// its status is published with the guest's data.
+func quietGuest(t *testing.T, node, uuid, name string) (virt.Domain, *gav1.GuestAgentStatus) {
+	t.Helper()
+	d := withQGA(domain(uuid, name))
+	q := servicefake.NewQGA()
+	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
+	startNode(t, node, q, d)
+	var gas *gav1.GuestAgentStatus
+	eventually(t, 20*time.Second, func() (err error) {
+		if gas, err = getGAS(context.Background(), defaultNS, d.UUID); err == nil && gas.Status.Hostname != "guest.example.com" {
+			err = fmt.Errorf("hostname %q", gas.Status.Hostname)
+		}
+		return err
+	})
+	return d, gas
+}
 
 // recreated waits until the status of uuid exists again as a new object (not oldUID) and passes check.
 func recreated(t *testing.T, uuid string, oldUID types.UID, check func(*gav1.GuestAgentStatus) error) *gav1.GuestAgentStatus {
@@ -40,11 +59,7 @@ func recreated(t *testing.T, uuid string, oldUID types.UID, check func(*gav1.Gue
 // data next changed). A status whose node label is removed is taken back.
 func TestDeletedStatusIsRecreated(t *testing.T) {
 	ctx := context.Background()
-	d := withQGA(domain("dddddddd-0000-4000-8000-000000000001", "deleted-status"))
-	q := servicefake.NewQGA()
-	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
-	startNode(t, "node-a", q, d)
-	eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+	d, _ := quietGuest(t, "node-a", "dddddddd-0000-4000-8000-000000000001", "deleted-status")
 	cmd := run(t, newCmd(defaultNS, "ping-before-delete", mustName(t, d.UUID), gav1.ActionPing))
 	expect(t, cmd, gav1.PhaseSucceeded, gav1.ReasonCompleted)
 	var old *gav1.GuestAgentStatus
@@ -101,12 +116,7 @@ func TestNodeRecreatedOwnerFollows(t *testing.T) {
 	if err := env.Client.Create(ctx, testenv.Node(nodeName)); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	d := withQGA(domain("dddddddd-0000-4000-8000-000000000002", "node-recreated"))
-	q := servicefake.NewQGA()
-	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
-	startNode(t, nodeName, q, d)
-	var old *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() (err error) { old, err = getGAS(ctx, defaultNS, d.UUID); return err })
+	d, old := quietGuest(t, nodeName, "dddddddd-0000-4000-8000-000000000002", "node-recreated")
 
 	var n corev1.Node
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: nodeName}, &n); err != nil {
@@ -143,17 +153,7 @@ func TestNodeRecreatedOwnerFollows(t *testing.T) {
 // A label of the user's own costs agentd one read and no write.
 func TestEditedStatusIsRestored(t *testing.T) {
 	ctx := context.Background()
-	d := withQGA(domain("dddddddd-0000-4000-8000-000000000003", "edited-status"))
-	q := servicefake.NewQGA()
-	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
-	startNode(t, "node-a", q, d)
-	var gas *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() (err error) {
-		if gas, err = getGAS(ctx, defaultNS, d.UUID); err == nil && gas.Status.Hostname != "guest.example.com" {
-			err = fmt.Errorf("hostname %q", gas.Status.Hostname)
-		}
-		return err
-	})
+	d, gas := quietGuest(t, "node-a", "dddddddd-0000-4000-8000-000000000003", "edited-status")
 	gas.Status.Hostname = "forged.example.com"
 	if err := env.Client.Status().Update(ctx, gas); err != nil {
 		t.Fatal(err)
