@@ -350,6 +350,7 @@ func (p *Publisher) seedFromAPI(ctx context.Context) {
 			break
 		}
 	}
+	n := len(seed) // before sharing: Upserts delete from the map under p.mu
 	p.mu.Lock()
 	p.seed = seed
 	for u, e := range p.entries { // Upserts that arrived before Run
@@ -359,7 +360,7 @@ func (p *Publisher) seedFromAPI(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
-	p.log.Info("Seeded publisher from existing objects", "count", len(seed))
+	p.log.Info("Seeded publisher from existing objects", "count", n)
 }
 
 func (p *Publisher) processNext(ctx context.Context) bool {
