@@ -9,19 +9,24 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 HELM ?= $(LOCALBIN)/helm
 PROMTOOL ?= $(LOCALBIN)/promtool
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+KUBE_API_LINTER ?= $(LOCALBIN)/golangci-lint-kube-api-linter
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.1
 HELM_VERSION ?= v3.22.0
 PROMETHEUS_VERSION ?= v0.316.0
 GOLANGCI_LINT_VERSION ?= v2.12.2
+# kube-api-linter has no releases: a pseudo-version. Its standalone binary is golangci-lint with
+# the linter built in, installed from the Go module proxy (`golangci-lint custom` would clone
+# golangci-lint from GitHub instead).
+KUBE_API_LINTER_VERSION ?= v0.0.0-20260716143926-092fe0c72997
 K8S_VERSION ?= 1.37.2
 
 IMG_MANAGER ?= guestagent/manager:dev
 IMG_AGENTD ?= guestagent/agentd:dev
 
 # Packages tested by `make test`: everything but the end-to-end suite.
-UNIT_PKGS = $$($(GO) list ./... | grep -v /test/e2e)
+UNIT_PKGS = $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
 FUZZTIME ?= 20s
 
 .PHONY: help
@@ -42,7 +47,8 @@ generate: controller-gen ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files are not committed.
+verify-generated: manifests generate ## Fail when generated files are not committed or go.mod/go.sum are not tidy.
+	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; }
 	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts | grep '^??')" || { git status --porcelain -- api config charts; echo "untracked generated files"; exit 1; }
 
@@ -55,8 +61,9 @@ vet: ## go vet.
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
+lint: golangci-lint kube-api-linter ## Run golangci-lint, and kube-api-linter on the API types.
 	$(GOLANGCI_LINT) run ./...
+	$(KUBE_API_LINTER) run --config .golangci-kal.yml ./api/...
 
 ##@ Build
 
@@ -67,6 +74,10 @@ build: ## Build both binaries (bin/manager, bin/agentd) and the guest-side OGA a
 	CGO_ENABLED=0 $(GO) build -o $(LOCALBIN)/oga-guest ./cmd/oga-guest
 	$(GO) build -o $(LOCALBIN)/controlplane ./test/controlplane
 
+.PHONY: images
+images: ## Build the manager and agentd images without Docker (docker-archive tarballs in bin/images).
+	bash hack/images.sh product
+
 .PHONY: docker-build
 docker-build: ## Build the images (needs a Docker engine; none runs on the CI machines).
 	docker build -t $(IMG_MANAGER) -f Dockerfile .
@@ -75,12 +86,12 @@ docker-build: ## Build the images (needs a Docker engine; none runs on the CI ma
 ##@ Test
 
 .PHONY: deps
-deps: ## Install the Debian packages the build and tests need (root, idempotent).
-	bash hack/install-deps.sh
+deps: ## Install the Debian packages the build and tests need (root, idempotent, silent when present).
+	@bash hack/install-deps.sh
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd and kubectl from the module proxy into bin/k8s (cached).
-	bash hack/envtest-assets.sh >/dev/null
+	@bash hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
 test: deps envtest helm kustomize promtool manifests generate fmt vet ## Unit, envtest, libvirt test-driver and host qemu-ga tests (-race).
@@ -94,6 +105,10 @@ test-real: deps envtest ## Tests against a real libvirtd with TCG guests running
 test-e2e: deps envtest build ## End to end: real libvirtd + guests + envtest control plane + both binaries.
 	bash hack/run-tests.sh e2e
 
+.PHONY: test-cluster
+test-cluster: deps envtest build helm kustomize ## Real single-node cluster (kubelet, containerd): images, helm install, kustomize, checks.
+	bash hack/test-cluster.sh
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	bash hack/run-tests.sh fuzz $(FUZZTIME)
@@ -103,7 +118,7 @@ demo-check: deps envtest build ## Run the demo for a few seconds and fail if it 
 	DEMO_EXIT_AFTER=3 bash hack/demo.sh
 
 .PHONY: test-all
-test-all: verify-generated lint test test-real test-e2e demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
+test-all: verify-generated lint test test-real test-e2e test-cluster demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
 
 .PHONY: bench
 bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).
@@ -114,6 +129,16 @@ bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks
 .PHONY: demo
 demo: deps envtest build ## Real control plane + libvirtd + 2 guests with real agents + both binaries.
 	bash hack/demo.sh
+
+.PHONY: demo-cluster
+demo-cluster: deps envtest build helm ## The demo inside a real single-node cluster: images, helm install, agentd as a pod.
+	bash hack/demo-cluster.sh
+
+.PHONY: cluster-up cluster-down
+cluster-up: deps envtest ## Start the local single-node cluster (hack/cluster.sh up; KUBECONFIG from `hack/cluster.sh env`).
+	bash hack/cluster.sh up
+cluster-down: ## Stop it and restore the host.
+	bash hack/cluster.sh down
 
 ##@ Deployment
 
@@ -151,7 +176,7 @@ helm-lint: helm ## helm lint + helm template of charts/guestagent-operator.
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
-.PHONY: controller-gen kustomize helm golangci-lint
+.PHONY: controller-gen kustomize helm golangci-lint kube-api-linter
 controller-gen: $(LOCALBIN)
 	@test -x $(CONTROLLER_GEN) && $(CONTROLLER_GEN) --version | grep -q $(CONTROLLER_TOOLS_VERSION) || \
 		GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
@@ -163,3 +188,5 @@ promtool: $(LOCALBIN)
 	@test -x $(PROMTOOL) || GOBIN=$(LOCALBIN) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 golangci-lint: $(LOCALBIN)
 	@test -x $(GOLANGCI_LINT) || GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+kube-api-linter: $(LOCALBIN)
+	@test -x $(KUBE_API_LINTER) || GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter@$(KUBE_API_LINTER_VERSION)

@@ -16,6 +16,6 @@ package agentd
 // +kubebuilder:rbac:groups=guestagent.io,resources=guestagentstatuses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=guestagent.io,resources=guestagentstatuses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands,verbs=get;list;watch
-// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands/status,verbs=update
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

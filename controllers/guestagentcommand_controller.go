@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -20,12 +21,6 @@ import (
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
-
-// AnnotationOutcomeReported marks a finished GuestAgentCommand whose outcome the controller has
-// reported (one Event, one metrics observation). Its value is the reported phase. The controller
-// writes it with an optimistic lock before it emits, so an outcome is reported at most once, also
-// across controller restarts and leader changes, whoever (controller or agentd) finished the command.
-const AnnotationOutcomeReported = "guestagent.io/outcome-reported"
 
 // indexCommandTarget indexes GuestAgentCommands by spec.target, to find the commands of a status.
 const indexCommandTarget = "spec.target"
@@ -56,8 +51,8 @@ type GuestAgentCommandReconciler struct {
 	MaxTargetBackoff time.Duration
 }
 
-// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands,verbs=get;list;watch;patch;delete
-// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands/status,verbs=get;patch
+// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=guestagent.io,resources=guestagentcommands/status,verbs=patch
 // +kubebuilder:rbac:groups=guestagent.io,resources=guestagentstatuses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -95,7 +90,7 @@ func (r *GuestAgentCommandReconciler) commandsForTarget(ctx context.Context, o c
 	var list gav1.GuestAgentCommandList
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
 		client.MatchingFields{indexCommandTarget: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing commands of a target", "GuestAgentStatus", client.ObjectKeyFromObject(o))
+		ctrl.LoggerFrom(ctx).Error(err, "Listing commands of a target", "guestAgentStatus", klog.KObj(o))
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -145,7 +140,7 @@ func (r *GuestAgentCommandReconciler) patchStatus(ctx context.Context, s *comman
 	patch := client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{})
 	if err := r.Client.Status().Patch(ctx, s.cmd, patch); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			log.V(1).Info("Command changed while reconciling, retrying", "err", err.Error())
+			log.V(1).Info("Command changed while reconciling, retrying", "error", err.Error())
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("patching status of GuestAgentCommand: %w", err)

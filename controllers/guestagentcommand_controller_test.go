@@ -29,7 +29,6 @@ func TestCommandLifecycle(t *testing.T) {
 	key := client.ObjectKeyFromObject(cmd)
 
 	scheduled := waitPhase(t, key, gav1.PhaseScheduled)
-	g.Expect(scheduled.Labels).To(HaveKeyWithValue(gav1.LabelNode, node))
 	g.Expect(scheduled.Status.NodeName).To(Equal(node))
 	g.Expect(scheduled.Status.DomainUUID).To(Equal(gas.Spec.DomainUUID))
 	g.Expect(scheduled.Status.Reason).To(Equal(gav1.ReasonScheduled))
@@ -51,7 +50,7 @@ func TestCommandLifecycle(t *testing.T) {
 	g.Expect(complete(claimed, gav1.PhaseSucceeded, gav1.ReasonCompleted)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		c := getCommand(g, key)
-		g.Expect(c.Annotations).To(HaveKeyWithValue(AnnotationOutcomeReported, string(gav1.PhaseSucceeded)))
+		g.Expect(c.Status.OutcomeReported).To(BeTrue())
 	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
 
 	final := getCommand(g, key)
@@ -75,7 +74,7 @@ func TestCommandInvalidAgentForAction(t *testing.T) {
 	failed := waitPhase(t, client.ObjectKeyFromObject(cmd), gav1.PhaseFailed)
 	g.Expect(failed.Status.Reason).To(Equal(gav1.ReasonInvalidSpec))
 	g.Expect(failed.Status.Message).To(ContainSubstring("OvirtGuestAgent"))
-	g.Expect(failed.Labels).NotTo(HaveKey(gav1.LabelNode))
+	g.Expect(failed.Status.NodeName).To(BeEmpty())
 	g.Expect(failed.Status.CompletionTime).NotTo(BeNil())
 	acc := condition(failed, gav1.ConditionAccepted)
 	g.Expect(acc.Status).To(Equal(metav1.ConditionFalse))
@@ -111,7 +110,6 @@ func TestCommandCrossNamespaceTargetRefused(t *testing.T) {
 	// Never labelled for B's node, never scheduled, until the deadline fails it.
 	g.Eventually(func(g Gomega) {
 		c := getCommand(g, key)
-		g.Expect(c.Labels).NotTo(HaveKey(gav1.LabelNode))
 		g.Expect(c.Status.NodeName).To(BeEmpty())
 		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseFailed))
 	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
@@ -136,7 +134,7 @@ func TestCommandTargetAppearsLater(t *testing.T) {
 	node := nodeName("node")
 	createStatus(t, ns, "vm-later", node)
 	scheduled := waitPhase(t, key, gav1.PhaseScheduled)
-	g.Expect(scheduled.Labels).To(HaveKeyWithValue(gav1.LabelNode, node))
+	g.Expect(scheduled.Status.NodeName).To(Equal(node))
 	g.Expect(condition(scheduled, gav1.ConditionAccepted).Status).To(Equal(metav1.ConditionTrue))
 	// The wait is reported once, not once per retry.
 	expectEventsOnce(t, ns, cmd.Name, gav1.ReasonTargetNotFound, gav1.ReasonScheduled)
@@ -175,7 +173,7 @@ func TestCommandAlreadyExecuted(t *testing.T) {
 	final := waitPhase(t, key, gav1.PhaseSucceeded)
 	g.Expect(final.Status.Reason).To(Equal(gav1.ReasonAlreadyExecuted))
 	g.Expect(final.Status.StartTime).To(BeNil(), "never claimed")
-	g.Expect(final.Labels).NotTo(HaveKey(gav1.LabelNode), "never scheduled to a node")
+	g.Expect(final.Status.NodeName).To(BeEmpty(), "never scheduled to a node")
 	g.Expect(condition(final, gav1.ConditionAccepted).Reason).To(Equal(gav1.ReasonAlreadyExecuted))
 	g.Eventually(func() float64 { return counterValue(t, gav1.ActionReboot, ResultAlreadyExecuted) }).
 		WithTimeout(timeout).WithPolling(poll).Should(Equal(before + 1))
@@ -277,7 +275,7 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 	cmd := createCommand(t, ns, "reboot-migrating", rebootSpec(gas.Name))
 	key := client.ObjectKeyFromObject(cmd)
 	scheduled := waitPhase(t, key, gav1.PhaseScheduled)
-	g.Expect(scheduled.Labels).To(HaveKeyWithValue(gav1.LabelNode, nodeA))
+	g.Expect(scheduled.Status.NodeName).To(Equal(nodeA))
 
 	migrate := func(node string) {
 		t.Helper()
@@ -290,7 +288,6 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 	migrate(nodeB)
 	g.Eventually(func(g Gomega) {
 		c := getCommand(g, key)
-		g.Expect(c.Labels).To(HaveKeyWithValue(gav1.LabelNode, nodeB))
 		g.Expect(c.Status.NodeName).To(Equal(nodeB))
 		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseScheduled))
 		g.Expect(c.Status.DomainUUID).To(Equal(gas.Spec.DomainUUID))
@@ -301,7 +298,6 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 	g.Consistently(func(g Gomega) {
 		c := getCommand(g, key)
 		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseRunning))
-		g.Expect(c.Labels).To(HaveKeyWithValue(gav1.LabelNode, nodeB))
 		g.Expect(c.Status.NodeName).To(Equal(nodeB))
 		g.Expect(c.ResourceVersion).To(Equal(claimed.ResourceVersion))
 	}).WithTimeout(2 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
@@ -319,7 +315,7 @@ func TestCommandTerminalSticky(t *testing.T) {
 	key := client.ObjectKeyFromObject(cmd)
 	g.Expect(complete(claim(t, key), gav1.PhaseSucceeded, gav1.ReasonCompleted)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(getCommand(g, key).Annotations).To(HaveKey(AnnotationOutcomeReported))
+		g.Expect(getCommand(g, key).Status.OutcomeReported).To(BeTrue())
 	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
 
 	flip := getCommand(g, key)
@@ -372,7 +368,7 @@ func TestControllerRestart(t *testing.T) {
 	}
 	restart()
 	g.Eventually(func(g Gomega) {
-		g.Expect(getCommand(g, key).Annotations).To(HaveKeyWithValue(AnnotationOutcomeReported, string(gav1.PhaseSucceeded)))
+		g.Expect(getCommand(g, key).Status.OutcomeReported).To(BeTrue())
 	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(eventCount(commandEvents(g, ns, cmd.Name), string(gav1.PhaseSucceeded))).To(Equal(1))

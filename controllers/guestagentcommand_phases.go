@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
@@ -110,11 +109,12 @@ func (r *GuestAgentCommandReconciler) reconcileValidate(_ context.Context, s *co
 	if s.cmd.Status.Phase != gav1.PhasePending {
 		return ctrl.Result{}, nil
 	}
+	// A tenant's bad input is the command's outcome (status reason and a Warning Event when the
+	// outcome is reported), not an error of the operator: nothing is logged at error level.
 	if err := gav1.ValidateCommandSpec(&s.cmd.Spec); err != nil {
 		msg := "Invalid command: " + err.Error()
 		s.setCondition(gav1.ConditionAccepted, metav1False, gav1.ReasonInvalidSpec, msg)
 		s.fail(gav1.ReasonInvalidSpec, msg)
-		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("validating GuestAgentCommand: %w", err))
 	}
 	return ctrl.Result{}, nil
 }
@@ -152,9 +152,6 @@ func (r *GuestAgentCommandReconciler) reconcileTarget(ctx context.Context, s *co
 	}
 
 	node := gas.Spec.NodeName
-	if err := r.ensureNodeLabel(ctx, s, node); err != nil {
-		return ctrl.Result{}, err
-	}
 	msg := fmt.Sprintf("Scheduled to node %s for domain %s", node, gas.Spec.DomainUUID)
 	cmd.Status.NodeName = node
 	cmd.Status.DomainUUID = gas.Spec.DomainUUID
@@ -168,8 +165,8 @@ func (r *GuestAgentCommandReconciler) reconcileTarget(ctx context.Context, s *co
 }
 
 // reconcileRetarget follows a migrated domain: a Scheduled command that no agentd has claimed yet
-// is relabelled for the target's new node. Every write is optimistically locked, so it never
-// overrides agentd's claim (which moves the phase to Running).
+// is scheduled to the target's new node (status.nodeName). The status write is optimistically
+// locked, so it never overrides agentd's claim (which moves the phase to Running).
 func (r *GuestAgentCommandReconciler) reconcileRetarget(ctx context.Context, s *commandScope) (ctrl.Result, error) {
 	cmd := s.cmd
 	if cmd.Status.Phase != gav1.PhaseScheduled {
@@ -186,13 +183,10 @@ func (r *GuestAgentCommandReconciler) reconcileRetarget(ctx context.Context, s *
 		return ctrl.Result{}, nil
 	}
 	node, from := gas.Spec.NodeName, cmd.Status.NodeName
-	if node == from && cmd.Labels[gav1.LabelNode] == node {
+	if node == from {
 		return ctrl.Result{}, nil
 	}
 	ctrl.LoggerFrom(ctx).Info("Re-targeting command to the domain's new node", "fromNode", from, "toNode", node)
-	if err := r.ensureNodeLabel(ctx, s, node); err != nil {
-		return ctrl.Result{}, err
-	}
 	msg := fmt.Sprintf("Scheduled to node %s for domain %s (re-targeted from node %s)", node, gas.Spec.DomainUUID, from)
 	cmd.Status.NodeName = node
 	cmd.Status.Message = msg
@@ -214,32 +208,6 @@ func (r *GuestAgentCommandReconciler) getTarget(ctx context.Context, cmd *gav1.G
 		return nil, fmt.Errorf("getting target GuestAgentStatus %s/%s: %w", cmd.Namespace, cmd.Spec.Target, err)
 	}
 	return gas, nil
-}
-
-// ensureNodeLabel labels the command for node with an optimistically locked metadata patch and
-// carries the new resourceVersion over, so the following status write is locked to it.
-func (r *GuestAgentCommandReconciler) ensureNodeLabel(ctx context.Context, s *commandScope, node string) error {
-	if s.cmd.Labels[gav1.LabelNode] == node {
-		return nil
-	}
-	orig := s.before.DeepCopy()
-	orig.ResourceVersion = s.cmd.ResourceVersion
-	labelled := orig.DeepCopy()
-	if labelled.Labels == nil {
-		labelled.Labels = map[string]string{}
-	}
-	labelled.Labels[gav1.LabelNode] = node
-	if err := r.Client.Patch(ctx, labelled, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return errConflict
-		}
-		return fmt.Errorf("labelling GuestAgentCommand for node %s: %w", node, err)
-	}
-	s.cmd.Labels = labelled.Labels
-	s.cmd.ResourceVersion = labelled.ResourceVersion
-	s.before.Labels = labelled.Labels
-	s.before.ResourceVersion = labelled.ResourceVersion
-	return nil
 }
 
 // targetBackoff is the requeue interval while the target is missing: a quarter of the command's

@@ -61,9 +61,10 @@ func findCondition(conds []metav1.Condition, condType string) *metav1.Condition 
 }
 
 // reconcileFinished handles a terminal command: it reports the outcome once, then deletes the
-// command when its TTL has passed. It never writes the status of a terminal command.
+// command when its TTL has passed. Of a terminal command's status it writes only
+// outcomeReported (the phase and outcome never change).
 func (r *GuestAgentCommandReconciler) reconcileFinished(ctx context.Context, cmd *gav1.GuestAgentCommand) (ctrl.Result, error) {
-	if cmd.Annotations[AnnotationOutcomeReported] != string(cmd.Status.Phase) {
+	if !cmd.Status.OutcomeReported {
 		reported, err := r.reportOutcome(ctx, cmd)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -75,16 +76,15 @@ func (r *GuestAgentCommandReconciler) reconcileFinished(ctx context.Context, cmd
 	return r.reconcileTTL(ctx, cmd)
 }
 
-// reportOutcome marks the command's outcome as reported with an optimistically locked metadata
-// patch and, only if that write won, emits the Event and observes the metrics. It reports false
-// if another writer changed the command first.
+// reportOutcome marks the command's outcome as reported (status.outcomeReported, through the
+// status subresource that tenants cannot write, with an optimistic lock) and, only if that write
+// won, emits the Event and observes the metrics, so an outcome is reported exactly once, also
+// across controller restarts and leader changes. It reports false if another writer changed the
+// command first.
 func (r *GuestAgentCommandReconciler) reportOutcome(ctx context.Context, cmd *gav1.GuestAgentCommand) (bool, error) {
 	orig := cmd.DeepCopy()
-	if cmd.Annotations == nil {
-		cmd.Annotations = map[string]string{}
-	}
-	cmd.Annotations[AnnotationOutcomeReported] = string(cmd.Status.Phase)
-	if err := r.Client.Patch(ctx, cmd, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	cmd.Status.OutcomeReported = true
+	if err := r.Client.Status().Patch(ctx, cmd, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return false, nil
 		}

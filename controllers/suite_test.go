@@ -285,25 +285,11 @@ func condition(cmd *gav1.GuestAgentCommand, condType string) metav1.Condition {
 // counterValue reads guestagent_command_total{action,result} from the controller-runtime registry.
 func counterValue(t *testing.T, action gav1.Action, result string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
+	v, err := testenv.CounterValue("guestagent_command_total", map[string]string{"action": string(action), "result": result})
 	if err != nil {
-		t.Fatalf("gathering metrics: %v", err)
+		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != "guestagent_command_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["action"] == string(action) && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 // histogramCount reads the sample count of guestagent_command_duration_seconds{action}.

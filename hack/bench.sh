@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and prints one table (docs/benchmarks.md explains method and figures).
 #   OGA decode: messages/s, MB/s and allocations per message on a realistic mixed stream
-#               (set OGA_STREAM_FILE to decode shared/bench's reference stream instead)
+#               (set OGA_STREAM_FILE to decode a reference stream file instead)
 #   publish:    cost of the write-or-skip decision for an unchanged domain
 #   command:    GuestAgentCommand creation -> the guest receives it, p50/p99, real apiserver
 #   scale:      agentd (real assembly) on libvirt's test driver with 100 and 1,000 domains +

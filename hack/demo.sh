@@ -16,6 +16,7 @@ export QGA_ENV=${QGA_ENV:-$D/guest}
 export KUBECONFIG=$D/kubeconfig
 export LIBVIRT_DEFAULT_URI=qemu:///system
 G1=demo-both G2=demo-qga
+source hack/virsh.sh
 mkdir -p "$D" "$QGA_ENV"
 PIDS=()
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

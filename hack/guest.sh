@@ -16,6 +16,7 @@ N=${2:?guest name}
 MEM=${3:-128}
 W=${QGA_ENV:-/tmp/qga-env}
 CHDIR=/var/lib/libvirt/qemu/channels
+source "$(dirname "${BASH_SOURCE[0]}")/virsh.sh"
 
 xml() {
   local disk="" oga="" meta=""

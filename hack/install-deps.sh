@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need. Idempotent; needs root.
+# Installs the Debian packages the build and the tests need. Idempotent and silent when every
+# package is present (no apt, no root needed then); installing needs root.
 #   libvirt-dev + pkg-config + gcc : cgo build of libvirt.org/go/libvirt
 #   libvirt-daemon(-driver-qemu), libvirt-clients, qemu-system-x86 : the real libvirtd + TCG guests
 #   qemu-guest-agent : the real qemu-ga (host socket peer and guest initramfs)
@@ -12,10 +13,7 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all packages present"
-  exit 0
-fi
+[ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 echo "install-deps: installing ${missing[*]}"

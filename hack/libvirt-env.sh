@@ -11,6 +11,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${QGA_ENV:-/tmp/qga-env}
 URI=qemu:///system
+source "$HERE/virsh.sh"
 
 answering() { virsh -c "$URI" version >/dev/null 2>&1; }
 

@@ -10,13 +10,27 @@ import (
 	"guestagent.io/operator/agentd/virt"
 )
 
-// QGA adapts the QemuGuestAgentPoller to what GuestAgentService needs.
-func QGA(p *qga.QemuGuestAgentPoller) service.QemuAgent { return qgaAdapter{p} }
+// NewQGA builds the QemuGuestAgentPoller from cfg and adapts it to what GuestAgentService needs.
+// The poller's changes go to the adapter's subscribers (cfg.OnChange is replaced).
+func NewQGA(cfg qga.Config) (service.QemuAgent, error) {
+	a := qgaAdapter{changes: &changeFeed{}}
+	cfg.OnChange = a.changes.notify
+	p, err := qga.NewQemuGuestAgentPoller(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.p = p
+	return a, nil
+}
 
-type qgaAdapter struct{ p *qga.QemuGuestAgentPoller }
+type qgaAdapter struct {
+	p       *qga.QemuGuestAgentPoller
+	changes *changeFeed
+}
 
 func (a qgaAdapter) Run(ctx context.Context) error { return a.p.Run(ctx) }
 func (a qgaAdapter) HandleEvent(ev virt.Event)     { a.p.HandleEvent(ev) }
+func (a qgaAdapter) Subscribe(f func(uuid string)) { a.changes.Subscribe(f) }
 
 func (a qgaAdapter) Info(uuid string) *guest.Info {
 	info, _ := a.p.Info(uuid)
@@ -34,6 +48,7 @@ func (a qgaAdapter) State(uuid string) guest.QGAState {
 		Supported:   st.SupportedCommands,
 		Unsupported: st.UnsupportedCommands,
 		Responsive:  st.Responsive,
+		FSFreeze:    st.FSFreeze,
 	}
 	if e := st.LastError; e != nil && !st.Responsive {
 		out.LastErrorClass = string(e.Class)

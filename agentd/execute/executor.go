@@ -30,16 +30,20 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"guestagent.io/operator/agentd/service"
 	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/cachetrim"
 )
 
 // Service executes requests against a domain's guest (GuestAgentService).
@@ -88,29 +92,55 @@ const (
 // GuestAgentCommands. The manager's cache must be scoped to this node's commands (label
 // guestagent.io/node=<node>); commands of other nodes are ignored anyway.
 func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
-	if e.Now == nil {
-		e.Now = time.Now
-	}
-	if e.MaxConcurrent == 0 {
-		e.MaxConcurrent = 4
-	}
 	if e.APIReader == nil {
 		e.APIReader = mgr.GetAPIReader()
 	}
-	e.swept = make(chan struct{})
-	e.claimed = map[types.UID]time.Time{}
+	e.setDefaults()
 	if err := mgr.Add(sweepRunnable{e}); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("agentd-executor").
 		For(&gav1.GuestAgentCommand{}, builder.WithPredicates(predicate.NewPredicateFuncs(e.mine))).
-		// One executor per agentd process; tests run several agentds in one process.
-		WithOptions(controller.Options{MaxConcurrentReconciles: e.MaxConcurrent, SkipNameValidation: ptr.To(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: e.MaxConcurrent}).
 		Complete(e)
 }
 
-func (e *Executor) mine(o client.Object) bool { return o.GetLabels()[gav1.LabelNode] == e.NodeName }
+// setDefaults fills the zero options and the claim bookkeeping.
+func (e *Executor) setDefaults() {
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.MaxConcurrent == 0 {
+		e.MaxConcurrent = 4
+	}
+	e.swept = make(chan struct{})
+	e.claimed = map[types.UID]time.Time{}
+}
+
+// mine reports whether the controller scheduled the command to this node (status.nodeName, which
+// tenants cannot write; the cache selects by it too).
+func (e *Executor) mine(o client.Object) bool {
+	cmd, ok := o.(*gav1.GuestAgentCommand)
+	return ok && cmd.Status.NodeName == e.NodeName
+}
+
+// CacheByObject returns the cache.Options.ByObject entry of agentd's GuestAgentCommand informer:
+// only the commands the controller scheduled to node (field selector status.nodeName, a
+// selectable field of the CRD), without the metadata agentd never reads (managedFields,
+// annotations, labels), so a tenant's commands for other nodes, or fat ones for this node, cost
+// agentd no memory.
+func CacheByObject(node string) map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&gav1.GuestAgentCommand{}: {
+			Field:     fields.OneTermEqualSelector(FieldNodeName, node),
+			Transform: cachetrim.Metadata(true),
+		},
+	}
+}
+
+// FieldNodeName is the selectable field of GuestAgentCommands naming the node they are scheduled to.
+const FieldNodeName = "status.nodeName"
 
 type sweepRunnable struct{ e *Executor }
 
@@ -127,7 +157,7 @@ func (e *Executor) sweep(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("executor")
 	list := &gav1.GuestAgentCommandList{}
 	for {
-		err := e.APIReader.List(ctx, list, client.MatchingLabels{gav1.LabelNode: e.NodeName})
+		err := e.APIReader.List(ctx, list, client.MatchingFields{FieldNodeName: e.NodeName})
 		if err == nil {
 			break
 		}
@@ -155,7 +185,7 @@ func (e *Executor) sweep(ctx context.Context) error {
 			}
 			return fmt.Errorf("failing command %s left running: %w", client.ObjectKeyFromObject(cmd), err)
 		}
-		log.Info("Failed command left running by a previous agentd", "command", client.ObjectKeyFromObject(cmd))
+		log.Info("Failed command left running by a previous agentd", "guestAgentCommand", klog.KObj(cmd))
 	}
 	return nil
 }
@@ -291,16 +321,16 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 	if resume {
-		log.Info("Claim confirmed after its reply was lost", "command", req.NamespacedName)
+		log.Info("Claim confirmed after its reply was lost", "guestAgentCommand", klog.KObj(cmd))
 	} else if err := e.claimInAPI(ctx, cmd, uuid); err != nil {
 		e.unclaim(cmd)
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			log.V(1).Info("Command claimed or changed by someone else; not executing", "command", req.NamespacedName)
+			log.V(1).Info("Command claimed or changed by someone else; not executing", "guestAgentCommand", klog.KObj(cmd))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	log.Info("Executing command", "command", req.NamespacedName, "action", cmd.Spec.Action, "domainUUID", uuid)
+	log.Info("Executing command", "guestAgentCommand", klog.KObj(cmd), "action", cmd.Spec.Action, "domainUUID", uuid)
 
 	execCtx, cancel := context.WithTimeout(ctx, e.timeout(cmd))
 	res, xerr := e.Service.Execute(execCtx, uuid, service.Request{Spec: cmd.Spec})
@@ -395,7 +425,7 @@ func (e *Executor) complete(ctx context.Context, cmd *gav1.GuestAgentCommand, ok
 		e.finish(cmd, ok, reason, msg, agents)
 		err := retryTransient(ctx, log, "outcome of "+key.String(), func() error { return e.Client.Status().Update(ctx, cmd) })
 		if err == nil {
-			log.Info("Command finished", "command", key, "phase", cmd.Status.Phase, "reason", reason)
+			log.Info("Command finished", "guestAgentCommand", klog.KObj(cmd), "phase", cmd.Status.Phase, "reason", reason)
 			return nil
 		}
 		if apierrors.IsNotFound(err) {
@@ -410,13 +440,13 @@ func (e *Executor) complete(ctx context.Context, cmd *gav1.GuestAgentCommand, ok
 		}
 		if fresh.Status.Phase == cmd.Status.Phase && fresh.Status.Reason == reason && fresh.Status.ClaimedBy == cmd.Status.ClaimedBy {
 			// An earlier attempt was applied but its reply was lost.
-			log.Info("Command finished", "command", key, "phase", fresh.Status.Phase, "reason", reason)
+			log.Info("Command finished", "guestAgentCommand", klog.KObj(cmd), "phase", fresh.Status.Phase, "reason", reason)
 			return nil
 		}
 		stillOurs := fresh.Status.Phase == phaseBefore &&
 			(phaseBefore != gav1.PhaseRunning || fresh.Status.ClaimedBy == e.InstanceID)
 		if !stillOurs {
-			log.Info("Outcome not written: the command changed meanwhile", "command", key,
+			log.Info("Outcome not written: the command changed meanwhile", "guestAgentCommand", klog.KObj(cmd),
 				"phase", fresh.Status.Phase, "reason", fresh.Status.Reason, "ourOutcome", reason)
 			return nil
 		}

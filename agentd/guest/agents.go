@@ -1,5 +1,11 @@
 package guest
 
+// Filesystem freeze states (QGAState.FSFreeze).
+const (
+	FreezeFrozen = "Frozen"
+	FreezeThawed = "Thawed"
+)
+
 // QGAState is the state of a domain's QEMU guest agent, in source-neutral terms: what the
 // service reports and the publisher writes.
 type QGAState struct {
@@ -18,6 +24,9 @@ type QGAState struct {
 	LastError string
 	// Responsive is true when the agent answered recently.
 	Responsive bool
+	// FSFreeze is "Frozen" while the guest's filesystems are frozen, "Thawed" after a thaw,
+	// "" while not known.
+	FSFreeze string
 }
 
 // OGAState is the state of a domain's oVirt guest agent.
@@ -26,6 +35,10 @@ type OGAState struct {
 	Present bool
 	// Channel is the socket connection state.
 	Channel ChannelState
+	// Spoken is true once the agent sent a valid message on the current connection. The channel
+	// of an oVirt VM is open whether or not an agent is installed in the guest: an agent is
+	// present only after it has spoken.
+	Spoken bool
 	// APIVersion is the negotiated protocol version (0-3).
 	APIVersion int
 	// Responsive is true when the agent sent a valid message recently.

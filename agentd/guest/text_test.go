@@ -26,3 +26,11 @@ func TestCutUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterText(t *testing.T) {
+	in := "a\x00b\tc\u0085d\u0086e\x7f\ufeff\U0001F600\xff\n"
+	want := "a\uFFFDb\tc\u0085d\uFFFDe\uFFFD\ufeff\U0001F600\uFFFD\n"
+	if got := FilterText(in); got != want {
+		t.Errorf("FilterText(%q) = %q, want %q", in, got, want)
+	}
+}

@@ -41,6 +41,7 @@ type OvirtGuestAgent struct {
 	lastRead       time.Time
 	lastMessage    time.Time
 	timedOut       bool // idle timeout seen in this silence
+	spoke          bool // a valid message arrived on the current connection
 	responsive     bool // as last notified
 	removed        bool
 	waiters        map[string]chan struct{}
@@ -69,6 +70,10 @@ type State struct {
 	// Channel is Connected while the socket is connected, Disconnected after a failed or lost
 	// connection, Unknown before the first attempt.
 	Channel guest.ChannelState
+	// Spoken: a valid message arrived on the current connection. QEMU keeps the channel's socket
+	// open whether or not an agent runs in the guest, so a Connected channel that has not spoken
+	// is a channel with no agent behind it.
+	Spoken bool
 	// Responsive: a valid message arrived within Timing.ResponsiveTimeout.
 	Responsive bool
 	// APIVersion is the negotiated (effective) API version.
@@ -128,6 +133,7 @@ func (a *OvirtGuestAgent) State() State {
 	switch {
 	case a.conn != nil:
 		s.Channel = guest.ChannelConnected
+		s.Spoken = a.spoke
 	case a.attempted:
 		s.Channel = guest.ChannelDisconnected
 	}
@@ -195,7 +201,7 @@ func (a *OvirtGuestAgent) restart(parent context.Context, path string) {
 	a.path = path
 	a.firstAttempt = make(chan struct{})
 	a.mu.Unlock()
-	a.log.Info("guest agent socket path changed", "path", path)
+	a.log.Info("Guest agent socket path changed", "path", path)
 	a.startLocked(parent)
 }
 

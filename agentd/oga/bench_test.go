@@ -12,8 +12,8 @@ import (
 // BenchmarkDecodeStream measures the whole receive path of one domain (framing, JSON decoding,
 // XML-character filtering, dispatch, model updates, negotiation, under the agent's lock) on a
 // realistic stream fed in 64 KiB chunks, like VDSM's recv loop. With OGA_STREAM_FILE set, it
-// decodes that file instead (e.g. the output of oga_stream.py, to compare with VDSM on the same
-// bytes). Reported: msg/s, MB/s (via SetBytes) and allocs/msg.
+// decodes that file instead (e.g. the reference stream of docs/benchmarks-oga.md, to compare with
+// VDSM on the same bytes). Reported: msg/s, MB/s (via SetBytes) and allocs/msg.
 func BenchmarkDecodeStream(b *testing.B) {
 	var stream []byte
 	if p := os.Getenv("OGA_STREAM_FILE"); p != "" {

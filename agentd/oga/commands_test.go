@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/onsi/gomega"
 )
 
 func TestCommandWireBytes(t *testing.T) {
@@ -121,7 +123,7 @@ func TestVersionGates(t *testing.T) {
 	}
 	// A drop to 0 sends nothing; the next line the guest sees is our own command.
 	g.write(t, `{"__name__": "heartbeat", "free-ram": "1", "apiVersion": 0}`+"\n")
-	eventually(t, "api 0", func() bool { return a.APIVersion() == 0 })
+	NewWithT(t).Eventually(func() bool { return a.APIVersion() == 0 }).WithTimeout(waitTimeout).Should(BeTrue(), "api 0")
 	_ = a.LockScreen(ctx)
 	if got := g.next(t); got != `{"__name__": "lock-screen"}` {
 		t.Fatalf("unexpected line after drop: %s", got)
@@ -140,7 +142,7 @@ func TestNotConnected(t *testing.T) {
 	if time.Since(start) > 4*time.Second {
 		t.Fatal("send waited beyond the first connect attempt")
 	}
-	eventually(t, "disconnected state", func() bool { return a.State().Channel == "Disconnected" })
+	NewWithT(t).Eventually(func() bool { return a.State().Channel == "Disconnected" }).WithTimeout(waitTimeout).Should(BeTrue(), "disconnected state")
 	h.l.Remove("dom-x")
 	if err := a.LogOff(context.Background()); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("after remove: %v", err)

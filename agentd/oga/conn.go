@@ -48,13 +48,13 @@ func (a *OvirtGuestAgent) run(ctx context.Context, path string, first chan struc
 			failures++
 			if !failLogged {
 				failLogged = true
-				a.log.V(1).Info("cannot connect to guest agent socket", "path", path, "error", err.Error())
+				a.log.V(1).Info("Cannot connect to guest agent socket", "path", path, "error", err.Error())
 			}
 			delay := t.ConnectRetryDelay
 			if failures >= t.QuickRetries {
 				delay = t.CooldownDelay
 			}
-			if !sleepCtx(ctx, delay) {
+			if !a.pause(ctx, delay) {
 				return
 			}
 			continue
@@ -68,20 +68,56 @@ func (a *OvirtGuestAgent) run(ctx context.Context, path string, first chan struc
 			failures = 0
 		}
 		a.disconnected(conn)
-		if !sleepCtx(ctx, t.ConnectRetryDelay) {
+		if !a.pause(ctx, t.ConnectRetryDelay) {
 			return
 		}
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+// pause waits d between connect attempts, or until ctx ends (false). No read deadline runs while
+// there is no connection, so pause also expires responsiveness on time: "responsive" means a valid
+// message within Timing.ResponsiveTimeout whether or not a connection exists.
+func (a *OvirtGuestAgent) pause(ctx context.Context, d time.Duration) bool {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	for {
+		var expired <-chan time.Time
+		if left, ok := a.responsiveLeft(); ok {
+			expiry.Reset(max(left, time.Millisecond))
+			expired = expiry.C
+		}
+		select {
+		case <-end.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-expired:
+			a.expireResponsive()
+		}
+	}
+}
+
+// responsiveLeft returns how long the agent stays responsive without a new message; ok is false
+// while it is not responsive.
+func (a *OvirtGuestAgent) responsiveLeft() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.responsive {
+		return 0, false
+	}
+	return a.l.timing.ResponsiveTimeout - a.l.now().Sub(a.lastMessage), true
+}
+
+// expireResponsive re-evaluates responsiveness and notifies a change.
+func (a *OvirtGuestAgent) expireResponsive() {
+	a.mu.Lock()
+	changed, resp := a.updateResponsiveLocked(a.l.now())
+	a.mu.Unlock()
+	if changed {
+		a.log.V(1).Info("guest agent responsiveness changed", "responsive", resp)
+		a.l.notify(a.uuid)
 	}
 }
 
@@ -93,11 +129,12 @@ func (a *OvirtGuestAgent) connected(conn net.Conn) {
 	a.connectedSince = now
 	a.lastRead = now // VDSM: read_time = now on connect
 	a.timedOut = false
+	a.spoke = false
 	a.logged = logOnce{}
 	a.stats.Connects++
 	path := a.path
 	a.mu.Unlock()
-	a.log.Info("guest agent channel connected", "path", path)
+	a.log.Info("Guest agent channel connected", "path", path)
 	a.l.notify(a.uuid)
 }
 
@@ -109,7 +146,7 @@ func (a *OvirtGuestAgent) disconnected(conn net.Conn) {
 	a.connectedSince = time.Time{}
 	a.mu.Unlock()
 	_ = conn.Close() // the only Close of a connection besides a failed write's
-	a.log.Info("guest agent channel disconnected")
+	a.log.Info("Guest agent channel disconnected")
 	a.l.notify(a.uuid)
 }
 
@@ -178,10 +215,10 @@ func (a *OvirtGuestAgent) tick() {
 	respChanged, resp := a.updateResponsiveLocked(now)
 	a.mu.Unlock()
 	if timedOut {
-		a.log.Info("guest agent channel timed out", "silence", a.l.timing.IdleTimeout.String())
+		a.log.Info("Guest agent channel timed out", "silence", a.l.timing.IdleTimeout.String())
 	}
 	if respChanged {
-		a.log.V(1).Info("guest agent responsiveness changed", "responsive", resp)
+		a.log.V(1).Info("Guest agent responsiveness changed", "responsive", resp)
 	}
 	if changed || respChanged {
 		a.l.notify(a.uuid)
@@ -228,22 +265,22 @@ func (a *OvirtGuestAgent) process(sp *lineSplitter, d *decoder, chunk []byte) {
 	a.mu.Unlock()
 
 	if fx.logOversz {
-		a.log.Info("dropping oversized guest agent message", "limit", MaxMessageSize)
+		a.log.Info("Dropping oversized guest agent message", "limit", MaxMessageSize)
 	}
 	if fx.logBadLine != nil {
-		a.log.Info("dropping malformed guest agent message", "error", fx.logBadLine.Error())
+		a.log.Info("Dropping malformed guest agent message", "error", fx.logBadLine.Error())
 	}
 	if fx.logUnknown {
-		a.log.V(1).Info("ignoring unknown guest agent message type")
+		a.log.V(1).Info("Ignoring unknown guest agent message type")
 	}
 	if fx.logBadVer {
-		a.log.Info("invalid apiVersion in guest agent heartbeat, using 0")
+		a.log.Info("Invalid apiVersion in guest agent heartbeat, using 0")
 	}
 	if fx.logPanic != nil {
-		a.log.Error(fmt.Errorf("%v", fx.logPanic), "recovered from panic handling a guest agent message")
+		a.log.Error(fmt.Errorf("%v", fx.logPanic), "Recovered from panic handling a guest agent message")
 	}
 	for _, c := range fx.apiChanges {
-		a.log.Info("guest agent API version changed", "from", c[0], "to", c[1])
+		a.log.Info("Guest agent API version changed", "from", c[0], "to", c[1])
 	}
 	for _, v := range fx.sends[:fx.nsends] {
 		a.mu.Lock()
@@ -254,7 +291,7 @@ func (a *OvirtGuestAgent) process(sp *lineSplitter, d *decoder, chunk []byte) {
 		}
 	}
 	if respChanged {
-		a.log.V(1).Info("guest agent responsiveness changed", "responsive", resp)
+		a.log.V(1).Info("Guest agent responsiveness changed", "responsive", resp)
 	}
 	if fx.changed || respChanged || len(fx.apiChanges) > 0 {
 		a.l.notify(a.uuid)
@@ -282,6 +319,9 @@ func (a *OvirtGuestAgent) handleLineLocked(d *decoder, line []byte, now time.Tim
 	}
 	a.stats.Messages++
 	a.lastMessage = now
+	if !a.spoke {
+		a.spoke, fx.changed = true, true
+	}
 	fx.changed = fx.changed || r.changed
 	if r.unknown {
 		a.stats.UnknownMessages++

@@ -86,9 +86,9 @@ func (e *GuestAgentEvents) filter(a *OvirtGuestAgent, hook string, err error) er
 	case errors.Is(err, ErrNoCompletion):
 		return err
 	case errors.Is(err, ErrUnsupportedByGuestVersion), errors.Is(err, ErrNotConnected):
-		e.log.V(1).Info("guest lifecycle hook not sent", "domainUUID", a.uuid, "hook", hook, "reason", err.Error())
+		e.log.V(1).Info("Guest lifecycle hook not sent", "domainUUID", a.uuid, "hook", hook, "error", err.Error())
 		return nil
 	}
-	e.log.Info("guest lifecycle hook failed", "domainUUID", a.uuid, "hook", hook, "error", err.Error())
+	e.log.Info("Guest lifecycle hook failed", "domainUUID", a.uuid, "hook", hook, "error", err.Error())
 	return nil
 }

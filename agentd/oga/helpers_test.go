@@ -11,10 +11,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/gomega"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitTimeout bounds every wait on the listener: generous, it only matters when a test fails.
+const waitTimeout = 20 * time.Second
 
 func fastTiming() Timing {
 	return Timing{
@@ -27,18 +31,6 @@ func fastTiming() Timing {
 		DialTimeout:       time.Second,
 		FirstConnectWait:  3 * time.Second,
 		CompletionTimeout: 3 * time.Second,
-	}
-}
-
-// eventually polls cond until it holds or a generous timeout expires.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -144,11 +136,11 @@ func (g *rawGuest) next(t *testing.T) string {
 
 func (g *rawGuest) write(t *testing.T, s string) {
 	t.Helper()
-	eventually(t, "raw guest connection", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.conn != nil
-	})
+	}).WithTimeout(waitTimeout).Should(BeTrue(), "raw guest connection")
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if _, err := g.conn.Write([]byte(s)); err != nil {

@@ -12,11 +12,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/oga"
 	"guestagent.io/operator/agentd/oga/ogafake"
 )
+
+// waitTimeout bounds every wait on the listener: generous, it only matters when a test fails.
+const waitTimeout = 20 * time.Second
 
 func timing() oga.Timing {
 	return oga.Timing{
@@ -29,17 +33,6 @@ func timing() oga.Timing {
 		DialTimeout:       time.Second,
 		FirstConnectWait:  3 * time.Second,
 		CompletionTimeout: 3 * time.Second,
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -107,12 +100,12 @@ func TestConnectNegotiateAndHooks(t *testing.T) {
 	a := l.Add("uuid-1", path, 0)
 
 	// Refresh on connect, then heartbeat(0) → heartbeat(3) → api-version 3 → burst with os-info.
-	waitFor(t, "API version 3", func() bool { return a.APIVersion() == 3 && g.APIVersion() == 3 })
-	waitFor(t, "os-info and timezone", func() bool {
+	NewWithT(t).Eventually(func() bool { return a.APIVersion() == 3 && g.APIVersion() == 3 }).WithTimeout(waitTimeout).Should(BeTrue(), "API version 3")
+	NewWithT(t).Eventually(func() bool {
 		i := a.Info()
 		return i.OS != nil && i.OS.Type == guest.OSTypeLinux && i.Timezone != nil && i.Containers != nil &&
 			i.Memory != nil && i.Filesystems != nil && i.Users != nil && i.Network != nil
-	})
+	}).WithTimeout(waitTimeout).Should(BeTrue(), "os-info and timezone")
 	if refreshes := g.ReceivedNamed("refresh"); len(refreshes) != 1 || refreshes[0].Raw != `{"apiVersion": 3, "__name__": "refresh"}` {
 		t.Fatalf("refresh: %+v", refreshes)
 	}
@@ -148,15 +141,15 @@ func TestConnectNegotiateAndHooks(t *testing.T) {
 	if err := a.SetNumberOfCPUs(ctx, 7); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "vcpus 7", func() bool { i := a.Info(); return i.VCPUs != nil && i.VCPUs.Online == 7 })
+	NewWithT(t).Eventually(func() bool { i := a.Info(); return i.VCPUs != nil && i.VCPUs.Online == 7 }).WithTimeout(waitTimeout).Should(BeTrue(), "vcpus 7")
 
 	// Data changes reach the model and trigger notifications.
 	before := ch.get("uuid-1")
 	g.SetUser("alice")
-	waitFor(t, "user alice", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		i := a.Info()
 		return i.Users != nil && len(i.Users.List) == 1 && i.Users.List[0].Name == "alice"
-	})
+	}).WithTimeout(waitTimeout).Should(BeTrue(), "user alice")
 	if ch.get("uuid-1") <= before {
 		t.Fatal("change not notified")
 	}
@@ -182,14 +175,14 @@ func TestGuestAgentEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := l.Add("u", path, 0)
-	waitFor(t, "connected", func() bool { return a.State().Channel == guest.ChannelConnected })
+	NewWithT(t).Eventually(func() bool { return a.State().Channel == guest.ChannelConnected }).WithTimeout(waitTimeout).Should(BeTrue(), "connected")
 	if a.APIVersion() < 3 {
 		if err := ev.AfterMigration(ctx, "u", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "API 3", func() bool { return a.APIVersion() == 3 && g.APIVersion() == 3 })
-	waitFor(t, "responsive", func() bool { return a.State().Responsive })
+	NewWithT(t).Eventually(func() bool { return a.APIVersion() == 3 && g.APIVersion() == 3 }).WithTimeout(waitTimeout).Should(BeTrue(), "API 3")
+	NewWithT(t).Eventually(func() bool { return a.State().Responsive }).WithTimeout(waitTimeout).Should(BeTrue(), "responsive")
 	if err := ev.BeforeMigration(ctx, "u"); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +196,7 @@ func TestGuestAgentEvents(t *testing.T) {
 	if err := ev.AfterHibernation(ctx, "u", false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "4 lifecycle events", func() bool { return len(g.ReceivedNamed("lifecycle-event")) == 4 })
+	NewWithT(t).Eventually(func() bool { return len(g.ReceivedNamed("lifecycle-event")) == 4 }).WithTimeout(waitTimeout).Should(BeTrue(), "4 lifecycle events")
 	evs := g.ReceivedNamed("lifecycle-event")
 	want := []struct {
 		typ            string
@@ -231,7 +224,7 @@ func TestRestoredAPIVersionSendsAtOnce(t *testing.T) {
 	if err := a.LifecycleEvent(context.Background(), oga.HookAfterMigration, false, false, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "hook at guest", func() bool { return len(g.ReceivedNamed("lifecycle-event")) == 1 })
+	NewWithT(t).Eventually(func() bool { return len(g.ReceivedNamed("lifecycle-event")) == 1 }).WithTimeout(waitTimeout).Should(BeTrue(), "hook at guest")
 }
 
 func TestReconnectAndCooldown(t *testing.T) {
@@ -241,11 +234,11 @@ func TestReconnectAndCooldown(t *testing.T) {
 	g := ogafake.New(ogafake.Config{HeartbeatInterval: 20 * time.Millisecond})
 	stop := fakeGuest(t, g, path)
 	a := l.Add("u", path, 0)
-	waitFor(t, "connected", func() bool { return a.State().Channel == guest.ChannelConnected })
-	waitFor(t, "data", func() bool { return a.State().Stats.Messages > 0 })
+	NewWithT(t).Eventually(func() bool { return a.State().Channel == guest.ChannelConnected }).WithTimeout(waitTimeout).Should(BeTrue(), "connected")
+	NewWithT(t).Eventually(func() bool { return a.State().Stats.Messages > 0 }).WithTimeout(waitTimeout).Should(BeTrue(), "data")
 
 	stop() // the socket disappears (QEMU gone)
-	waitFor(t, "disconnected", func() bool { return a.State().Channel == guest.ChannelDisconnected })
+	NewWithT(t).Eventually(func() bool { return a.State().Channel == guest.ChannelDisconnected }).WithTimeout(waitTimeout).Should(BeTrue(), "disconnected")
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket still there: %v", err)
 	}
@@ -253,13 +246,13 @@ func TestReconnectAndCooldown(t *testing.T) {
 	time.Sleep(time.Duration(tm.QuickRetries+2) * tm.ConnectRetryDelay)
 	g2 := ogafake.New(ogafake.Config{HeartbeatInterval: 20 * time.Millisecond})
 	fakeGuest(t, g2, path)
-	waitFor(t, "reconnected", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		return a.State().Channel == guest.ChannelConnected && len(g2.ReceivedNamed("refresh")) == 1
-	})
+	}).WithTimeout(waitTimeout).Should(BeTrue(), "reconnected")
 	if c := a.State().Stats.Connects; c != 2 {
 		t.Fatalf("connects %d", c)
 	}
-	waitFor(t, "renegotiated", func() bool { return a.APIVersion() == 3 })
+	NewWithT(t).Eventually(func() bool { return a.APIVersion() == 3 }).WithTimeout(waitTimeout).Should(BeTrue(), "renegotiated")
 }
 
 func TestIdleClearsMemoryOnly(t *testing.T) {
@@ -268,7 +261,7 @@ func TestIdleClearsMemoryOnly(t *testing.T) {
 	g := ogafake.New(ogafake.Config{HeartbeatInterval: 20 * time.Millisecond})
 	fakeGuest(t, g, path)
 	a := l.Add("u", path, 0)
-	waitFor(t, "memory", func() bool { i := a.Info(); return i.Memory != nil && i.Hostname != nil })
+	NewWithT(t).Eventually(func() bool { i := a.Info(); return i.Memory != nil && i.Hostname != nil }).WithTimeout(waitTimeout).Should(BeTrue(), "memory")
 	// Silence the guest: a new fake with an hour-long heartbeat cannot be swapped in place, so
 	// use the idle period of a guest that only answered the refresh.
 	l.Remove("u")
@@ -276,11 +269,11 @@ func TestIdleClearsMemoryOnly(t *testing.T) {
 	path2 := filepath.Join(t.TempDir(), "vm2.sock")
 	fakeGuest(t, g2, path2)
 	a2 := l.Add("u2", path2, 0)
-	waitFor(t, "hostname", func() bool { return a2.Info().Hostname != nil })
+	NewWithT(t).Eventually(func() bool { return a2.Info().Hostname != nil }).WithTimeout(waitTimeout).Should(BeTrue(), "hostname")
 	g2.SendRaw([]byte(`{"__name__":"heartbeat","free-ram":"100","apiVersion":0}` + "\n"))
-	waitFor(t, "memory", func() bool { return a2.Info().Memory != nil })
+	NewWithT(t).Eventually(func() bool { return a2.Info().Memory != nil }).WithTimeout(waitTimeout).Should(BeTrue(), "memory")
 	n := ch.get("u2")
-	waitFor(t, "memory cleared after idle", func() bool { return a2.Info().Memory == nil })
+	NewWithT(t).Eventually(func() bool { return a2.Info().Memory == nil }).WithTimeout(waitTimeout).Should(BeTrue(), "memory cleared after idle")
 	i := a2.Info()
 	if i.Hostname == nil || i.Network == nil || a2.State().Channel != guest.ChannelConnected {
 		t.Fatalf("idle cleared more than memory: %+v", i)
@@ -296,17 +289,17 @@ func TestHostileInputKeepsStream(t *testing.T) {
 	g := ogafake.New(ogafake.Config{HeartbeatInterval: time.Hour})
 	fakeGuest(t, g, path)
 	a := l.Add("u", path, 0)
-	waitFor(t, "connected", func() bool { return g.Connected() && a.State().Channel == guest.ChannelConnected })
+	NewWithT(t).Eventually(func() bool { return g.Connected() && a.State().Channel == guest.ChannelConnected }).WithTimeout(waitTimeout).Should(BeTrue(), "connected")
 	big := make([]byte, oga.MaxMessageSize+10)
 	for i := range big {
 		big[i] = 'x'
 	}
 	g.SendRaw(append(big, '\n'))
 	g.SendRaw([]byte("{\"no name\":1}\n[1,2]\nnot json\n" + `{"__name__":"host-name","name":"ok\u0000"}` + "\r\n"))
-	waitFor(t, "host-name after garbage", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		i := a.Info()
 		return i.Hostname != nil && i.Hostname.Name == "ok\uFFFD"
-	})
+	}).WithTimeout(waitTimeout).Should(BeTrue(), "host-name after garbage")
 	st := a.State().Stats
 	if st.OversizedLines != 1 || st.DroppedLines != 3 || a.State().Channel != guest.ChannelConnected {
 		t.Fatalf("stats %+v", st)
@@ -333,7 +326,7 @@ func TestManyDomainsAndRemoveWithoutLeaks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			waitFor(t, "negotiated", func() bool { return a.APIVersion() == 3 && a.Info().OS != nil })
+			NewWithT(t).Eventually(func() bool { return a.APIVersion() == 3 && a.Info().OS != nil }).WithTimeout(waitTimeout).Should(BeTrue(), "negotiated")
 			ready.Add(1)
 		}()
 	}
@@ -354,7 +347,7 @@ func TestManyDomainsAndRemoveWithoutLeaks(t *testing.T) {
 	if l.Agent("uuid-0") != nil || len(l.Domains()) != 0 {
 		t.Fatal("agents left")
 	}
-	waitFor(t, "fds back", func() bool { return countFDs(t) <= fdsBefore })
+	NewWithT(t).Eventually(func() bool { return countFDs(t) <= fdsBefore }).WithTimeout(waitTimeout).Should(BeTrue(), "fds back")
 }
 
 func TestPathChangeReplacesConnection(t *testing.T) {
@@ -365,12 +358,12 @@ func TestPathChangeReplacesConnection(t *testing.T) {
 	fakeGuest(t, g1, filepath.Join(dir, "a.sock"))
 	fakeGuest(t, g2, filepath.Join(dir, "b.sock"))
 	a := l.Add("u", filepath.Join(dir, "a.sock"), 3)
-	waitFor(t, "g1 refresh", func() bool { return len(g1.ReceivedNamed("refresh")) == 1 })
+	NewWithT(t).Eventually(func() bool { return len(g1.ReceivedNamed("refresh")) == 1 }).WithTimeout(waitTimeout).Should(BeTrue(), "g1 refresh")
 	if b := l.Add("u", filepath.Join(dir, "b.sock"), 0); b != a {
 		t.Fatal("path change returned a new agent")
 	}
-	waitFor(t, "g2 refresh", func() bool { return len(g2.ReceivedNamed("refresh")) == 1 })
-	waitFor(t, "g1 disconnected", func() bool { return !g1.Connected() })
+	NewWithT(t).Eventually(func() bool { return len(g2.ReceivedNamed("refresh")) == 1 }).WithTimeout(waitTimeout).Should(BeTrue(), "g2 refresh")
+	NewWithT(t).Eventually(func() bool { return !g1.Connected() }).WithTimeout(waitTimeout).Should(BeTrue(), "g1 disconnected")
 	if a.APIVersion() != 3 || a.State().SocketPath != filepath.Join(dir, "b.sock") {
 		t.Fatalf("state %+v", a.State())
 	}
@@ -391,11 +384,10 @@ func TestFirstFailedDialIsAChange(t *testing.T) {
 	tm := timing()
 	l, ch := startListener(t, tm)
 	a := l.Add("nosock", filepath.Join(t.TempDir(), "absent.sock"), 0)
-	waitFor(t, "disconnected", func() bool { return a.State().Channel == guest.ChannelDisconnected })
-	waitFor(t, "announced", func() bool { return ch.get("nosock") >= 1 })
+	NewWithT(t).Eventually(func() bool { return a.State().Channel == guest.ChannelDisconnected }).WithTimeout(waitTimeout).Should(BeTrue(), "disconnected")
+	NewWithT(t).Eventually(func() bool { return ch.get("nosock") >= 1 }).WithTimeout(waitTimeout).Should(BeTrue(), "announced")
 	n := ch.get("nosock")
-	time.Sleep(time.Duration(tm.QuickRetries+1) * tm.ConnectRetryDelay)
-	if got := ch.get("nosock"); got != n {
-		t.Fatalf("failed retries announced %d more changes, want 0", got-n)
-	}
+	NewWithT(t).Consistently(func() int { return ch.get("nosock") }).
+		WithTimeout(time.Duration(tm.QuickRetries+1)*tm.ConnectRetryDelay).WithPolling(tm.ConnectRetryDelay/4).
+		Should(Equal(n), "changes announced by the failed retries")
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // genStream builds a deterministic OGA stream with the message mix, schedule and formatting of
-// /work/shared/bench/oga_stream.py (a RHEL 8 guest at API 3: Python json.dumps separators, the
+// the reference stream of docs/benchmarks-oga.md (a RHEL 8 guest at API 3: Python json.dumps separators, the
 // real agent's key orders; heartbeat every 5 s, active-user every 10 s, number-of-cpus every
 // 60 s, the applications group every 120 s, disks-usage every 300 s, refresh bursts every 4 h,
 // lock/unlock and logoff/logon sessions, NIC and package changes). It mirrors the generator's

@@ -43,6 +43,7 @@ func (b *builder) build(d *Desired, prev *v1alpha1.GuestAgentStatusStatus, now m
 	d = withCarried(d, carried, prev)
 	b.keepInsignificant(st, prev)
 	fillAgents(st, d.Agents, l)
+	st.Domain = runState(d.RunState, l)
 	st.ExecutedCommands = mergeHistory(prev.ExecutedCommands, d.ExecutedCommands, l)
 	guardSize(st, l, b.maxBytes)
 	st.PrimaryIP = primaryIP(st.Interfaces)
@@ -270,6 +271,9 @@ func fillAgents(st *v1alpha1.GuestAgentStatusStatus, a AgentState, l *limiter) {
 			LastErrorClass:      errorClass(a.QGA.LastErrorClass),
 			LastError:           l.str(a.QGA.LastError, 1024),
 		}
+		if a.QGA.FSFreeze == guest.FreezeFrozen || a.QGA.FSFreeze == guest.FreezeThawed {
+			st.QemuAgent.FSFreezeStatus = a.QGA.FSFreeze
+		}
 	}
 	if a.OGA.Present {
 		st.OvirtAgent = &v1alpha1.OvirtAgentInfo{ChannelState: channelState(a.OGA.Channel)}
@@ -280,9 +284,22 @@ func fillAgents(st *v1alpha1.GuestAgentStatusStatus, a AgentState, l *limiter) {
 	st.ActiveAgents = activeAgents(a)
 }
 
+var runStates = []string{"Running", "Paused", "ShuttingDown", "ShutOff", "Crashed", "PMSuspended", "Unknown"}
+
+func runState(rs *RunState, l *limiter) *v1alpha1.DomainRunState {
+	if rs == nil {
+		return nil
+	}
+	out := &v1alpha1.DomainRunState{State: "Unknown", Reason: l.str(rs.Reason, 64)}
+	if slices.Contains(runStates, rs.State) {
+		out.State = rs.State
+	}
+	return out
+}
+
 func activeAgents(a AgentState) v1alpha1.ActiveAgents {
 	q := a.QGA.Present && a.QGA.Channel == guest.ChannelConnected
-	o := a.OGA.Present && a.OGA.Channel == guest.ChannelConnected
+	o := ogaPresent(a.OGA)
 	switch {
 	case q && o:
 		return v1alpha1.ActiveAgentsBoth
@@ -292,6 +309,12 @@ func activeAgents(a AgentState) v1alpha1.ActiveAgents {
 		return v1alpha1.ActiveAgentsOGA
 	}
 	return v1alpha1.ActiveAgentsNone
+}
+
+// ogaPresent reports whether an oVirt guest agent is there: its channel is connected and it has
+// spoken on it. QEMU keeps an oVirt VM's channel open whether or not the guest runs an agent.
+func ogaPresent(o guest.OGAState) bool {
+	return o.Present && o.Channel == guest.ChannelConnected && o.Spoken
 }
 
 func channelState(c guest.ChannelState) v1alpha1.ChannelState {
@@ -304,7 +327,7 @@ func channelState(c guest.ChannelState) v1alpha1.ChannelState {
 	return v1alpha1.ChannelUnknown
 }
 
-var errorClasses = []string{"Timeout", "NotConnected", "Unsupported", "AgentError", "DomainNotRunning", "LibvirtError"}
+var errorClasses = []string{"Timeout", "NotConnected", "Unsupported", "AgentError", "DomainNotRunning", "LibvirtError", "Frozen"}
 
 func errorClass(c string) string {
 	if slices.Contains(errorClasses, c) {
@@ -457,9 +480,11 @@ const (
 	ReasonDisconnected        = "Disconnected"
 	ReasonChannelStateUnknown = "ChannelStateUnknown"
 	ReasonNoChannel           = "NoChannel"
+	ReasonChannelOpenNoAgent  = "ChannelOpenNoAgent"
 	ReasonAgentAnswered       = "AgentAnswered"
 	ReasonNoAnswer            = "NoAnswer"
 	ReasonRefreshFailed       = "RefreshFailed"
+	ReasonFilesystemsFrozen   = "FilesystemsFrozen"
 	ReasonUpToDate            = "UpToDate"
 )
 
@@ -470,7 +495,7 @@ func conditions(d *Desired, prev []metav1.Condition, now metav1.Time) []metav1.C
 	out := []metav1.Condition{
 		anyConnected(a),
 		channelCondition(v1alpha1.ConditionQemuAgentConnected, "QEMU guest agent", a.QGA.Present, a.QGA.Channel),
-		channelCondition(v1alpha1.ConditionOvirtAgentConnected, "oVirt guest agent", a.OGA.Present, a.OGA.Channel),
+		ovirtCondition(a.OGA),
 		responsive(a),
 		stale(d),
 	}
@@ -490,12 +515,16 @@ func cond(typ string, s metav1.ConditionStatus, reason, msg string) metav1.Condi
 func anyConnected(a AgentState) metav1.Condition {
 	const t = v1alpha1.ConditionAgentConnected
 	q, o := a.QGA.Present, a.OGA.Present
+	ogaCh := a.OGA.Channel
+	if ogaCh == guest.ChannelConnected && !a.OGA.Spoken {
+		ogaCh = guest.ChannelDisconnected // an open channel with no agent behind it
+	}
 	switch {
-	case q && a.QGA.Channel == guest.ChannelConnected || o && a.OGA.Channel == guest.ChannelConnected:
+	case q && a.QGA.Channel == guest.ChannelConnected || o && ogaCh == guest.ChannelConnected:
 		return cond(t, metav1.ConditionTrue, ReasonConnected, "A guest agent is connected.")
 	case !q && !o:
 		return cond(t, metav1.ConditionFalse, ReasonNoChannel, "The domain has no guest agent channel.")
-	case (!q || a.QGA.Channel != guest.ChannelDisconnected) && (!o || a.OGA.Channel != guest.ChannelDisconnected):
+	case (!q || a.QGA.Channel != guest.ChannelDisconnected) && (!o || ogaCh != guest.ChannelDisconnected):
 		return cond(t, metav1.ConditionUnknown, ReasonChannelStateUnknown, "The guest agent channel state is not known yet.")
 	}
 	return cond(t, metav1.ConditionFalse, ReasonDisconnected, "No guest agent is connected.")
@@ -511,6 +540,17 @@ func channelCondition(typ, agent string, present bool, c guest.ChannelState) met
 		return cond(typ, metav1.ConditionFalse, ReasonDisconnected, "The "+agent+" is not connected.")
 	}
 	return cond(typ, metav1.ConditionUnknown, ReasonChannelStateUnknown, "The "+agent+" channel state is not known yet.")
+}
+
+// ovirtCondition is OvirtAgentConnected: the agent is connected once its channel is open and it
+// has spoken on it.
+func ovirtCondition(o guest.OGAState) metav1.Condition {
+	const typ = v1alpha1.ConditionOvirtAgentConnected
+	if o.Present && o.Channel == guest.ChannelConnected && !o.Spoken {
+		return cond(typ, metav1.ConditionFalse, ReasonChannelOpenNoAgent,
+			"The oVirt guest agent channel is open, but no agent has spoken on it.")
+	}
+	return channelCondition(typ, "oVirt guest agent", o.Present, o.Channel)
 }
 
 func responsive(a AgentState) metav1.Condition {
@@ -530,6 +570,11 @@ func stale(d *Desired) metav1.Condition {
 	}
 	if len(groups) == 0 {
 		return cond(v1alpha1.ConditionStale, metav1.ConditionFalse, ReasonUpToDate, "All published data is current.")
+	}
+	if d.Agents.QGA.FSFreeze == guest.FreezeFrozen {
+		return cond(v1alpha1.ConditionStale, metav1.ConditionTrue, ReasonFilesystemsFrozen,
+			"The guest's filesystems are frozen; these data groups could not be refreshed and show the last known content: "+
+				strings.Join(groups, ", ")+".")
 	}
 	return cond(v1alpha1.ConditionStale, metav1.ConditionTrue, ReasonRefreshFailed,
 		"These data groups could not be refreshed and show the last known content: "+strings.Join(groups, ", ")+".")

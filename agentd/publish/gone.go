@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"guestagent.io/operator/api/v1alpha1"
@@ -134,8 +135,8 @@ func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		p.log.Info("GuestAgentStatus was deleted by someone else; creating it again", "namespace", e.ns,
-			"name", e.name, "domainUUID", e.uuid)
+		p.log.Info("GuestAgentStatus was deleted by someone else; creating it again",
+			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid)
 		e.lost = false
 		ns, name := e.ns, e.name
 		p.forget(e)
@@ -144,8 +145,8 @@ func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error
 		return fmt.Errorf("re-reading GuestAgentStatus %s/%s after it went missing: %w", e.ns, e.name, err)
 	case obj.Spec.NodeName != p.opts.NodeName:
 		e.foreign, e.checkedAt = true, p.opts.Clock()
-		p.log.Info("GuestAgentStatus was adopted by another node; not writing it", "namespace", e.ns,
-			"name", e.name, "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
+			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 	default:
 		p.learn(e, &obj, d) // labels or owner edited: adopt() puts them back; a status edited: re-applied
 	}

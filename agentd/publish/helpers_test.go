@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,8 +40,8 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	flag.Parse()
-	if testing.Short() {
-		return m.Run() // unit tests and benchmarks only; envtest tests skip themselves
+	if testing.Short() || fuzzing() {
+		return m.Run() // unit tests, benchmarks and fuzz targets only; envtest tests skip themselves
 	}
 	e, err := testenv.Start()
 	if err != nil {
@@ -63,6 +64,17 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// fuzzing reports whether this process runs a fuzz target (as coordinator or worker): the fuzz
+// targets here need no apiserver, and each worker process would start its own.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 func needEnv(t testing.TB) {
@@ -226,7 +238,7 @@ func startPublisher(t *testing.T, node string, c *countingClient, mods ...func(*
 	o := Options{
 		NodeName: node, DefaultNamespace: nsDefault, Client: c, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
 		MinInterval: 10 * time.Millisecond, WriteQPS: 1000, WriteBurst: 1000, RetryBaseDelay: 10 * time.Millisecond,
-		RetryMaxDelay: 200 * time.Millisecond,
+		RetryMaxDelay: 200 * time.Millisecond, StartupGrace: -1, // tests of the grace set it
 	}
 	for _, m := range mods {
 		m(&o)
@@ -257,13 +269,8 @@ func quietLogger(o *Options) { o.Logger = logr.Discard() }
 // settle waits until the publisher has published every Upsert/Remove.
 func settle(t testing.TB, p *Publisher) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for p.Pending() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("publisher still has %d pending domains", p.Pending())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	NewWithT(t).Eventually(p.Pending).WithTimeout(60*time.Second).WithPolling(5*time.Millisecond).
+		Should(BeZero(), "domains the publisher has not published yet")
 }
 
 func newUUID() string {
@@ -306,7 +313,7 @@ func sampleDesired(uuid, name string) Desired {
 		Agents: AgentState{
 			QGA: guest.QGAState{Present: true, Channel: guest.ChannelConnected, Version: "7.2.0",
 				Supported: []string{"guest-info", "guest-get-osinfo", "guest-ping"}, Responsive: true},
-			OGA: guest.OGAState{Present: true, Channel: guest.ChannelConnected, APIVersion: 3, Responsive: true},
+			OGA: guest.OGAState{Present: true, Channel: guest.ChannelConnected, Spoken: true, APIVersion: 3, Responsive: true},
 		},
 		ExecutedCommands: []v1alpha1.ExecutedCommand{
 			{Key: "tenant-a/reboot-1/abcd", Action: "Reboot", Time: metav1.NewTime(login.Add(time.Hour))},

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -68,22 +69,20 @@ func TestOutageHoldsWritesAndReleasesThemAtOnce(t *testing.T) {
 		ds[i].Info.Hostname.Name = "during-outage"
 		mustUpsert(t, p, ds[i])
 	}
-	eventually(t, func() error {
+	NewWithT(t).Eventually(func() error {
 		if h := testutil.ToFloat64(heldObjects); h != n {
 			return fmt.Errorf("%v objects held, want %d", h, n)
 		}
 		return nil
-	})
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 	for i := range ds { // more changes while down: held, not attempted
 		ds[i].Info.Hostname.Name = "latest"
 		mustUpsert(t, p, ds[i])
 	}
-	time.Sleep(3 * time.Second)
 	// Probes back off 50 ms, 100 ms, … : about 6 in 3 s, plus the attempts already running when
 	// the outage began. Each object retrying on its own would have sent ≥ 5 each (≥ 100).
-	if a := c.attempts.Load() - before; a >= n {
-		t.Errorf("%d write attempts during the outage, want fewer than one per object (%d)", a, n)
-	}
+	NewWithT(t).Consistently(func() int64 { return c.attempts.Load() - before }).WithTimeout(3*time.Second).
+		Should(BeNumerically("<", n), "write attempts during the outage: fewer than one per object")
 
 	w := c.writes.Load()
 	c.setDown(nil)
@@ -119,12 +118,12 @@ func TestOutageProbeThatVanishesPassesOn(t *testing.T) {
 		ds[i].Info.Hostname.Name = "after"
 		mustUpsert(t, p, ds[i])
 	}
-	eventually(t, func() error {
+	NewWithT(t).Eventually(func() error {
 		if h := testutil.ToFloat64(heldObjects); h != float64(len(ds)) {
 			return fmt.Errorf("%v objects held", h)
 		}
 		return nil
-	})
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 	p.mu.Lock()
 	probe := p.outage.probe
 	p.mu.Unlock()
@@ -138,20 +137,5 @@ func TestOutageProbeThatVanishesPassesOn(t *testing.T) {
 		if want := map[bool]string{true: "web1", false: "after"}[d.Domain.UUID == probe]; h != want {
 			t.Errorf("%s: hostname %q, want %q", d.Domain.Name, h, want)
 		}
-	}
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

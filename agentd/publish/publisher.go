@@ -14,7 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"guestagent.io/operator/api/v1alpha1"
@@ -29,6 +31,7 @@ const (
 	DefaultRetryMaxDelay  = time.Minute
 	DefaultWorkers        = 2
 	DefaultForeignRecheck = time.Minute
+	DefaultStartupGrace   = 20 * time.Second
 	seedPageSize          = 500
 )
 
@@ -67,8 +70,18 @@ type Options struct {
 	// ForeignRecheck is how often, at most, an object adopted by another node is re-read when
 	// this node still reports the domain (default 1 min).
 	ForeignRecheck time.Duration
+	// StartupGrace is how long after Run starts a status that would regress what an existing
+	// object of a running domain says (an agent connected or responsive no longer, current data
+	// stale) is held back: right after an agentd restart the agents are not probed yet, and
+	// publishing that ignorance would flip conditions on every rollout. A status that does not
+	// regress is written at once; a held one is written when the grace ends unless agentd knew
+	// better by then. Default 20 s; negative disables.
+	StartupGrace time.Duration
 	// Clock returns the current time (default time.Now); for tests.
 	Clock func() time.Time
+	// Events receives an Event on a domain's GuestAgentStatus when one of its agents connects or
+	// disconnects; nil sends none.
+	Events events.EventRecorder
 }
 
 func (o *Options) setDefaults() {
@@ -86,6 +99,7 @@ func (o *Options) setDefaults() {
 	o.Workers = cmpOr(o.Workers, DefaultWorkers)
 	o.MaxStatusBytes = cmpOr(o.MaxStatusBytes, DefaultMaxStatusBytes)
 	o.ForeignRecheck = cmpOr(o.ForeignRecheck, DefaultForeignRecheck)
+	o.StartupGrace = cmpOr(o.StartupGrace, DefaultStartupGrace)
 	if o.MemoryThreshold == nil {
 		o.MemoryThreshold = &DefaultThreshold
 	}
@@ -135,7 +149,14 @@ type Publisher struct {
 	mu      sync.Mutex
 	entries map[string]*entry                     // by UUID
 	seed    map[string]*v1alpha1.GuestAgentStatus // objects listed at start, by UUID, until first sight
-	outage  outage                                // the API server's unavailability, see outage.go
+	// executed holds the commands executed on each domain since this process started, by UUID
+	// (see RecordExecuted); the domain's object holds the rest of the history.
+	executed map[string][]v1alpha1.ExecutedCommand
+	// links is the last connection state of each domain's agents, for transition Events.
+	links map[string]agentLinks
+	// apiVersions caches the persisted oVirt API versions listed at first use (apiversion.go).
+	apiVersions map[string]int
+	outage      outage // the API server's unavailability, see outage.go
 
 	ownerMu     sync.Mutex
 	owner       *ownerRef
@@ -144,6 +165,7 @@ type Publisher struct {
 
 	seeded  chan struct{}
 	started atomic.Bool
+	runAt   time.Time // when Run started (set before the workers start)
 	stats   stats
 }
 
@@ -179,6 +201,7 @@ type entry struct {
 	checkedAt  time.Time                        // last re-read of a foreign object
 	optedOut   bool                             // deleted because of an opt-out
 	seedObj    *v1alpha1.GuestAgentStatus
+	settled    bool                       // a status was applied since Run started
 	carry      []v1alpha1.ExecutedCommand // history to move into a re-created object
 	notBefore  time.Time
 	failures   int
@@ -205,9 +228,11 @@ func New(opts Options) (*Publisher, error) {
 		},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(rl,
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "guestagent-publish"}),
-		limiter: rate.NewLimiter(rate.Limit(opts.WriteQPS), opts.WriteBurst),
-		entries: map[string]*entry{},
-		seeded:  make(chan struct{}),
+		limiter:  rate.NewLimiter(rate.Limit(opts.WriteQPS), opts.WriteBurst),
+		entries:  map[string]*entry{},
+		executed: map[string][]v1alpha1.ExecutedCommand{},
+		links:    map[string]agentLinks{},
+		seeded:   make(chan struct{}),
 	}, nil
 }
 
@@ -225,10 +250,17 @@ func (p *Publisher) Upsert(d Desired) error {
 	c := d.deepCopy()
 	c.Domain.UUID = uuid
 	p.mu.Lock()
+	c.ExecutedCommands = p.withHistoryLocked(uuid, c.ExecutedCommands)
 	e := p.entryLocked(uuid)
 	e.desired, e.removed = c, false
 	e.gen++
+	prev, seen := p.links[uuid]
+	now := linksOf(c.Agents)
+	p.links[uuid] = now
 	p.mu.Unlock()
+	if seen && !c.Domain.OptOut {
+		p.connectionEvents(c, prev, now)
+	}
 	p.enqueue(uuid)
 	return nil
 }
@@ -245,9 +277,17 @@ func (p *Publisher) Remove(uuid string) error {
 	e := p.entryLocked(u)
 	e.removed = true
 	e.gen++
+	p.forgetLocked(u)
 	p.mu.Unlock()
 	p.enqueue(u)
 	return nil
+}
+
+// forgetLocked drops what the publisher remembers of a domain that left this node: its recorded
+// history (now on the object) and its agents' last connection state.
+func (p *Publisher) forgetLocked(uuid string) {
+	delete(p.executed, uuid)
+	delete(p.links, uuid)
 }
 
 // RemoveAllExcept removes every domain this publisher knows from the objects listed at start
@@ -313,6 +353,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("publisher already running")
 	}
+	p.runAt = p.opts.Clock()
 	p.seedFromAPI(ctx)
 	close(p.seeded)
 	var wg sync.WaitGroup
@@ -407,6 +448,9 @@ func (p *Publisher) finish(ctx context.Context, uuid string, e *entry, gen uint6
 		p.mu.Unlock()
 		p.passProbe(uuid)
 	case ctx.Err() != nil:
+	case errors.Is(err, errStartupHeld):
+		// Checked again when the grace ends; a newer Upsert is synced at once meanwhile.
+		p.queue.AddAfter(uuid, max(p.runAt.Add(p.opts.StartupGrace).Sub(p.opts.Clock()), time.Millisecond))
 	case unavailable(err):
 		p.logFailure(e, err)
 		p.hold(uuid, err)
@@ -438,7 +482,7 @@ func (p *Publisher) Pending() int {
 // optimistic-lock retries (errRetry) and outages (logged once by hold) are logged at V(1) only.
 func (p *Publisher) logFailure(e *entry, err error) {
 	e.failures++
-	log := p.log.WithValues("domainUUID", e.uuid, "namespace", e.ns, "name", e.name, "attempt", e.failures)
+	log := p.log.WithValues("domainUUID", e.uuid, "guestAgentStatus", klog.KRef(e.ns, e.name), "attempt", e.failures)
 	if e.failures == 1 && !errors.Is(err, errRetry) && !unavailable(err) { // an outage is logged once
 		log.Error(err, "Publishing GuestAgentStatus failed; retrying with backoff")
 		return

@@ -14,6 +14,7 @@ func (p *Publisher) Release(uuid string) error {
 	p.mu.Lock()
 	delete(p.entries, u)
 	delete(p.seed, u)
+	p.forgetLocked(u)
 	p.mu.Unlock()
 	return nil
 }

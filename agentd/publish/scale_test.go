@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	. "github.com/onsi/gomega"
 )
 
 // TestScaleUnchangedDomains publishes 1,000 domains, restarts the publisher and then re-publishes
@@ -94,9 +96,8 @@ func outagePhase(t *testing.T, desired []Desired, outage time.Duration) {
 	w := c.writes.Load()
 	c.setDown(nil)
 	up := time.Now()
-	for c.writes.Load() == w {
-		time.Sleep(time.Millisecond)
-	}
+	NewWithT(t).Eventually(c.writes.Load).WithTimeout(60*time.Second).WithPolling(time.Millisecond).
+		ShouldNot(Equal(w), "a write after the server answered again")
 	first := time.Since(up)
 	settle(t, p)
 	t.Logf("outage of %v with %d changing domains: %d requests sent during it; first write %v after the server "+

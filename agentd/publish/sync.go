@@ -1,16 +1,19 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,6 +22,9 @@ import (
 
 // errRetry asks for a rate-limited retry after the object's state was refreshed.
 var errRetry = errors.New("object changed under the publisher; retrying with fresh state")
+
+// errStartupHeld defers a status that would regress an existing object during the startup grace.
+var errStartupHeld = errors.New("status held back during the startup grace")
 
 func isConflict(err error) bool { return apierrors.IsConflict(err) }
 
@@ -201,7 +207,7 @@ func (p *Publisher) create(ctx context.Context, e *entry, d *Desired, ns, name s
 	}
 	obj.Status = v1alpha1.GuestAgentStatusStatus{}
 	p.learn(e, obj, d)
-	p.log.Info("Created GuestAgentStatus", "namespace", ns, "name", name, "domainUUID", d.Domain.UUID)
+	p.log.Info("Created GuestAgentStatus", "guestAgentStatus", klog.KRef(ns, name), "domainUUID", d.Domain.UUID)
 	return nil
 }
 
@@ -230,7 +236,7 @@ func (p *Publisher) adopt(ctx context.Context, e *entry, d *Desired) error {
 	}
 	p.learn(e, &obj, d)
 	if previous != p.opts.NodeName {
-		p.log.Info("Adopted GuestAgentStatus", "namespace", e.ns, "name", e.name,
+		p.log.Info("Adopted GuestAgentStatus", "guestAgentStatus", klog.KRef(e.ns, e.name),
 			"domainUUID", d.Domain.UUID, "previousNode", previous)
 	}
 	return nil
@@ -241,7 +247,7 @@ func (p *Publisher) move(ctx context.Context, e *entry, ns, name string) error {
 	if err := p.deleteOwned(ctx, e); err != nil {
 		return err
 	}
-	p.log.Info("Moving GuestAgentStatus", "fromNamespace", e.ns, "fromName", e.name, "namespace", ns, "name", name)
+	p.log.Info("Moving GuestAgentStatus", "from", klog.KRef(e.ns, e.name), "guestAgentStatus", klog.KRef(ns, name))
 	p.forget(e) // the history moves along
 	return nil
 }
@@ -263,6 +269,9 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 		skippedUnchanged.Inc()
 		return nil
 	}
+	if p.holdAtStartup(e, d, st) {
+		return errStartupHeld
+	}
 	if e.rejected != nil {
 		// Refused before: wait for new content. Compare as built at the refused attempt's time
 		// (a changed group's lastChanged is "now", which would make every second look new).
@@ -277,12 +286,12 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 	rv, err := p.applyStatus(ctx, e, st)
 	switch {
 	case err == nil:
-		e.applied, e.rv, e.rejected, e.carry = st, rv, nil, nil
+		e.applied, e.rv, e.rejected, e.carry, e.settled = st, rv, nil, nil, true
 		return nil
 	case isPermanent(err):
 		e.rejected, e.rejectedAt = st, now
 		p.log.Error(err, "The apiserver refused the status; not retrying until it changes",
-			"namespace", e.ns, "name", e.name, "domainUUID", e.uuid, "reason", apierrors.ReasonForError(err))
+			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "reason", apierrors.ReasonForError(err))
 		return nil
 	case isConflict(err):
 		return p.refresh(ctx, e, d)
@@ -293,30 +302,87 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 	return fmt.Errorf("applying status of GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
 }
 
+// holdAtStartup reports whether st must wait for the end of the startup grace: the object existed
+// before this Run, nothing was applied to it since, the domain runs, and st would regress what
+// the object says.
+func (p *Publisher) holdAtStartup(e *entry, d *Desired, st *v1alpha1.GuestAgentStatusStatus) bool {
+	if e.settled || e.applied == nil || p.opts.StartupGrace < 0 ||
+		(d.RunState != nil && d.RunState.State != "Running") {
+		return false
+	}
+	return p.opts.Clock().Before(p.runAt.Add(p.opts.StartupGrace)) && regresses(e.applied, st)
+}
+
+// regresses reports whether next says less about the agents than prev: a connection or
+// responsiveness condition that was True is not, or data that was current is stale.
+func regresses(prev, next *v1alpha1.GuestAgentStatusStatus) bool {
+	for _, t := range []string{v1alpha1.ConditionAgentConnected, v1alpha1.ConditionQemuAgentConnected,
+		v1alpha1.ConditionOvirtAgentConnected, v1alpha1.ConditionAgentResponsive} {
+		if meta.IsStatusConditionTrue(prev.Conditions, t) && !meta.IsStatusConditionTrue(next.Conditions, t) {
+			return true
+		}
+	}
+	return meta.IsStatusConditionFalse(prev.Conditions, v1alpha1.ConditionStale) &&
+		meta.IsStatusConditionTrue(next.Conditions, v1alpha1.ConditionStale)
+}
+
 // applyStatus server-side applies st with this node's field owner, forcing ownership, and with the
 // last known resourceVersion as a precondition so that an adoption by another node is noticed.
 func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.GuestAgentStatusStatus) (string, error) {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return "", fmt.Errorf("encoding status: %w", err)
-	}
-	var status map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // keep int64 values exact (float64 would lose them and fail validation)
-	if err := dec.Decode(&status); err != nil {
-		return "", fmt.Errorf("decoding status: %w", err)
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{
+	body, err := applyBody(map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),
 		"kind":       "GuestAgentStatus",
 		"metadata":   map[string]any{"name": e.name, "namespace": e.ns, "resourceVersion": e.rv},
-		"status":     status,
-	}}
+		"status":     st,
+	})
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("GuestAgentStatus"))
+	u.SetNamespace(e.ns)
+	u.SetName(e.name)
 	err = p.write(ctx, e, func() error {
-		return p.opts.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		return p.opts.Client.Status().Patch(ctx, u, client.RawPatch(types.ApplyPatchType, body),
 			client.FieldOwner(v1alpha1.FieldOwnerAgentd), client.ForceOwnership)
 	})
 	return u.GetResourceVersion(), err
+}
+
+// applyBody encodes an apply patch as JSON that reads the same when parsed as YAML, which is how
+// the apiserver parses apply patches. JSON carries some code points verbatim that YAML folds or
+// refuses: NEL (U+0085) would read back as a space, DEL and the C1 controls abort the whole
+// patch, and the BOM, LS and PS are special to YAML too. Those are written as \uXXXX escapes,
+// which JSON and YAML decode alike, so every guest string reads back byte for byte.
+func applyBody(obj map[string]any) ([]byte, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	// Outside strings the encoding is ASCII, so every such code point is inside a string.
+	n := 0
+	for _, r := range string(raw) {
+		if yamlSpecial(r) {
+			n++
+		}
+	}
+	if n == 0 {
+		return raw, nil
+	}
+	out := make([]byte, 0, len(raw)+4*n)
+	for _, r := range string(raw) {
+		if yamlSpecial(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out, nil
+}
+
+// yamlSpecial reports whether YAML reads r in a double-quoted scalar differently from JSON.
+func yamlSpecial(r rune) bool {
+	return r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == 0xfeff
 }
 
 // refresh re-reads the object after a conflict: if another node adopted it this publisher stops
@@ -333,8 +399,8 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 	}
 	if obj.Spec.NodeName != p.opts.NodeName {
 		e.foreign, e.checkedAt = true, p.opts.Clock()
-		p.log.Info("GuestAgentStatus was adopted by another node; not writing it", "namespace", e.ns,
-			"name", e.name, "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
+			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 		return nil
 	}
 	p.learn(e, &obj, d)
@@ -394,7 +460,7 @@ func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
 		return fmt.Errorf("reading GuestAgentStatus %s/%s before deleting: %w", e.ns, e.name, err)
 	}
 	if obj.Spec.DomainUUID != e.uuid || !p.namesThisNode(&obj) {
-		p.log.Info("Not deleting GuestAgentStatus owned by another node", "namespace", e.ns, "name", e.name,
+		p.log.Info("Not deleting GuestAgentStatus owned by another node", "guestAgentStatus", klog.KRef(e.ns, e.name),
 			"domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 		e.known = false
 		return nil
@@ -404,7 +470,7 @@ func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
 	})
 	switch {
 	case err == nil || apierrors.IsNotFound(err):
-		p.log.Info("Deleted GuestAgentStatus", "namespace", e.ns, "name", e.name, "domainUUID", e.uuid)
+		p.log.Info("Deleted GuestAgentStatus", "guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid)
 		e.known = false
 		return nil
 	case isConflict(err):

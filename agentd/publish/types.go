@@ -28,6 +28,12 @@ type AgentState struct {
 	OGA guest.OGAState
 }
 
+// RunState is a domain's libvirt run state (Running, Paused, ShuttingDown, ShutOff, Crashed,
+// PMSuspended, Unknown) and libvirt's reason for it.
+type RunState struct {
+	State, Reason string
+}
+
 // Desired is everything the publisher needs to write one domain's GuestAgentStatus. The service
 // layer fills it; the publisher never keeps a reference to the caller's memory (Upsert copies it).
 type Desired struct {
@@ -42,9 +48,12 @@ type Desired struct {
 	Stale map[guest.Group]bool
 	// Agents describes the agents' channels and health.
 	Agents AgentState
-	// ExecutedCommands are commands executed on this domain. They are merged into the history
-	// already on the object (union by key, newest MaxExecutedCommands kept), so a caller only needs
-	// to pass what it executed since it started; the history survives agentd restarts.
+	// RunState is the libvirt run state of the domain and libvirt's reason for it; nil when
+	// not known.
+	RunState *RunState
+	// ExecutedCommands are commands executed on this domain, besides those recorded with
+	// RecordExecuted (which Upsert adds). They are merged into the history already on the object
+	// (union by key, newest MaxExecutedCommands kept); the history survives agentd restarts.
 	ExecutedCommands []v1alpha1.ExecutedCommand
 
 	// carried marks groups republished from the last status (set by build, see carryOver).
@@ -57,6 +66,10 @@ func (d *Desired) deepCopy() *Desired {
 	out.Info = d.Info.DeepCopy()
 	out.Sources = maps.Clone(d.Sources)
 	out.Stale = maps.Clone(d.Stale)
+	if d.RunState != nil {
+		rs := *d.RunState
+		out.RunState = &rs
+	}
 	out.Agents.QGA.Supported = slices.Clone(d.Agents.QGA.Supported)
 	out.Agents.QGA.Unsupported = slices.Clone(d.Agents.QGA.Unsupported)
 	out.ExecutedCommands = make([]v1alpha1.ExecutedCommand, len(d.ExecutedCommands))

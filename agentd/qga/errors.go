@@ -28,6 +28,10 @@ const (
 	ErrAgentError ErrorClass = "AgentError"
 	// ErrLibvirtError: any other libvirt failure.
 	ErrLibvirtError ErrorClass = "LibvirtError"
+	// ErrFrozen: the guest's filesystems are frozen and the agent disabled the command until
+	// they are thawed (qemu-ga: CommandNotFound "Command … has been disabled: the agent is in
+	// frozen state"). The command is supported; it is asked again after the thaw.
+	ErrFrozen ErrorClass = "Frozen"
 )
 
 // Error is a classified agent-call error. Use errors.As or ClassOf.
@@ -71,10 +75,18 @@ func (e *AgentReplyError) Error() string { return e.Class + ": " + e.Desc }
 // classifyAgentReply classifies an error reply of the agent.
 func classifyAgentReply(cmd string, e *AgentReplyError) *Error {
 	c := ErrAgentError
-	if e.Class == "CommandNotFound" || isUnsupportedText(e.Desc) {
+	switch {
+	case isFrozenText(e.Desc):
+		c = ErrFrozen
+	case e.Class == "CommandNotFound" || isUnsupportedText(e.Desc):
 		c = ErrUnsupported
 	}
 	return &Error{Class: c, Command: cmd, Err: e}
+}
+
+// isFrozenText recognises qemu-ga's reason for a command disabled during a filesystem freeze.
+func isFrozenText(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), "frozen state")
 }
 
 func isUnsupportedText(msg string) bool {

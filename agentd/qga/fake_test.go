@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"testing"
 	"time"
 
 	"guestagent.io/operator/agentd/guest"
@@ -47,6 +46,7 @@ type fakeGuest struct {
 	vcpus    []VCPU
 	devices  string
 	hostname string
+	freeze   string // guest-fsfreeze-status answer ("" = "thawed")
 }
 
 // fakeAPI is an in-memory DomainAPI recording every call.
@@ -65,7 +65,7 @@ func newFakeAPI() *fakeAPI {
 func allCommands(disabled ...string) []CommandInfo {
 	var out []CommandInfo
 	for _, c := range []string{CmdInfo, CmdPing, CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdDevices,
-		CmdVCPUs, CmdFSInfo, CmdDisks, CmdShutdown, CmdFSFreeze, CmdFSFreezeList, CmdFSThaw, CmdSetTime} {
+		CmdVCPUs, CmdFSInfo, CmdDisks, CmdShutdown, CmdFSFreeze, CmdFSFreezeList, CmdFSThaw, CmdFSFreezeState, CmdSetTime} {
 		en := true
 		for _, d := range disabled {
 			if d == c {
@@ -161,6 +161,11 @@ func (f *fakeAPI) Raw(_ context.Context, uuid, cmd string, _ time.Duration) (jso
 		return json.RawMessage(g.devices), nil
 	case CmdPing:
 		return json.RawMessage(`{}`), nil
+	case CmdFSFreezeState:
+		if g.freeze == "" {
+			return json.RawMessage(`"thawed"`), nil
+		}
+		return json.Marshal(g.freeze)
 	}
 	return nil, &Error{Class: ErrUnsupported, Command: cmd, Err: errors.New("CommandNotFound")}
 }
@@ -271,17 +276,6 @@ func (s *domainSet) list() []virt.Domain {
 
 func running(uuid string) virt.Domain {
 	return virt.Domain{UUID: uuid, Name: "vm-" + uuid, State: virt.StateRunning, HasQGAChannel: true, QGAChannel: guest.ChannelConnected}
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // idle reports whether no domain run is queued or in flight.

@@ -235,7 +235,7 @@ func checkTranslateUsers(t *testing.T, raw []byte) {
 			t.Fatalf("user %q became %q", u.User, o.Name)
 		}
 		// Login times a real guest can have (after 1970, before year 10000) are kept to
-		// the second. Outside that range see docs/benchmarks.md "Findings" (not clamped).
+		// the second. Outside that range they are passed on unclamped (the publisher drops them).
 		if u.LoginTime >= 1 && u.LoginTime < 253402300800 {
 			if o.LoginTime.Unix() != int64(u.LoginTime) || o.LoginTime.Location() != time.UTC {
 				t.Errorf("login time %v → %v", u.LoginTime, o.LoginTime)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/qga/qgaclient"
@@ -49,18 +50,13 @@ func startHostQGA(t *testing.T) (string, *os.Process) {
 		<-exited
 	})
 	// ready = a client can connect and sync (the socket file exists before listen())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	NewWithT(t).Eventually(func() error {
 		c, err := qgaclient.Dial(context.Background(), sock, time.Second)
 		if err == nil {
 			_ = c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("qemu-ga did not come up: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err
+	}).WithTimeout(10*time.Second).WithPolling(5*time.Millisecond).Should(Succeed(), "qemu-ga up")
 	return sock, cmd.Process
 }
 
@@ -211,20 +207,16 @@ func TestHostQemuGATimeoutAndResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	// after the agent recovers, a re-dialled connection resyncs past the stale reply
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	NewWithT(t).Eventually(func() error {
 		raw, err := api.Raw(ctx, "h", CmdInfo, 2*time.Second)
-		if err == nil {
-			if ai, perr := ParseAgentInfo(raw); perr != nil || ai.Version == "" {
-				t.Fatalf("after resync: %v %+v", perr, ai)
-			}
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not recover: %v", err)
+		if ai, perr := ParseAgentInfo(raw); perr != nil || ai.Version == "" {
+			t.Fatalf("after resync: %v %+v", perr, ai)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	}).WithTimeout(10*time.Second).WithPolling(50*time.Millisecond).Should(Succeed(), "agent recovered")
 }
 
 func utsString(b []int8) string {
@@ -256,12 +248,12 @@ func TestHostQemuGAPollerOverSocket(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = p.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, 10*time.Second, "first complete poll", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		i, _ := p.Info("host")
 		return i != nil && i.OS != nil && i.Hostname != nil && i.Timezone != nil && i.Users != nil && i.Network != nil &&
 			i.VCPUs != nil && i.Filesystems != nil && i.Disks != nil
-	})
-	eventually(t, 5*time.Second, "idle", p.idle)
+	}).WithTimeout(10*time.Second).Should(BeTrue(), "first complete poll")
+	NewWithT(t).Eventually(p.idle).WithTimeout(5*time.Second).Should(BeTrue(), "idle")
 	st, _ := p.State("host")
 	if !st.Responsive || st.Version == "" || !slices.Contains(st.UnsupportedCommands, CmdDevices) {
 		t.Errorf("state = %+v", st)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -18,9 +19,21 @@ import (
 // QemuAgentCommand only for guest-info, guest-get-devices and guest-ping (and halt, which
 // libvirt's shutdown API cannot express). Before every typed agent call it sets the domain's
 // agent response timeout (AgentSetResponseTimeout): libvirt 9.0's default blocks for as long as
-// a hung agent hangs.
+// a hung agent hangs. The timeout is a setting of the domain in the node's libvirtd, shared with
+// every other client (virsh, backup tools, a VSS freeze through another tool), so it is set back
+// to libvirt's default, BLOCK, after each call, as VDSM does; agentd's own calls to one domain
+// are serialised so that one call's restore never strips another call of its bound.
 type LibvirtAPI struct {
 	lookup func(uuid string) (*libvirt.Domain, error)
+
+	mu    sync.Mutex
+	calls map[string]*domainCalls // per domain UUID, while a bounded call runs
+}
+
+// domainCalls serialises agentd's bounded calls to one domain.
+type domainCalls struct {
+	sync.Mutex
+	users int // callers holding or waiting for the lock
 }
 
 var _ DomainAPI = (*LibvirtAPI)(nil)
@@ -28,7 +41,28 @@ var _ DomainAPI = (*LibvirtAPI)(nil)
 // NewLibvirtAPI returns a LibvirtAPI resolving domains with lookup (normally
 // (*virt.Manager).LookupDomain); the returned handles are freed after each call.
 func NewLibvirtAPI(lookup func(uuid string) (*libvirt.Domain, error)) *LibvirtAPI {
-	return &LibvirtAPI{lookup: lookup}
+	return &LibvirtAPI{lookup: lookup, calls: map[string]*domainCalls{}}
+}
+
+// lockDomain takes the per-domain lock for a bounded call and returns its release.
+func (a *LibvirtAPI) lockDomain(uuid string) func() {
+	a.mu.Lock()
+	c := a.calls[uuid]
+	if c == nil {
+		c = &domainCalls{}
+		a.calls[uuid] = c
+	}
+	c.users++
+	a.mu.Unlock()
+	c.Lock()
+	return func() {
+		c.Unlock()
+		a.mu.Lock()
+		if c.users--; c.users == 0 {
+			delete(a.calls, uuid)
+		}
+		a.mu.Unlock()
+	}
 }
 
 func seconds(d time.Duration) int {
@@ -60,6 +94,10 @@ func classifyLibvirt(cmd string, err error) error {
 	}
 	e := &Error{Class: ErrLibvirtError, Command: cmd, Code: int(le.Code), Err: err}
 	msg := strings.ToLower(le.Message)
+	if isFrozenText(msg) { // whatever code libvirt wraps it in
+		e.Class = ErrFrozen
+		return e
+	}
 	switch le.Code {
 	case libvirt.ERR_AGENT_UNRESPONSIVE:
 		if strings.Contains(msg, "not connected") {
@@ -88,7 +126,8 @@ func classifyLibvirt(cmd string, err error) error {
 	return e
 }
 
-// with looks the domain up, optionally sets the agent timeout, and runs f.
+// with looks the domain up and runs f. With setTimeout, f runs under the agent response timeout
+// and the domain's timeout is set back to BLOCK afterwards, whatever f returned.
 func (a *LibvirtAPI) with(ctx context.Context, uuid, cmd string, timeout time.Duration, setTimeout bool, f func(*libvirt.Domain) error) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Class: ErrTimeout, Command: cmd, Err: err}
@@ -99,9 +138,17 @@ func (a *LibvirtAPI) with(ctx context.Context, uuid, cmd string, timeout time.Du
 	}
 	defer func() { _ = d.Free() }()
 	if setTimeout {
+		defer a.lockDomain(uuid)()
 		// Drivers without agent timeouts (e.g. test:///) reject the call; there is nothing to
 		// bound there. Any other failure is the call's failure.
-		if err := d.AgentSetResponseTimeout(seconds(timeout), 0); err != nil && ClassOf(classifyLibvirt(cmd, err)) != ErrUnsupported {
+		err := d.AgentSetResponseTimeout(seconds(timeout), 0)
+		switch {
+		case err == nil:
+			defer func() {
+				// Best effort: a domain that stopped meanwhile has no timeout left to restore.
+				_ = d.AgentSetResponseTimeout(int(libvirt.DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK), 0)
+			}()
+		case ClassOf(classifyLibvirt(cmd, err)) != ErrUnsupported:
 			return classifyLibvirt(cmd, fmt.Errorf("set agent response timeout: %w", err))
 		}
 	}

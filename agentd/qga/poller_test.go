@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
@@ -43,7 +44,7 @@ func newHarness(t *testing.T, mut func(*Config)) *harness {
 	done := make(chan struct{})
 	go func() { _ = p.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 5*time.Second, "Run's first tick", func() bool { return p.ticks.Load() > 0 })
+	NewWithT(t).Eventually(func() bool { return p.ticks.Load() > 0 }).WithTimeout(5*time.Second).Should(BeTrue(), "Run's first tick")
 	return h
 }
 
@@ -60,7 +61,7 @@ func (h *harness) step(t *testing.T, d time.Duration) {
 	t.Helper()
 	h.clk.Advance(d)
 	h.p.Tick()
-	eventually(t, 5*time.Second, "poller idle", h.p.idle)
+	NewWithT(t).Eventually(h.p.idle).WithTimeout(5*time.Second).Should(BeTrue(), "poller idle")
 }
 
 func TestPollerPeriods(t *testing.T) {
@@ -265,18 +266,18 @@ func TestPollerHungGuestDoesNotDelayOthers(t *testing.T) {
 	h.clk.Advance(0)
 	h.p.Tick()
 	for _, u := range others {
-		eventually(t, 5*time.Second, "data of "+u, func() bool { i, _ := h.p.Info(u); return i != nil && i.Has(guest.GroupOS) })
+		NewWithT(t).Eventually(func() bool { i, _ := h.p.Info(u); return i != nil && i.Has(guest.GroupOS) }).WithTimeout(5*time.Second).Should(BeTrue(), "data of "+u)
 	}
 	h.clk.Advance(10 * time.Second)
 	h.p.Tick()
 	for _, u := range others {
-		eventually(t, 5*time.Second, "second users poll of "+u, func() bool { return h.api.count(u, CmdUsers) == 2 })
+		NewWithT(t).Eventually(func() bool { return h.api.count(u, CmdUsers) == 2 }).WithTimeout(5*time.Second).Should(BeTrue(), "second users poll of "+u)
 	}
 	if n := h.api.count("hung", CmdInfo); n != 1 {
 		t.Errorf("hung guest got %d guest-info calls; one in flight at most", n)
 	}
 	close(hung.hang)
-	eventually(t, 5*time.Second, "hung guest finishes", func() bool { i, _ := h.p.Info("hung"); return i != nil && i.Has(guest.GroupOS) })
+	NewWithT(t).Eventually(func() bool { i, _ := h.p.Info("hung"); return i != nil && i.Has(guest.GroupOS) }).WithTimeout(5*time.Second).Should(BeTrue(), "hung guest finishes")
 	if h.api.maxPar > 1 {
 		t.Errorf("%d concurrent calls to one domain", h.api.maxPar)
 	}
@@ -307,7 +308,7 @@ func TestPollerSkipsPausedAndDisconnected(t *testing.T) {
 	d.QGAChannel = guest.ChannelConnected
 	h.doms.set(d)
 	h.p.HandleEvent(virt.Event{Type: virt.EventAgentChannel, Domain: d})
-	eventually(t, 5*time.Second, "poll after connect", func() bool { return h.api.count("d", CmdInfo) == 1 })
+	NewWithT(t).Eventually(func() bool { return h.api.count("d", CmdInfo) == 1 }).WithTimeout(5*time.Second).Should(BeTrue(), "poll after connect")
 	// resume the paused one
 	p.State = virt.StateRunning
 	h.doms.set(p)
@@ -431,7 +432,7 @@ func TestPollerRequests(t *testing.T) {
 	h.api.mu.Unlock()
 	h.clk.Advance(10 * time.Second)
 	h.p.Tick()
-	eventually(t, 5*time.Second, "poll in flight", func() bool { return h.api.count("r", CmdUsers) == 2 })
+	NewWithT(t).Eventually(func() bool { return h.api.count("r", CmdUsers) == 2 }).WithTimeout(5*time.Second).Should(BeTrue(), "poll in flight")
 	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	if err := h.p.Ping(tctx, "r"); ClassOf(err) != ErrTimeout {

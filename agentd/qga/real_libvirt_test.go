@@ -14,6 +14,7 @@ package qga
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,10 +26,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 	"libvirt.org/go/libvirt"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
+	"guestagent.io/operator/internal/hostcmd"
 )
 
 func realEnv(t *testing.T) (guests []string) {
@@ -49,11 +52,11 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	out, err := hostcmd.Output(cmd)
 	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // eventLog records virt events with their arrival time.
@@ -121,27 +124,27 @@ func TestRealLibvirt(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	// --- startup discovery of guests that were running before the watcher started
-	eventually(t, 30*time.Second, "discovery of pre-booted guests", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		for _, g := range guests {
 			if d, ok := m.Domain(uuidOf(m, g)); !ok || d.State != virt.StateRunning || d.QGAChannel != guest.ChannelConnected {
 				return false
 			}
 		}
 		return true
-	})
+	}).WithTimeout(30*time.Second).Should(BeTrue(), "discovery of pre-booted guests")
 	for _, g := range guests {
-		eventually(t, 5*time.Second, "Added/Discovered event for "+g, func() bool {
+		NewWithT(t).Eventually(func() bool {
 			_, ok := events.find(0, func(e virt.Event) bool {
 				return e.Type == virt.EventDomainAdded && e.Domain.Name == g && e.Lifecycle == virt.LifecycleDiscovered
 			})
 			return ok
-		})
+		}).WithTimeout(5*time.Second).Should(BeTrue(), "Added/Discovered event for "+g)
 	}
 
 	// --- every info type on the pre-booted guests
 	for _, g := range guests {
 		u := uuidOf(m, g)
-		eventually(t, 90*time.Second, "complete data for "+g, func() bool { i, _ := p.Info(u); return complete(i, g) })
+		NewWithT(t).Eventually(func() bool { i, _ := p.Info(u); return complete(i, g) }).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+g)
 		i, _ := p.Info(u)
 		st, _ := p.State(u)
 		if i.OS.Type != guest.OSTypeLinux || i.OS.Arch != "x86_64" || !strings.HasPrefix(i.OS.KernelRelease, "6.1.") || i.OS.ID != "debian" {
@@ -196,30 +199,26 @@ func TestRealLibvirt(t *testing.T) {
 	t0 := time.Now()
 	run(t, nil, "virsh", "-c", "qemu:///system", "start", life)
 	var lu string
-	eventually(t, 30*time.Second, "Started event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := events.find(mark, func(e virt.Event) bool { return e.Domain.Name == life && e.Lifecycle == virt.LifecycleStarted })
 		lu = uuidOf(m, life)
 		return ok
-	})
-	eventually(t, 120*time.Second, "agent connected event", func() bool {
+	}).WithTimeout(30*time.Second).Should(BeTrue(), "Started event")
+	NewWithT(t).Eventually(func() bool {
 		_, ok := events.find(mark, func(e virt.Event) bool {
 			return e.Type == virt.EventAgentChannel && e.Domain.Name == life && e.Domain.QGAChannel == guest.ChannelConnected
 		})
 		return ok
-	})
+	}).WithTimeout(120*time.Second).Should(BeTrue(), "agent connected event")
 	tConn := time.Since(t0)
-	deadline := time.Now().Add(120 * time.Second)
-	for {
+	NewWithT(t).Eventually(func() bool {
 		i, _ := p.Info(lu)
-		if complete(i, life) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			st, _ := p.State(lu)
-			t.Fatalf("no complete data for %s: info=%+v state=%+v", life, i, st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return complete(i, life) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
+	}).WithTimeout(120*time.Second).WithPolling(20*time.Millisecond).Should(BeTrue(), func() string {
+		i, _ := p.Info(lu)
+		st, _ := p.State(lu)
+		return fmt.Sprintf("complete data for %s: info=%+v state=%+v", life, i, st)
+	})
 	t.Logf("%s: agent connected %v after virsh start, first complete data after %v", life, tConn.Round(10*time.Millisecond), time.Since(t0).Round(10*time.Millisecond))
 	i, _ := p.Info(lu)
 	if fs := i.Filesystems.List[0]; fs.Mountpoint != "/mnt/data" || fs.Type != "ext4" || !fs.HasUsage || fs.TotalBytes == 0 || !slices.Contains(fs.Disks, "/dev/vda") {
@@ -251,18 +250,18 @@ func TestRealLibvirt(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	// (libvirt 9.0's AGENT_LIFECYCLE "disconnected" on shutdown is racy; Stopped is not)
-	eventually(t, 60*time.Second, "stopped, channel no longer connected", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, stop := events.find(mark, func(e virt.Event) bool {
 			return e.Domain.UUID == lu && e.Lifecycle == virt.LifecycleStopped && e.Domain.QGAChannel != guest.ChannelConnected
 		})
 		return stop
-	})
+	}).WithTimeout(60*time.Second).Should(BeTrue(), "stopped, channel no longer connected")
 	if st, _ := p.State(lu); st.Responsive || st.Channel == guest.ChannelConnected {
-		eventually(t, 10*time.Second, "poller sees the stopped guest", func() bool {
+		NewWithT(t).Eventually(func() bool {
 			p.Tick()
 			s, _ := p.State(lu)
 			return !s.Responsive && s.Channel != guest.ChannelConnected
-		})
+		}).WithTimeout(10*time.Second).Should(BeTrue(), "poller sees the stopped guest")
 	}
 
 	// --- a hung agent fails cleanly within the timeout while the other guest keeps being polled
@@ -290,19 +289,19 @@ func TestRealLibvirt(t *testing.T) {
 		}
 		st2, _ := p.State(u2)
 		before := st2.LastSuccess
-		eventually(t, 30*time.Second, "poller marks the hung agent unresponsive", func() bool {
+		NewWithT(t).Eventually(func() bool {
 			s, _ := p.State(u1)
 			return !s.Responsive && s.LastError != nil && s.LastError.Class == ErrTimeout
-		})
-		eventually(t, 15*time.Second, "other guest still polled", func() bool {
+		}).WithTimeout(30*time.Second).Should(BeTrue(), "poller marks the hung agent unresponsive")
+		NewWithT(t).Eventually(func() bool {
 			s, _ := p.State(u2)
 			return s.LastSuccess.After(before) && s.Responsive
-		})
-		eventually(t, 60*time.Second, "hung agent recovers", func() bool { s, _ := p.State(u1); return s.Responsive })
+		}).WithTimeout(15*time.Second).Should(BeTrue(), "other guest still polled")
+		NewWithT(t).Eventually(func() bool { s, _ := p.State(u1); return s.Responsive }).WithTimeout(60*time.Second).Should(BeTrue(), "hung agent recovers")
 
 		// --- paused domain: fails as DomainNotRunning quickly; the poller skips it
 		run(t, nil, "virsh", "-c", "qemu:///system", "suspend", guests[1])
-		eventually(t, 10*time.Second, "paused state", func() bool { d, _ := m.Domain(u2); return d.State == virt.StatePaused })
+		NewWithT(t).Eventually(func() bool { d, _ := m.Domain(u2); return d.State == virt.StatePaused }).WithTimeout(10*time.Second).Should(BeTrue(), "paused state")
 		t0 = time.Now()
 		_, err = api.GuestInfo(bg, u2, InfoOS, time.Second)
 		if c := ClassOf(err); c != ErrDomainNotRunning {
@@ -310,12 +309,10 @@ func TestRealLibvirt(t *testing.T) {
 		}
 		t.Logf("paused domain: call failed after %v", time.Since(t0).Round(time.Millisecond))
 		s2, _ := p.State(u2)
-		time.Sleep(3 * time.Second)
-		if s, _ := p.State(u2); s.LastSuccess != s2.LastSuccess {
-			t.Error("paused domain was polled")
-		}
+		NewWithT(t).Consistently(func() time.Time { s, _ := p.State(u2); return s.LastSuccess }).WithTimeout(3*time.Second).
+			Should(Equal(s2.LastSuccess), "last successful poll of the paused domain")
 		run(t, nil, "virsh", "-c", "qemu:///system", "resume", guests[1])
-		eventually(t, 30*time.Second, "resumed domain polled again", func() bool { s, _ := p.State(u2); return s.LastSuccess.After(s2.LastSuccess) })
+		NewWithT(t).Eventually(func() bool { s, _ := p.State(u2); return s.LastSuccess.After(s2.LastSuccess) }).WithTimeout(30*time.Second).Should(BeTrue(), "resumed domain polled again")
 	}
 
 	// --- libvirtd restarted under the watcher: reconnect, re-list, events re-registered
@@ -325,16 +322,16 @@ func TestRealLibvirt(t *testing.T) {
 	}
 	mark = events.len()
 	run(t, nil, "kill", strings.TrimSpace(string(pidb)))
-	eventually(t, 30*time.Second, "connection lost", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventConnectionLost })
 		return ok && !m.Connected()
-	})
-	eventually(t, 10*time.Second, "libvirtd exit", func() bool { return exec.Command("kill", "-0", strings.TrimSpace(string(pidb))).Run() != nil })
+	}).WithTimeout(30*time.Second).Should(BeTrue(), "connection lost")
+	NewWithT(t).Eventually(func() bool { return exec.Command("kill", "-0", strings.TrimSpace(string(pidb))).Run() != nil }).WithTimeout(10*time.Second).Should(BeTrue(), "libvirtd exit")
 	run(t, nil, "libvirtd", "-d")
-	eventually(t, 60*time.Second, "connection restored", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventConnectionRestored })
 		return ok && m.Connected()
-	})
+	}).WithTimeout(60*time.Second).Should(BeTrue(), "connection restored")
 	for _, g := range guests {
 		if d, ok := m.Domain(uuidOf(m, g)); !ok || d.State != virt.StateRunning || d.QGAChannel != guest.ChannelConnected {
 			t.Errorf("%s after reconnect: %+v", g, d)
@@ -344,11 +341,11 @@ func TestRealLibvirt(t *testing.T) {
 	g := guests[len(guests)-1]
 	run(t, nil, "virsh", "-c", "qemu:///system", "suspend", g)
 	run(t, nil, "virsh", "-c", "qemu:///system", "resume", g)
-	eventually(t, 15*time.Second, "events after reconnect", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := events.find(mark, func(e virt.Event) bool { return e.Domain.Name == g && e.Lifecycle == virt.LifecycleResumed })
 		return ok
-	})
+	}).WithTimeout(15*time.Second).Should(BeTrue(), "events after reconnect")
 	u := uuidOf(m, g)
 	st, _ := p.State(u)
-	eventually(t, 30*time.Second, "polling after reconnect", func() bool { s, _ := p.State(u); return s.LastSuccess.After(st.LastSuccess) })
+	NewWithT(t).Eventually(func() bool { s, _ := p.State(u); return s.LastSuccess.After(st.LastSuccess) }).WithTimeout(30*time.Second).Should(BeTrue(), "polling after reconnect")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
@@ -45,7 +46,7 @@ func TestLibvirtAPITestDriverUnsupported(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = m.Run(ctx, func(virt.Event) {}); close(done) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, 20*time.Second, "discovery", func() bool { return len(m.Domains()) == n })
+	NewWithT(t).Eventually(func() bool { return len(m.Domains()) == n }).WithTimeout(20*time.Second).Should(BeTrue(), "discovery")
 
 	api := NewLibvirtAPI(m.LookupDomain)
 	u := "0c0a0000-0000-4000-8000-000000000007"
@@ -88,7 +89,7 @@ func TestLibvirtAPITestDriverUnsupported(t *testing.T) {
 	pdone := make(chan struct{})
 	go func() { _ = p.Run(pctx); close(pdone) }()
 	defer func() { pcancel(); <-pdone }()
-	eventually(t, 20*time.Second, "all domains report guest-info unsupported", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		for _, d := range m.Domains() {
 			st, ok := p.State(d.UUID)
 			if !ok || st.LastError == nil || st.LastError.Class != ErrUnsupported || st.LastError.Command != CmdInfo {
@@ -96,7 +97,7 @@ func TestLibvirtAPITestDriverUnsupported(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}).WithTimeout(20*time.Second).Should(BeTrue(), "all domains report guest-info unsupported")
 	if changes.Load() == 0 {
 		t.Error("no change notification for the error state")
 	}

@@ -21,6 +21,7 @@ const (
 	CmdFSFreeze      = "guest-fsfreeze-freeze"
 	CmdFSFreezeList  = "guest-fsfreeze-freeze-list"
 	CmdFSThaw        = "guest-fsfreeze-thaw"
+	CmdFSFreezeState = "guest-fsfreeze-status"
 	CmdSetTime       = "guest-set-time"
 	CmdGetTime       = "guest-get-time"
 	CmdSyncDelimited = "guest-sync-delimited"

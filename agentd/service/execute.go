@@ -10,7 +10,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"guestagent.io/operator/agentd/guest"
-
 	"guestagent.io/operator/agentd/oga"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
@@ -142,11 +141,10 @@ func (s *GuestAgentService) send(ctx context.Context, a gav1.AgentType, uuid str
 	if a == gav1.AgentQemu {
 		return s.sendQGA(ctx, uuid, spec)
 	}
-	ag := s.ogaAgent(uuid)
-	if ag == nil {
+	if s.opts.OGA == nil {
 		return "", oga.ErrNotConnected
 	}
-	return sendOGA(ctx, ag, spec)
+	return sendOGA(ctx, s.opts.OGA, uuid, spec)
 }
 
 func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.GuestAgentCommandSpec) (string, error) {
@@ -185,7 +183,7 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 
 var errUnsupportedAction = errors.New("action not supported by this agent")
 
-func sendOGA(ctx context.Context, ag *oga.OvirtGuestAgent, spec gav1.GuestAgentCommandSpec) (string, error) {
+func sendOGA(ctx context.Context, ag OvirtAgent, uuid string, spec gav1.GuestAgentCommandSpec) (string, error) {
 	switch spec.Action {
 	case gav1.ActionShutdown, gav1.ActionReboot:
 		var delay int32
@@ -199,12 +197,12 @@ func sendOGA(ctx context.Context, ag *oga.OvirtGuestAgent, spec gav1.GuestAgentC
 		if msg == "" {
 			msg = "System is going down (requested through Kubernetes)"
 		}
-		return "", ag.Shutdown(ctx, time.Duration(delay)*time.Second, msg, spec.Action == gav1.ActionReboot)
+		return "", ag.Shutdown(ctx, uuid, time.Duration(delay)*time.Second, msg, spec.Action == gav1.ActionReboot)
 	case gav1.ActionHook:
 		h := spec.Hook
 		wait := ptr.Deref(h.WaitForCompletion, true)
 		timeout := time.Duration(ptr.Deref(h.TimeoutSeconds, gav1.DefaultHookTimeoutSeconds)) * time.Second
-		if err := ag.LifecycleEvent(ctx, string(h.Name), h.Failure, wait, timeout); err != nil {
+		if err := ag.LifecycleEvent(ctx, uuid, string(h.Name), h.Failure, wait, timeout); err != nil {
 			return "", err
 		}
 		if wait {
@@ -212,9 +210,9 @@ func sendOGA(ctx context.Context, ag *oga.OvirtGuestAgent, spec gav1.GuestAgentC
 		}
 		return fmt.Sprintf("hook %s sent", h.Name), nil
 	case gav1.ActionLockScreen:
-		return "", ag.LockScreen(ctx)
+		return "", ag.LockScreen(ctx, uuid)
 	case gav1.ActionLogOff:
-		return "", ag.LogOff(ctx)
+		return "", ag.LogOff(ctx, uuid)
 	case gav1.ActionPing:
 		// The oVirt agent has no ping: a responsive agent (a valid message within the
 		// responsiveness window) is the answer; usable() checked it.

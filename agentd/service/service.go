@@ -10,16 +10,18 @@ import (
 	"github.com/go-logr/logr"
 
 	"guestagent.io/operator/agentd/guest"
-	"guestagent.io/operator/agentd/oga"
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
-// QemuAgent is what GuestAgentService needs from the QEMU guest agent side. The QGA poller
-// implements it (see qgaadapter.go); tests use an in-memory fake.
+// QemuAgent is what GuestAgentService needs from the QEMU guest agent side. agentd/app adapts
+// the QGA poller to it; tests use an in-memory fake (servicefake).
 type QemuAgent interface {
 	// Run polls until ctx ends.
 	Run(ctx context.Context) error
+	// Subscribe registers f to be called with a domain's UUID after its data or state changed.
+	// f must return quickly.
+	Subscribe(f func(uuid string))
 	// HandleEvent passes a libvirt event on: domains added/updated (run state, channel state,
 	// lifecycle such as a reboot that resets capabilities) and removed (data dropped).
 	HandleEvent(ev virt.Event)
@@ -34,6 +36,47 @@ type QemuAgent interface {
 	ThawFilesystems(ctx context.Context, uuid string) error
 	SetTime(ctx context.Context, uuid string) error
 	Ping(ctx context.Context, uuid string) error
+}
+
+// OvirtAgent is what GuestAgentService needs from the oVirt guest agent side: one agent per
+// domain, served over the domain's socket. agentd/app adapts the oga.Listener to it. Requests to
+// a domain that is not served fail with oga.ErrNotConnected.
+type OvirtAgent interface {
+	// Run serves the sockets until ctx ends.
+	Run(ctx context.Context) error
+	// Subscribe registers f to be called with a domain's UUID after its data or state changed.
+	// f must return quickly.
+	Subscribe(f func(uuid string))
+	// Serve starts (or keeps) serving a domain's socket. initialAPIVersion seeds the negotiated
+	// API version of a domain not served yet.
+	Serve(uuid, socketPath string, initialAPIVersion int)
+	// Served reports whether the domain's socket is served.
+	Served(uuid string) bool
+	// Remove stops serving a domain.
+	Remove(uuid string)
+	// State returns the agent state of a served domain (ok false when it is not served).
+	State(uuid string) (st guest.OGAState, ok bool)
+	// Info returns a deep copy of the domain's guest data (nil when not served).
+	Info(uuid string) *guest.Info
+	// Requests.
+	Shutdown(ctx context.Context, uuid string, delay time.Duration, message string, reboot bool) error
+	LifecycleEvent(ctx context.Context, uuid, hook string, failure, wait bool, timeout time.Duration) error
+	LockScreen(ctx context.Context, uuid string) error
+	LogOff(ctx context.Context, uuid string) error
+}
+
+// LifecycleEvents sends the after_* lifecycle hooks to a domain's oVirt guest agent
+// (oga.GuestAgentEvents).
+type LifecycleEvents interface {
+	AfterMigration(ctx context.Context, uuid string, failed bool) error
+	AfterHibernation(ctx context.Context, uuid string, failed bool) error
+}
+
+// OvirtAPIVersions returns the negotiated oVirt agent API version persisted for a domain (0 when
+// none is), so lifecycle hooks can be sent at once after an agentd restart or a migration. The
+// publisher implements it from the domain's GuestAgentStatus.
+type OvirtAPIVersions interface {
+	OvirtAPIVersion(ctx context.Context, uuid string) (int, error)
 }
 
 // PowerButton is libvirt's ACPI power button, the explicit fallback for power actions.
@@ -61,17 +104,17 @@ type Options struct {
 	Log     logr.Logger
 	Watcher virt.Watcher
 	QGA     QemuAgent
-	// OGA is the oVirt guest agent Listener; nil disables OGA.
-	OGA *oga.Listener
+	// OGA is the oVirt guest agent side; nil disables OGA.
+	OGA OvirtAgent
 	// Events sends lifecycle hooks to OGA; nil disables them.
-	Events *oga.GuestAgentEvents
+	Events LifecycleEvents
 	// PowerButton is the ACPI fallback; nil means no fallback is available.
 	PowerButton PowerButton
 	// LifecycleHooks sends after_migration/after_hibernation hooks on libvirt events.
 	LifecycleHooks bool
-	// InitialOGAAPIVersion returns the persisted negotiated OGA version of a domain (0 if unknown),
-	// so hooks can be sent at once after an agentd restart or a migration.
-	InitialOGAAPIVersion func(uuid string) int
+	// OGAVersions seeds the API version of a domain's oVirt agent when the service starts serving
+	// it; nil starts every agent at 0.
+	OGAVersions OvirtAPIVersions
 	// OnChange is called (from one goroutine) with a domain's new View after anything in it
 	// changed; OnRemove when a domain is gone from this node (migrated is true when it left by
 	// migration: its status is handed over to the destination, not deleted).
@@ -109,10 +152,7 @@ func New(opts Options) *GuestAgentService {
 	if opts.HookTimeout == 0 {
 		opts.HookTimeout = 30 * time.Second
 	}
-	if opts.InitialOGAAPIVersion == nil {
-		opts.InitialOGAAPIVersion = func(string) int { return 0 }
-	}
-	return &GuestAgentService{
+	s := &GuestAgentService{
 		opts:     opts,
 		log:      opts.Log,
 		domains:  map[string]virt.Domain{},
@@ -123,6 +163,11 @@ func New(opts Options) *GuestAgentService {
 		wake:     make(chan struct{}, 1),
 		domLocks: map[string]*sync.Mutex{},
 	}
+	opts.QGA.Subscribe(s.Changed)
+	if opts.OGA != nil {
+		opts.OGA.Subscribe(s.Changed)
+	}
+	return s
 }
 
 // Ready reports whether the libvirt connection is up (for the readiness probe).
@@ -161,7 +206,7 @@ func (s *GuestAgentService) Run(ctx context.Context) error {
 	}
 }
 
-// Changed marks a domain for re-evaluation; the agents call it (through their OnChange hooks).
+// Changed marks a domain for re-evaluation; the agents call it (the service subscribes to them).
 func (s *GuestAgentService) Changed(uuid string) {
 	s.mu.Lock()
 	s.dirty[uuid] = true
@@ -241,15 +286,16 @@ func (s *GuestAgentService) View(uuid string) (View, bool) {
 	}
 	qInfo := s.opts.QGA.Info(uuid)
 	var oInfo *guest.Info
-	if a := s.ogaAgent(uuid); a != nil {
-		st := a.State()
-		v.OGA = guest.OGAState{Present: true, Channel: st.Channel, APIVersion: st.APIVersion, Responsive: st.Responsive}
-		oInfo = a.Info()
+	if st, ok := s.ogaState(uuid); ok {
+		v.OGA = st
+		v.OGA.Present = true
+		oInfo = s.opts.OGA.Info(uuid)
 	} else if d.OGASocketPath != "" && s.opts.OGA != nil {
 		v.OGA = guest.OGAState{Present: true, Channel: guest.ChannelDisconnected}
 	}
 	m := merge(
-		sourceData{agent: gav1.AgentQemu, info: qInfo, responsive: v.QGA.Responsive},
+		// While the filesystems are frozen the agent answers, but cannot refresh its data.
+		sourceData{agent: gav1.AgentQemu, info: qInfo, responsive: v.QGA.Responsive && v.QGA.FSFreeze != guest.FreezeFrozen},
 		sourceData{agent: gav1.AgentOvirt, info: oInfo, responsive: v.OGA.Responsive},
 		v.QGA.Version,
 	)
@@ -257,11 +303,11 @@ func (s *GuestAgentService) View(uuid string) (View, bool) {
 	return v, true
 }
 
-func (s *GuestAgentService) ogaAgent(uuid string) *oga.OvirtGuestAgent {
+func (s *GuestAgentService) ogaState(uuid string) (guest.OGAState, bool) {
 	if s.opts.OGA == nil {
-		return nil
+		return guest.OGAState{}, false
 	}
-	return s.opts.OGA.Agent(uuid)
+	return s.opts.OGA.State(uuid)
 }
 
 // handle applies one libvirt event. It runs on the watcher's goroutine.
@@ -272,7 +318,7 @@ func (s *GuestAgentService) handle(ev virt.Event) {
 	case virt.EventDomainRemoved:
 		s.remove(ev.Domain, ev.Lifecycle)
 	case virt.EventConnectionLost, virt.EventConnectionRestored:
-		s.log.Info("libvirt connection state changed", "event", ev.Type.String())
+		s.log.Info("Libvirt connection state changed", "event", ev.Type.String())
 		s.mu.Lock()
 		for u := range s.domains {
 			s.dirty[u] = true
@@ -319,10 +365,10 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 		switch {
 		case d.OGASocketPath != "" && d.State.Active():
 			version := 0
-			if s.opts.OGA.Agent(d.UUID) == nil { // only a new agent needs the persisted version
-				version = s.opts.InitialOGAAPIVersion(d.UUID)
+			if !s.opts.OGA.Served(d.UUID) { // only a new agent needs the persisted version
+				version = s.persistedOGAVersion(d.UUID)
 			}
-			s.opts.OGA.Add(d.UUID, d.OGASocketPath, version)
+			s.opts.OGA.Serve(d.UUID, d.OGASocketPath, version)
 		default:
 			s.opts.OGA.Remove(d.UUID)
 		}
@@ -330,6 +376,25 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 	s.lifecycleHooks(d, ev.Lifecycle)
 	s.Changed(d.UUID)
 }
+
+// persistedOGAVersion reads the domain's persisted oVirt agent API version; a failed read is
+// logged and the agent starts at 0 (it negotiates its version again on the first heartbeat).
+func (s *GuestAgentService) persistedOGAVersion(uuid string) int {
+	if s.opts.OGAVersions == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ogaVersionTimeout)
+	defer cancel()
+	v, err := s.opts.OGAVersions.OvirtAPIVersion(ctx, uuid)
+	if err != nil {
+		s.log.Error(err, "Cannot read the persisted oVirt agent API version; starting at 0", "domainUUID", uuid)
+		return 0
+	}
+	return v
+}
+
+// ogaVersionTimeout bounds the read of a persisted oVirt agent API version.
+const ogaVersionTimeout = 10 * time.Second
 
 func (s *GuestAgentService) remove(d virt.Domain, lc virt.Lifecycle) {
 	s.mu.Lock()
@@ -373,7 +438,7 @@ func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
 		ctx, cancel := context.WithTimeout(parent, s.opts.HookTimeout)
 		defer cancel()
 		if err := send(ctx, d.UUID, false); err != nil {
-			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "reason", err.Error())
+			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "error", err.Error())
 			return
 		}
 		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook)

@@ -227,7 +227,7 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		conn, ids, err := m.open(gen)
 		if err != nil {
 			if !failing {
-				m.log.Info("libvirt connection failed; retrying with backoff", "uri", m.cfg.URI, "error", err.Error())
+				m.log.Info("Libvirt connection failed; retrying with backoff", "uri", m.cfg.URI, "error", err.Error())
 				failing = true
 			}
 			if !sleepCtx(ctx, backoff) {
@@ -245,9 +245,9 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		m.gen.Store(gen)
 		m.connected.Store(true)
 		if first {
-			m.log.Info("libvirt connected", "uri", m.cfg.URI)
+			m.log.Info("Libvirt connected", "uri", m.cfg.URI)
 		} else {
-			m.log.Info("libvirt connection restored", "uri", m.cfg.URI)
+			m.log.Info("Libvirt connection restored", "uri", m.cfg.URI)
 			h(Event{Type: EventConnectionRestored, Reason: "reconnected"})
 		}
 		lc := LifecycleResynced
@@ -256,7 +256,7 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		}
 		first = false
 		if err := m.resync(conn, h, lc, true); err != nil {
-			m.log.Info("libvirt listing failed after connect", "error", err.Error())
+			m.log.Info("Libvirt listing failed after connect", "error", err.Error())
 		}
 		m.synced.Store(true)
 		m.serve(ctx, conn, gen, h)
@@ -270,7 +270,7 @@ func (m *Manager) Run(ctx context.Context, h Handler) error {
 		if ctx.Err() != nil {
 			break
 		}
-		m.log.Info("libvirt connection lost; reconnecting", "uri", m.cfg.URI)
+		m.log.Info("Libvirt connection lost; reconnecting", "uri", m.cfg.URI)
 		h(Event{Type: EventConnectionLost, Reason: "connection closed"})
 		if !sleepCtx(ctx, backoff) {
 			break
@@ -299,12 +299,12 @@ func (m *Manager) open(gen uint64) (*libvirt.Connect, []int, error) {
 	// Keepalive is only meaningful (and only supported) on remote-protocol connections; the
 	// test:/// driver rejects it, which is fine.
 	if err := conn.SetKeepAlive(int(m.cfg.KeepAliveInterval/time.Second), m.cfg.KeepAliveCount); err != nil {
-		m.log.V(1).Info("keepalive not enabled", "error", err.Error())
+		m.log.V(1).Info("Keepalive not enabled", "error", err.Error())
 	}
 	if err := conn.RegisterCloseCallback(func(_ *libvirt.Connect, reason libvirt.ConnectCloseReason) {
 		m.push(rawEvent{kind: rawClosed, gen: gen, detail: int(reason)})
 	}); err != nil {
-		m.log.V(1).Info("close callback not registered", "error", err.Error())
+		m.log.V(1).Info("Close callback not registered", "error", err.Error())
 	}
 	var ids []int
 	fail := func(what string, err error) (*libvirt.Connect, []int, error) {
@@ -380,7 +380,7 @@ func (m *Manager) serve(ctx context.Context, conn *libvirt.Connect, gen uint64, 
 			}
 		case <-resync:
 			if err := m.resync(conn, h, LifecycleResynced, false); err != nil {
-				m.log.V(1).Info("periodic resync failed", "error", err.Error())
+				m.log.V(1).Info("Periodic resync failed", "error", err.Error())
 				if ok, aerr := conn.IsAlive(); aerr != nil || !ok {
 					return
 				}
@@ -400,7 +400,7 @@ func (m *Manager) serve(ctx context.Context, conn *libvirt.Connect, gen uint64, 
 }
 
 func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
-	m.log.V(2).Info("libvirt event", "kind", int(ev.kind), "domain", ev.name, "event", int(ev.event), "detail", ev.detail, "agent", int(ev.agent))
+	m.log.V(2).Info("Libvirt event", "kind", int(ev.kind), "domain", ev.name, "event", int(ev.event), "detail", ev.detail, "agent", int(ev.agent))
 	switch ev.kind {
 	case rawAgent:
 		var st guest.ChannelState
@@ -410,7 +410,7 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 		case libvirt.CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED:
 			st = guest.ChannelDisconnected
 		default:
-			m.log.V(1).Info("ignoring agent lifecycle event with unknown state", "domain", ev.name, "state", int(ev.agent))
+			m.log.V(1).Info("Ignoring agent lifecycle event with unknown state", "domain", ev.name, "state", int(ev.agent))
 			return
 		}
 		m.mu.Lock()
@@ -432,7 +432,7 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 		snap := e.d
 		m.mu.Unlock()
 		if changed {
-			m.log.Info("QEMU guest agent channel changed", "domain", snap.Name, "uuid", snap.UUID, "state", string(st))
+			m.log.Info("QEMU guest agent channel changed", "domain", snap.Name, "domainUUID", snap.UUID, "state", string(st))
 			h(Event{Type: EventAgentChannel, Domain: snap, Reason: "libvirt AGENT_LIFECYCLE"})
 		}
 	case rawReboot:
@@ -465,11 +465,12 @@ func snapshot(d *libvirt.Domain) (Domain, error) {
 		return out, err
 	}
 	callsState.Inc()
-	st, _, err := d.GetState()
+	st, reason, err := d.GetState()
 	if err != nil {
 		return out, err
 	}
 	out.State = mapState(st)
+	out.StateReason = stateReason(st, reason)
 	callsPersistent.Inc()
 	if out.Persistent, err = d.IsPersistent(); err != nil {
 		return out, err
@@ -510,7 +511,7 @@ func (m *Manager) refresh(conn *libvirt.Connect, uuid string, lc Lifecycle, reas
 			m.remove(uuid, lc, reason, h)
 			return
 		}
-		m.log.V(1).Info("reading domain failed", "uuid", uuid, "error", err.Error())
+		m.log.V(1).Info("Reading domain failed", "domainUUID", uuid, "error", err.Error())
 		return
 	}
 	m.upsert(snap, lc, reason, false, h)
@@ -543,7 +544,7 @@ func (m *Manager) upsert(snap Domain, lc Lifecycle, reason string, resetChannel 
 
 	switch {
 	case !known:
-		m.log.Info("domain added", "domain", snap.Name, "uuid", snap.UUID, "state", snap.State.String(), "lifecycle", lc.String())
+		m.log.Info("Domain added", "domain", snap.Name, "domainUUID", snap.UUID, "state", snap.State.String(), "lifecycle", lc.String())
 		h(Event{Type: EventDomainAdded, Domain: snap, Lifecycle: lc, Reason: reason})
 	default:
 		chanChanged := old.QGAChannel != snap.QGAChannel
@@ -551,12 +552,12 @@ func (m *Manager) upsert(snap Domain, lc Lifecycle, reason string, resetChannel 
 		otherChanged := old != snap
 		if otherChanged || (lc != LifecycleNone && lc != LifecycleResynced) || (resetChannel && lc == LifecycleResynced) {
 			if old.State != snap.State {
-				m.log.Info("domain state changed", "domain", snap.Name, "uuid", snap.UUID, "state", snap.State.String(), "lifecycle", lc.String())
+				m.log.Info("Domain state changed", "domain", snap.Name, "domainUUID", snap.UUID, "state", snap.State.String(), "lifecycle", lc.String())
 			}
 			h(Event{Type: EventDomainUpdated, Domain: snap, Lifecycle: lc, Reason: reason})
 		}
 		if chanChanged {
-			m.log.Info("QEMU guest agent channel changed", "domain", snap.Name, "uuid", snap.UUID, "state", string(snap.QGAChannel), "source", "xml")
+			m.log.Info("QEMU guest agent channel changed", "domain", snap.Name, "domainUUID", snap.UUID, "state", string(snap.QGAChannel), "source", "xml")
 			h(Event{Type: EventAgentChannel, Domain: snap, Reason: "domain XML"})
 		}
 	}
@@ -575,7 +576,7 @@ func (m *Manager) remove(uuid string, lc Lifecycle, reason string, h Handler) {
 		snap.State = StateShutOff
 	}
 	snap.QGAChannel = guest.ChannelUnknown
-	m.log.Info("domain removed", "domain", snap.Name, "uuid", uuid, "lifecycle", lc.String())
+	m.log.Info("Domain removed", "domain", snap.Name, "domainUUID", uuid, "lifecycle", lc.String())
 	h(Event{Type: EventDomainRemoved, Domain: snap, Lifecycle: lc, Reason: reason})
 }
 
@@ -593,7 +594,7 @@ func (m *Manager) resync(conn *libvirt.Connect, h Handler, lc Lifecycle, resetCh
 		_ = doms[i].Free()
 		if err != nil {
 			if !isNoDomain(err) {
-				m.log.V(1).Info("reading domain failed during listing", "error", err.Error())
+				m.log.V(1).Info("Reading domain failed during listing", "error", err.Error())
 			}
 			// the domain may have vanished between list and read; a later event/resync fixes it
 			if s.UUID != "" {
@@ -637,6 +638,27 @@ func mapState(s libvirt.DomainState) State {
 		return StatePMSuspended
 	}
 	return StateUnknown
+}
+
+// stateReasons names libvirt's state reasons per state, indexed by the reason number.
+var stateReasons = map[libvirt.DomainState][]string{
+	libvirt.DOMAIN_RUNNING: {"Unknown", "Booted", "Migrated", "Restored", "FromSnapshot", "Unpaused",
+		"MigrationCanceled", "SaveCanceled", "Wakeup", "Crashed", "PostCopy", "PostCopyFailed"},
+	libvirt.DOMAIN_PAUSED: {"Unknown", "User", "Migration", "Save", "Dump", "IOError", "Watchdog", "FromSnapshot",
+		"ShuttingDown", "Snapshot", "Crashed", "StartingUp", "PostCopy", "PostCopyFailed", "APIError"},
+	libvirt.DOMAIN_SHUTDOWN: {"Unknown", "User"},
+	libvirt.DOMAIN_SHUTOFF: {"Unknown", "Shutdown", "Destroyed", "Crashed", "Migrated", "Saved", "Failed",
+		"FromSnapshot", "Daemon"},
+	libvirt.DOMAIN_CRASHED: {"Unknown", "Panicked"},
+}
+
+// stateReason names libvirt's reason for a domain state.
+func stateReason(s libvirt.DomainState, reason int) string {
+	names := stateReasons[s]
+	if reason < 0 || reason >= len(names) {
+		return "Unknown"
+	}
+	return names[reason]
 }
 
 var eventTypeNames = map[libvirt.DomainEventType]string{

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/internal/hostcmd"
 )
 
 func TestRealLifecycleEvents(t *testing.T) {
@@ -33,36 +35,47 @@ func TestRealLifecycleEvents(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	go func() { <-ctx.Done(); close(done) }()
-	eventually(t, 30*time.Second, "connected", m.Connected)
+	NewWithT(t).Eventually(m.Connected).WithTimeout(30*time.Second).Should(BeTrue(), "connected")
 
 	const name = "ga-virt-life"
 	script := filepath.Join("..", "..", "hack", "guest.sh")
 	_ = exec.Command(script, "down", name).Run()
 	defer func() { _ = exec.Command(script, "down", name).Run() }()
-	out, err := exec.Command(script, "up", name).CombinedOutput()
+	out, err := hostcmd.Output(exec.Command(script, "up", name))
 	if err != nil {
-		t.Fatalf("guest up: %v\n%s", err, out)
+		t.Fatalf("guest up: %v", err)
 	}
 	t.Logf("%s", out)
 	var uuid string
-	eventually(t, 60*time.Second, "started + agent connected", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, s := rec.find(func(e Event) bool { return e.Domain.Name == name && e.Lifecycle == LifecycleStarted })
 		e, c := rec.find(func(e Event) bool {
 			return e.Domain.Name == name && e.Type == EventAgentChannel && e.Domain.QGAChannel == guest.ChannelConnected
 		})
 		uuid = e.Domain.UUID
 		return s && c
-	})
+	}).WithTimeout(60*time.Second).Should(BeTrue(), "started + agent connected")
+	// The state and libvirt's reason for it: paused by a user, running again after unpausing.
+	for _, step := range []struct{ cmd, reason string }{{"suspend", "User"}, {"resume", "Unpaused"}} {
+		if _, err := hostcmd.Virsh(DefaultURI, step.cmd, name); err != nil {
+			t.Fatalf("%s: %v", step.cmd, err)
+		}
+		NewWithT(t).Eventually(func() string {
+			d, _ := m.Domain(uuid)
+			return d.StateReason
+		}).WithTimeout(30*time.Second).Should(Equal(step.reason), step.cmd+" state reason")
+	}
+	rec.mu.Lock()
 	mark := len(rec.evs)
-	out, err = exec.Command("virsh", "-c", DefaultURI, "shutdown", name, "--mode", "agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("shutdown: %v\n%s", err, out)
+	rec.mu.Unlock()
+	if _, err := hostcmd.Virsh(DefaultURI, "shutdown", name, "--mode", "agent"); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 	// libvirt 9.0 emits AGENT_LIFECYCLE "disconnected" on a guest shutdown only when its
 	// serial-port handler wins a race against the process teardown (virsh saw it, this watcher
 	// mostly does not), so the Stopped event itself must take the channel out of Connected.
 	dis := false
-	eventually(t, 60*time.Second, "stopped", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		stop := false
 		rec.mu.Lock()
 		for _, e := range rec.evs[mark:] {
@@ -71,9 +84,9 @@ func TestRealLifecycleEvents(t *testing.T) {
 		}
 		rec.mu.Unlock()
 		return stop
-	})
+	}).WithTimeout(60*time.Second).Should(BeTrue(), "stopped")
 	t.Logf("agent-lifecycle disconnected event seen on shutdown: %v", dis)
-	if d, _ := m.Domain(uuid); d.State != StateShutOff || d.QGAChannel != guest.ChannelUnknown {
+	if d, _ := m.Domain(uuid); d.State != StateShutOff || d.StateReason != "Shutdown" || d.QGAChannel != guest.ChannelUnknown {
 		t.Errorf("after shutdown: %+v", d)
 	}
 }

@@ -12,23 +12,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"libvirt.org/go/libvirt"
 
 	"guestagent.io/operator/agentd/guest"
 )
-
-// eventually polls cond until it holds or the timeout expires.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // recorder collects events delivered to a Handler.
 type recorder struct {
@@ -135,9 +124,9 @@ func TestManagerTestDriverDiscovery(t *testing.T) {
 	const n = 300
 	uri := "test://" + writeNodeXML(t, n)
 	m, rec := startManager(t, uri)
-	eventually(t, 20*time.Second, "discovery of all domains", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		return rec.count(func(e Event) bool { return e.Type == EventDomainAdded }) == n
-	})
+	}).WithTimeout(20*time.Second).Should(BeTrue(), "discovery of all domains")
 	if !m.Connected() {
 		t.Fatal("Connected() = false after discovery")
 	}
@@ -191,15 +180,15 @@ func TestManagerTestDriverDiscovery(t *testing.T) {
 func TestManagerTestDriverLifecycleAndChannelPrecedence(t *testing.T) {
 	uri := "test://" + writeNodeXML(t, 12)
 	m, rec := startManager(t, uri)
-	eventually(t, 10*time.Second, "discovery", func() bool { return len(m.Domains()) == 12 })
+	NewWithT(t).Eventually(func() bool { return len(m.Domains()) == 12 }).WithTimeout(10*time.Second).Should(BeTrue(), "discovery")
 
 	u0 := testDomainUUID(0) // XML hint: connected
 	// An agent event says disconnected: events win over the XML hint from now on.
 	m.push(rawEvent{kind: rawAgent, gen: 1, uuid: u0, name: "dom0000", agent: libvirt.CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED})
-	eventually(t, 5*time.Second, "agent channel event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool { return e.Type == EventAgentChannel && e.Domain.UUID == u0 })
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "agent channel event")
 	d, err := m.LookupDomain(u0)
 	if err != nil {
 		t.Fatal(err)
@@ -210,34 +199,37 @@ func TestManagerTestDriverLifecycleAndChannelPrecedence(t *testing.T) {
 	if err := d.Suspend(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "suspend event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool {
-			return e.Type == EventDomainUpdated && e.Domain.UUID == u0 && e.Lifecycle == LifecycleSuspended && e.Domain.State == StatePaused
+			return e.Type == EventDomainUpdated && e.Domain.UUID == u0 && e.Lifecycle == LifecycleSuspended && e.Domain.State == StatePaused &&
+				e.Domain.StateReason == "User"
 		})
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "suspend event")
 	if s, _ := m.Domain(u0); s.QGAChannel != guest.ChannelDisconnected {
 		t.Errorf("after XML refresh: channel=%v; the event state must win", s.QGAChannel)
 	}
 	if err := d.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "resume event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool {
-			return e.Domain.UUID == u0 && e.Lifecycle == LifecycleResumed && e.Domain.State == StateRunning
+			return e.Domain.UUID == u0 && e.Lifecycle == LifecycleResumed && e.Domain.State == StateRunning &&
+				e.Domain.StateReason == "Unpaused"
 		})
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "resume event")
 	// destroy → Stopped; the persistent domain stays known as ShutOff with channel Unknown
 	if err := d.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "stop event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool {
-			return e.Type == EventDomainUpdated && e.Domain.UUID == u0 && e.Lifecycle == LifecycleStopped && e.Domain.State == StateShutOff
+			return e.Type == EventDomainUpdated && e.Domain.UUID == u0 && e.Lifecycle == LifecycleStopped && e.Domain.State == StateShutOff &&
+				e.Domain.StateReason == "Destroyed"
 		})
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "stop event")
 	if s, _ := m.Domain(u0); s.QGAChannel != guest.ChannelUnknown {
 		t.Errorf("stopped domain channel = %v, want Unknown", s.QGAChannel)
 	}
@@ -245,12 +237,13 @@ func TestManagerTestDriverLifecycleAndChannelPrecedence(t *testing.T) {
 	if err := d.Create(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "start event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool {
-			return e.Domain.UUID == u0 && e.Lifecycle == LifecycleStarted && e.Domain.State == StateRunning
+			return e.Domain.UUID == u0 && e.Lifecycle == LifecycleStarted && e.Domain.State == StateRunning &&
+				e.Domain.StateReason == "Booted"
 		})
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "start event")
 	if err := d.Destroy(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +251,10 @@ func TestManagerTestDriverLifecycleAndChannelPrecedence(t *testing.T) {
 	if err := d.Undefine(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "removed event", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, ok := rec.find(func(e Event) bool { return e.Type == EventDomainRemoved && e.Domain.UUID == u0 })
 		return ok
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "removed event")
 	if _, ok := m.Domain(u0); ok {
 		t.Error("undefined domain still known")
 	}
@@ -278,10 +271,10 @@ func TestManagerTestDriverLifecycleAndChannelPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "placement update", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		s, _ := m.Domain(u2)
 		return s.Placement == Placement{Namespace: "tenant-b", Publish: false}
-	})
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "placement update")
 
 }
 
@@ -361,7 +354,7 @@ func TestChannelBootstrapPrecedence(t *testing.T) {
 func TestManagerConnectionDroppedAndReopened(t *testing.T) {
 	path := writeNodeXML(t, 4)
 	m, rec := startManager(t, "test://"+path)
-	eventually(t, 10*time.Second, "first listing", func() bool { return m.Synced() && len(m.Domains()) == 4 })
+	NewWithT(t).Eventually(func() bool { return m.Synced() && len(m.Domains()) == 4 }).WithTimeout(10*time.Second).Should(BeTrue(), "first listing")
 	gen := m.gen.Load()
 	lists, xmls := testutil.ToFloat64(callsList), testutil.ToFloat64(callsXML)
 
@@ -381,10 +374,10 @@ func TestManagerConnectionDroppedAndReopened(t *testing.T) {
 	}
 	m.push(rawEvent{kind: rawClosed, gen: gen})
 
-	eventually(t, 10*time.Second, "reconnected and re-listed", func() bool {
+	NewWithT(t).Eventually(func() bool {
 		_, restored := rec.find(func(e Event) bool { return e.Type == EventConnectionRestored })
 		return restored && m.Synced() && m.gen.Load() != gen
-	})
+	}).WithTimeout(10*time.Second).Should(BeTrue(), "reconnected and re-listed")
 	if _, ok := rec.find(func(e Event) bool { return e.Type == EventConnectionLost }); !ok {
 		t.Error("no ConnectionLost event")
 	}

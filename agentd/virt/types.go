@@ -67,6 +67,10 @@ type Domain struct {
 	UUID  string
 	Name  string
 	State State
+	// StateReason is libvirt's reason for State in CamelCase (e.g. "User" or "Migration" for
+	// Paused, "Destroyed" for ShutOff); "Unknown" when libvirt gives none or one this side does
+	// not know.
+	StateReason string
 	// Persistent is false for transient domains (they vanish when they stop).
 	Persistent bool
 	// HasQGAChannel reports whether the domain defines an org.qemu.guest_agent.0 channel.

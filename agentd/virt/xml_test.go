@@ -3,6 +3,8 @@ package virt
 import (
 	"testing"
 
+	"libvirt.org/go/libvirt"
+
 	"guestagent.io/operator/agentd/guest"
 )
 
@@ -74,6 +76,31 @@ func TestPlacementXMLRoundTrip(t *testing.T) {
 		}
 		if xi.Placement != p {
 			t.Errorf("round trip %+v -> %+v (%s)", p, xi.Placement, doc)
+		}
+	}
+}
+
+func TestStateReasonNames(t *testing.T) {
+	for _, c := range []struct {
+		s      libvirt.DomainState
+		reason int
+		want   string
+	}{
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_POSTCOPY_FAILED), "PostCopyFailed"},
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_MIGRATED), "Migrated"},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_MIGRATION), "Migration"},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_IOERROR), "IOError"},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_CRASHED), "Crashed"},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_API_ERROR), "APIError"},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DAEMON), "Daemon"},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), "Saved"},
+		{libvirt.DOMAIN_CRASHED, int(libvirt.DOMAIN_CRASHED_PANICKED), "Panicked"},
+		{libvirt.DOMAIN_BLOCKED, 0, "Unknown"},
+		{libvirt.DOMAIN_PAUSED, 99, "Unknown"},
+		{libvirt.DOMAIN_PAUSED, -1, "Unknown"},
+	} {
+		if got := stateReason(c.s, c.reason); got != c.want {
+			t.Errorf("stateReason(%d, %d) = %q, want %q", c.s, c.reason, got, c.want)
 		}
 	}
 }

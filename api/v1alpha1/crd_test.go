@@ -241,6 +241,7 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	gas.Status = gav1.GuestAgentStatusStatus{
 		ActiveAgents: gav1.ActiveAgentsBoth,
+		Domain:       &gav1.DomainRunState{State: "Running", Reason: "Booted"},
 		Hostname:     "printer",
 		PrimaryIP:    "10.0.2.15",
 		OS:           &gav1.GuestOSInfo{PrettyName: "Debian GNU/Linux 12 (bookworm)"},
@@ -259,7 +260,7 @@ func TestPrinterColumns(t *testing.T) {
 			names = append(names, col.Name)
 		}
 	}
-	want := "Name,Node,Domain,Agent,Connected,OS,Hostname,IP,Age"
+	want := "Name,Node,Domain,State,Agent,Connected,OS,Hostname,IP,Age"
 	if strings.Join(names, ",") != want {
 		t.Fatalf("gas columns = %v, want %s", names, want)
 	}
@@ -267,8 +268,8 @@ func TestPrinterColumns(t *testing.T) {
 	for _, r := range tb.Rows {
 		if r.Cells[0] == "vm-print-00000002" {
 			found = true
-			got := fmt.Sprint(r.Cells[1:8])
-			if got != "[node-a VM One Both True Debian GNU/Linux 12 (bookworm) printer 10.0.2.15]" {
+			got := fmt.Sprint(r.Cells[1:9])
+			if got != "[node-a VM One Running Both True Debian GNU/Linux 12 (bookworm) printer 10.0.2.15]" {
 				t.Fatalf("gas row = %s", got)
 			}
 		}

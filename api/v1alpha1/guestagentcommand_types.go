@@ -254,8 +254,11 @@ type GuestAgentCommandSpec struct {
 // Failed) never changes, so a late writer (e.g. agentd reporting after the deadline failed the
 // command) loses instead of flipping the outcome.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed']) || (has(self.phase) && self.phase == oldSelf.phase)",message="phase Succeeded and Failed are terminal and never change"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.outcomeReported) || !oldSelf.outcomeReported || (has(self.outcomeReported) && self.outcomeReported)",message="outcomeReported is never unset"
+// +kubebuilder:validation:XValidation:rule="!has(self.outcomeReported) || !self.outcomeReported || (has(self.phase) && self.phase in ['Succeeded', 'Failed'])",message="outcomeReported needs phase Succeeded or Failed"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.nodeName) || size(oldSelf.nodeName) == 0 || !has(oldSelf.phase) || !(oldSelf.phase in ['Running', 'Succeeded', 'Failed']) || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",message="nodeName of a claimed command never changes"
 type GuestAgentCommandStatus struct {
-	// conditions: Accepted and Succeeded.
+	// conditions are Accepted and Succeeded.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -266,7 +269,9 @@ type GuestAgentCommandStatus struct {
 	// +optional
 	Phase CommandPhase `json:"phase,omitempty"`
 
-	// nodeName is the node the command was scheduled to.
+	// nodeName is the node the command was scheduled to; only the controller sets it, and it never
+	// changes once an agentd claimed the command. agentd selects its commands by this field
+	// (field selector status.nodeName), never by a label a tenant could write.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	NodeName string `json:"nodeName,omitempty"`
@@ -276,7 +281,7 @@ type GuestAgentCommandStatus struct {
 	// +kubebuilder:validation:MaxLength=36
 	DomainUUID string `json:"domainUUID,omitempty"`
 
-	// agent is what served the command: QemuGuestAgent, OvirtGuestAgent, or ACPI for a fallback.
+	// agents are what served the command: QemuGuestAgent, OvirtGuestAgent, or ACPI for a fallback.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=3
@@ -308,6 +313,13 @@ type GuestAgentCommandStatus struct {
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// outcomeReported is set by the controller, on a finished command, once it reported the
+	// outcome (one Event, one metrics observation); it is never unset. It lives in the status,
+	// which only the controller and the command's agentd may write, so a tenant can neither hide
+	// an outcome nor have it reported twice.
+	// +optional
+	OutcomeReported bool `json:"outcomeReported,omitempty"`
 }
 
 // GuestAgentCommand asks the guest agents of one domain to do something, once.
@@ -325,6 +337,7 @@ type GuestAgentCommandStatus struct {
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:selectablefield:JSONPath=`.spec.target`
 // +kubebuilder:selectablefield:JSONPath=`.spec.action`
+// +kubebuilder:selectablefield:JSONPath=`.status.nodeName`
 type GuestAgentCommand struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -82,7 +82,7 @@ type GuestAgentStatusSpec struct {
 // GuestAgentStatusStatus is what the guest agents of the domain report, merged into one view that
 // does not depend on which agent supplied a value.
 type GuestAgentStatusStatus struct {
-	// conditions: AgentConnected, QemuAgentConnected, OvirtAgentConnected, AgentResponsive, Stale.
+	// conditions are AgentConnected, QemuAgentConnected, OvirtAgentConnected, AgentResponsive, Stale.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -92,6 +92,11 @@ type GuestAgentStatusStatus struct {
 	// activeAgents tells which agents are connected: None, QGA, OGA or Both.
 	// +optional
 	ActiveAgents ActiveAgents `json:"activeAgents,omitempty"`
+
+	// domain is the libvirt run state of the domain and libvirt's reason for it: whether the VM
+	// runs, is paused (and why, e.g. for a migration or on an I/O error) or is shut off.
+	// +optional
+	Domain *DomainRunState `json:"domain,omitempty"`
 
 	// qemuAgent describes the QEMU guest agent of the domain.
 	// +optional
@@ -198,6 +203,22 @@ type GuestAgentStatusStatus struct {
 	ExecutedCommands []ExecutedCommand `json:"executedCommands,omitempty"`
 }
 
+// DomainRunState is the libvirt run state of a domain.
+type DomainRunState struct {
+	// state is the run state: Running, Paused, ShuttingDown, ShutOff, Crashed, PMSuspended or
+	// Unknown.
+	// +required
+	// +kubebuilder:validation:Enum=Running;Paused;ShuttingDown;ShutOff;Crashed;PMSuspended;Unknown
+	State string `json:"state"`
+
+	// reason is libvirt's reason for the state, e.g. Booted, Unpaused, Migrated (Running); User,
+	// Migration, Save, IOError, Watchdog, PostCopy (Paused); Shutdown, Destroyed, Crashed,
+	// Migrated, Saved, Failed (ShutOff); Panicked (Crashed). Unknown when libvirt gives none.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason,omitempty"`
+}
+
 // QemuAgentInfo describes the QEMU guest agent of a domain.
 type QemuAgentInfo struct {
 	// channelState is the state of the org.qemu.guest_agent.0 channel.
@@ -224,15 +245,23 @@ type QemuAgentInfo struct {
 	UnsupportedCommands []string `json:"unsupportedCommands,omitempty"`
 
 	// lastErrorClass classifies the last failed call: Timeout, NotConnected, Unsupported,
-	// AgentError, DomainNotRunning or LibvirtError.
+	// AgentError, DomainNotRunning, LibvirtError, or Frozen (disabled by the agent while the
+	// filesystems are frozen).
 	// +optional
-	// +kubebuilder:validation:Enum=Timeout;NotConnected;Unsupported;AgentError;DomainNotRunning;LibvirtError
+	// +kubebuilder:validation:Enum=Timeout;NotConnected;Unsupported;AgentError;DomainNotRunning;LibvirtError;Frozen
 	LastErrorClass string `json:"lastErrorClass,omitempty"`
 
 	// lastError is the message of the last failed call.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	LastError string `json:"lastError,omitempty"`
+
+	// fsFreezeStatus is Frozen while the guest's filesystems are frozen (the agent then answers
+	// only a few commands and the data groups it cannot refresh are stale), Thawed after the
+	// thaw; absent while not known.
+	// +optional
+	// +kubebuilder:validation:Enum=Frozen;Thawed
+	FSFreezeStatus string `json:"fsFreezeStatus,omitempty"`
 }
 
 // OvirtAgentInfo describes the oVirt guest agent of a domain.
@@ -508,6 +537,7 @@ type ExecutedCommand struct {
 // +kubebuilder:resource:scope=Namespaced,shortName=gas,categories=guestagent
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.nodeName`
 // +kubebuilder:printcolumn:name="Domain",type=string,JSONPath=`.spec.domainName`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.domain.state`
 // +kubebuilder:printcolumn:name="Agent",type=string,JSONPath=`.status.activeAgents`
 // +kubebuilder:printcolumn:name="Connected",type=string,JSONPath=`.status.conditions[?(@.type=="AgentConnected")].status`
 // +kubebuilder:printcolumn:name="OS",type=string,JSONPath=`.status.os.prettyName`
@@ -515,6 +545,7 @@ type ExecutedCommand struct {
 // +kubebuilder:printcolumn:name="IP",type=string,JSONPath=`.status.primaryIP`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="UUID",type=string,JSONPath=`.spec.domainUUID`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.domain.reason`,priority=1
 // +kubebuilder:printcolumn:name="Kernel",type=string,JSONPath=`.status.os.kernelRelease`,priority=1
 // +kubebuilder:printcolumn:name="QGA",type=string,JSONPath=`.status.qemuAgent.version`,priority=1
 // +kubebuilder:printcolumn:name="OGA-API",type=integer,JSONPath=`.status.ovirtAgent.apiVersion`,priority=1

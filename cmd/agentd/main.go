@@ -46,7 +46,7 @@ func main() {
 	}
 	memlimit.Apply(ctrl.Log.WithName("agentd"))
 	if err := run(ctrl.SetupSignalHandler(), cfg, ctrl.Log.WithName("agentd").WithValues("node", cfg.NodeName)); err != nil {
-		ctrl.Log.Error(err, "agentd exited with an error")
+		ctrl.Log.Error(err, "Stopping agentd after an error")
 		os.Exit(1)
 	}
 }
@@ -60,8 +60,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 		return fmt.Errorf("starting the libvirt event loop: %w", err)
 	}
 	watcher := virt.NewManager(virt.Config{URI: cfg.LibvirtURI, Log: log.WithName("virt")})
-	var changed func(string)
-	poller, err := qga.NewQemuGuestAgentPoller(qga.Config{
+	qgaAgent, err := app.NewQGA(qga.Config{
 		API:     qga.Instrument(qga.NewLibvirtAPI(watcher.LookupDomain)),
 		Domains: watcher.Domains,
 		Periods: qga.Periods{
@@ -76,11 +75,6 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 		FailureThrottle: cfg.Poll.FailureDelay.Duration,
 		Workers:         cfg.PollWorkers,
 		Log:             log.WithName("qga"),
-		OnChange: func(uuid string) {
-			if changed != nil {
-				changed(uuid)
-			}
-		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
@@ -89,10 +83,9 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	virt.MustRegisterMetrics(crmetrics.Registry)
 	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
 		Watcher:     watcher,
-		QGA:         app.QGA(poller),
+		QGA:         qgaAgent,
 		PowerButton: virt.PowerButton{M: watcher},
 		InstanceID:  os.Getenv("POD_UID"),
-		QGAChanged:  &changed,
 	}, log)
 	if err != nil {
 		return err
@@ -101,6 +94,6 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	if err := agent.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("agentd stopped")
+	log.Info("Stopped agentd")
 	return nil
 }

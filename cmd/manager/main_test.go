@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -56,7 +57,7 @@ func TestManagerSmoke(t *testing.T) {
 
 	ctx := context.Background()
 	c := env.Client
-	eventually(t, "readyz answers 200", func() error {
+	NewWithT(t).Eventually(func() error {
 		resp, err := http.Get("http://" + probe + "/readyz")
 		if err != nil {
 			return err
@@ -66,8 +67,8 @@ func TestManagerSmoke(t *testing.T) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return nil
-	})
-	eventually(t, "the leader election Lease is held", func() error {
+	}).WithTimeout(30*time.Second).Should(Succeed(), "readyz answers 200")
+	NewWithT(t).Eventually(func() error {
 		lease := &coordinationv1.Lease{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "guestagent-controller.guestagent.io"}, lease); err != nil {
 			return err
@@ -76,7 +77,7 @@ func TestManagerSmoke(t *testing.T) {
 			return fmt.Errorf("no holder")
 		}
 		return nil
-	})
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the leader election Lease is held")
 
 	if err := c.Create(ctx, testenv.Node("smoke-node")); err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestManagerSmoke(t *testing.T) {
 	if err := c.Create(ctx, cmd); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the command is scheduled", func() error {
+	NewWithT(t).Eventually(func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(cmd), cmd); err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func TestManagerSmoke(t *testing.T) {
 			return fmt.Errorf("phase %q", cmd.Status.Phase)
 		}
 		return nil
-	})
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the command is scheduled")
 
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -126,19 +127,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
-}
-
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -83,7 +83,7 @@ func Apply(log logr.Logger) {
 	r, err := Set("/sys/fs/cgroup", DefaultRatio)
 	switch {
 	case err != nil:
-		log.Info("Cannot read the container's memory limit; the Go memory limit is not set", "reason", err.Error())
+		log.Info("Cannot read the container's memory limit; the Go memory limit is not set", "error", err.Error())
 	case r.Source == "GOMEMLIMIT":
 		log.Info("Go memory limit from GOMEMLIMIT", "limitBytes", r.Limit)
 	case r.Limit > 0:

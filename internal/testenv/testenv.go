@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
@@ -102,4 +103,32 @@ func Node(name string) *corev1.Node {
 	n := &corev1.Node{}
 	n.Name = name
 	return n
+}
+
+// CounterValue reads the counter name{labels} (labels may be a subset of the metric's) from
+// controller-runtime's metrics registry, 0 if it has not been observed yet.
+func CounterValue(name string, labels map[string]string) (float64, error) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("gathering metrics: %w", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			match := true
+			for k, v := range labels {
+				match = match && have[k] == v
+			}
+			if match {
+				return m.GetCounter().GetValue(), nil
+			}
+		}
+	}
+	return 0, nil
 }

@@ -19,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/hostcmd"
 	"guestagent.io/operator/internal/testenv"
 )
 
@@ -54,6 +56,8 @@ func TestMain(m *testing.M) {
 }
 
 func mainErr(m *testing.M) (int, error) {
+	// Conditions read the apiserver, virsh or a guest: poll them at a human pace.
+	SetDefaultEventuallyPollingInterval(500 * time.Millisecond)
 	if os.Geteuid() != 0 {
 		return 1, fmt.Errorf("the e2e suite needs root (libvirtd, guests)")
 	}
@@ -128,11 +132,11 @@ func bootGuest(name string, envs ...string) error {
 	cmd := exec.Command("bash", "hack/guest.sh", "up", name)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), envs...)
-	out, err := cmd.CombinedOutput()
+	out, err := hostcmd.Output(cmd)
 	if err != nil {
-		return fmt.Errorf("guest %s: %v\n%s", name, err, out)
+		return fmt.Errorf("guest %s: %w", name, err)
 	}
-	logf("%s", strings.TrimSpace(string(out)))
+	logf("%s", strings.TrimSpace(out))
 	return nil
 }
 
@@ -143,12 +147,12 @@ func startAgentd() *proc {
 		"--poll-disks", "10s", "--poll-cpus", "10s")
 }
 
-// sh runs a command in the repository root.
+// sh runs a command in the repository root and returns its standard output (standard error
+// only in the error).
 func sh(name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return hostcmd.Output(cmd)
 }
 
 // proc is a binary running as a separate process.
@@ -207,21 +211,12 @@ func (p *proc) tail() string {
 	return string(b)
 }
 
-// eventually polls f until nil or timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("%s: not met within %s: %v\n--- agentd log tail ---\n%s", what, timeout, err, agentd.tail())
+// withAgentdLog describes a wait for a failure message, followed by the tail of agentd's log.
+func withAgentdLog(what string) func() string {
+	return func() string { return what + "\n--- agentd log tail ---\n" + agentd.tail() }
 }
 
-func virsh(args ...string) (string, error) { return sh("virsh", args...) }
+func virsh(args ...string) (string, error) { return hostcmd.Virsh("qemu:///system", args...) }
 
 func domUUID(name string) string {
 	out, err := virsh("domuuid", name)
@@ -337,7 +332,7 @@ func waitCommand(t *testing.T, c *gav1.GuestAgentCommand) *gav1.GuestAgentComman
 	t.Helper()
 	name := c.Name
 	got := &gav1.GuestAgentCommand{}
-	eventually(t, 90*time.Second, "command "+name+" finishes", func() error {
+	NewWithT(t).Eventually(func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {
 			return err
 		}
@@ -345,7 +340,7 @@ func waitCommand(t *testing.T, c *gav1.GuestAgentCommand) *gav1.GuestAgentComman
 			return fmt.Errorf("phase %q", got.Status.Phase)
 		}
 		return nil
-	})
+	}).WithTimeout(90*time.Second).Should(Succeed(), withAgentdLog("command "+name+" finishes"))
 	logf("command %s: %s %s: %s (agents %v)", name, got.Status.Phase, got.Status.Reason, got.Status.Message, got.Status.Agents)
 	return got
 }

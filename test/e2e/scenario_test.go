@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,7 +25,7 @@ func TestRealStack(t *testing.T) {
 	t.Run("StatusShowsRealGuestData", func(t *testing.T) {
 		for _, g := range []struct{ name, uuid string }{{gBoth, both}, {gQGA, qga}} {
 			mac := domMAC(g.name)
-			eventually(t, 120*time.Second, "real data of "+g.name, func() error {
+			NewWithT(t).Eventually(func() error {
 				s, err := gas(g.uuid)
 				if err != nil {
 					return err
@@ -45,9 +46,9 @@ func TestRealStack(t *testing.T) {
 					return fmt.Errorf("qemuAgent %+v", st.QemuAgent)
 				}
 				return nil
-			})
+			}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("real data of "+g.name))
 		}
-		eventually(t, 120*time.Second, gBoth+" disk and OGA-only data", func() error {
+		NewWithT(t).Eventually(func() error {
 			s, err := gas(both)
 			if err != nil {
 				return err
@@ -67,7 +68,7 @@ func TestRealStack(t *testing.T) {
 			}
 			bothName = s.Name
 			return nil
-		})
+		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog(gBoth+" disk and OGA-only data"))
 		s, _ := gas(qga)
 		qgaName = s.Name
 		if s.Status.ActiveAgents != gav1.ActiveAgentsQGA {
@@ -115,13 +116,13 @@ func TestRealStack(t *testing.T) {
 			t.Fatalf("the healthy guest was not served while the other hung: %s", p.Status.Message)
 		}
 		// The agent comes back by itself (SIGCONT) and answers again.
-		eventually(t, 60*time.Second, "hung agent recovers", func() error {
+		NewWithT(t).Eventually(func() error {
 			out, err := virsh("qemu-agent-command", gQGA, `{"execute":"guest-ping"}`, "--timeout", "2")
 			if err != nil {
 				return fmt.Errorf("%v %s", err, out)
 			}
 			return nil
-		})
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("hung agent recovers"))
 	})
 
 	t.Run("AgentdRestartResumesWithoutDuplicatesOrBlanks", func(t *testing.T) {
@@ -135,24 +136,23 @@ func TestRealStack(t *testing.T) {
 		}
 		agentd.stop()
 		agentd = startAgentd()
-		eventually(t, 60*time.Second, "agentd ready again", ready)
+		NewWithT(t).Eventually(ready).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("agentd ready again"))
 		// Watch for a while: one object per domain, same UID, never blanked.
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
+		NewWithT(t).Consistently(func() error {
 			for _, u := range []string{both, qga} {
 				s, err := gas(u)
 				if err != nil {
-					t.Fatal(err)
+					return err
 				}
 				if string(s.UID) != before[u] {
-					t.Fatalf("status of %s re-created after restart", u)
+					return fmt.Errorf("status of %s re-created after restart", u)
 				}
 				if s.Status.Hostname == "" || s.Status.OS == nil {
-					t.Fatalf("status of %s blanked after restart: %+v", u, s.Status)
+					return fmt.Errorf("status of %s blanked after restart: %+v", u, s.Status)
 				}
 			}
-			time.Sleep(time.Second)
-		}
+			return nil
+		}).WithTimeout(15*time.Second).WithPolling(time.Second).Should(Succeed(), withAgentdLog("statuses after the restart"))
 	})
 
 	t.Run("AgentdKilledMidHookNotRepeated", func(t *testing.T) {
@@ -162,7 +162,7 @@ func TestRealStack(t *testing.T) {
 		c := createCommand(t, "e2e-hook-killed", bothName, gav1.ActionHook, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeHibernation, TimeoutSeconds: ptr.To[int32](60)}
 		})
-		eventually(t, 30*time.Second, "hook running", func() error {
+		NewWithT(t).Eventually(func() error {
 			got := &gav1.GuestAgentCommand{}
 			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {
 				return err
@@ -171,7 +171,7 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("phase %q", got.Status.Phase)
 			}
 			return nil
-		})
+		}).WithTimeout(30*time.Second).Should(Succeed(), withAgentdLog("hook running"))
 		time.Sleep(time.Second)
 		agentd.kill()
 		agentd = startAgentd()
@@ -179,33 +179,36 @@ func TestRealStack(t *testing.T) {
 		if got.Status.Phase != gav1.PhaseFailed || got.Status.Reason != gav1.ReasonAgentRestarted {
 			t.Fatalf("killed mid-hook: %s %s (%s), want Failed AgentRestarted", got.Status.Phase, got.Status.Reason, got.Status.Message)
 		}
-		eventually(t, 60*time.Second, "agentd ready again", ready)
-		time.Sleep(10 * time.Second) // the script's sleep ends; a (wrong) re-send would run it again
-		out := guestExec(t, gBoth, "cat /run/hooks.log")
-		if n := strings.Count(out, "before_hibernation"); n != 1 {
-			t.Fatalf("before_hibernation ran %d times in the guest, want 1: %q", n, out)
+		NewWithT(t).Eventually(ready).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("agentd ready again"))
+		// The script logs its run when its sleep ends; then, for longer than the script takes, a
+		// (wrong) re-send would run it again.
+		hookRuns := func() (int, error) {
+			out, err := guestExecErr(gBoth, "cat /run/hooks.log")
+			return strings.Count(out, "before_hibernation"), err
 		}
+		NewWithT(t).Eventually(hookRuns).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Equal(1), "runs of before_hibernation in the guest")
+		NewWithT(t).Consistently(hookRuns).WithTimeout(10*time.Second).WithPolling(2*time.Second).Should(Equal(1), "runs of before_hibernation in the guest")
 	})
 
 	t.Run("LibvirtdRestartReconnects", func(t *testing.T) {
 		if out, err := sh("bash", "-c", "kill $(cat /run/libvirtd.pid)"); err != nil {
 			t.Fatalf("stopping libvirtd: %v %s", err, out)
 		}
-		eventually(t, 30*time.Second, "agentd notices libvirtd is gone", func() error {
+		NewWithT(t).Eventually(func() error {
 			if ready() == nil {
 				return fmt.Errorf("still ready")
 			}
 			return metricIs("guestagent_agentd_libvirt_connected", 0)
-		})
+		}).WithTimeout(30*time.Second).Should(Succeed(), withAgentdLog("agentd notices libvirtd is gone"))
 		if out, err := sh("bash", "hack/libvirt-env.sh"); err != nil {
 			t.Fatalf("restarting libvirtd: %v %s", err, out)
 		}
-		eventually(t, 90*time.Second, "agentd reconnected", func() error {
+		NewWithT(t).Eventually(func() error {
 			if err := ready(); err != nil {
 				return err
 			}
 			return metricIs("guestagent_agentd_libvirt_connected", 1)
-		})
+		}).WithTimeout(90*time.Second).Should(Succeed(), withAgentdLog("agentd reconnected"))
 		c := command(t, "e2e-ping-after-libvirtd", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
 		})
@@ -228,7 +231,7 @@ func TestRealStack(t *testing.T) {
 		if out, err := virsh("save", gQGA, img); err != nil {
 			t.Fatalf("virsh save: %v %s", err, out)
 		}
-		eventually(t, 60*time.Second, "agent disconnected while saved", func() error {
+		NewWithT(t).Eventually(func() error {
 			s, err := gas(qga)
 			switch {
 			case err != nil:
@@ -241,12 +244,12 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("data blanked while saved: hostname %q", s.Status.Hostname)
 			}
 			return nil
-		})
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("agent disconnected while saved"))
 		start := time.Now()
 		if out, err := virsh("restore", img); err != nil {
 			t.Fatalf("virsh restore: %v %s", err, out)
 		}
-		eventually(t, 120*time.Second, "agent back after restore", func() error {
+		NewWithT(t).Eventually(func() error {
 			s, err := gas(qga)
 			switch {
 			case err != nil:
@@ -261,7 +264,7 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("data still stale")
 			}
 			return nil
-		})
+		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("agent back after restore"))
 		logf("restore: agent connected and responsive in the status %s after virsh restore returned", time.Since(start).Round(time.Millisecond))
 		if out := guestExec(t, gQGA, "cat /run/save-marker"); !strings.Contains(out, "kept") {
 			t.Fatalf("the guest was not restored from its saved state (marker %q)", out)
@@ -281,7 +284,7 @@ func TestRealStack(t *testing.T) {
 		if c.Status.Phase != gav1.PhaseSucceeded {
 			t.Fatalf("reboot: %s %s", c.Status.Reason, c.Status.Message)
 		}
-		eventually(t, 120*time.Second, "agent back after reboot", func() error {
+		NewWithT(t).Eventually(func() error {
 			s, err := gas(both)
 			if err != nil {
 				return err
@@ -298,7 +301,7 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("guest did not reboot (hooks log survived: %q)", out)
 			}
 			return nil
-		})
+		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("agent back after reboot"))
 	})
 
 	t.Run("ShutdownThroughQGAPowersOff", func(t *testing.T) {
@@ -306,14 +309,14 @@ func TestRealStack(t *testing.T) {
 		if c.Status.Phase != gav1.PhaseSucceeded || len(c.Status.Agents) != 1 || c.Status.Agents[0] != gav1.AgentQemu {
 			t.Fatalf("shutdown: %s %s %v", c.Status.Reason, c.Status.Message, c.Status.Agents)
 		}
-		eventually(t, 60*time.Second, "domain shut off", func() error {
+		NewWithT(t).Eventually(func() error {
 			out, _ := virsh("domstate", gQGA)
 			if !strings.Contains(out, "shut off") {
 				return fmt.Errorf("domstate %q", strings.TrimSpace(out))
 			}
 			return nil
-		})
-		eventually(t, 60*time.Second, "conditions follow the guest", func() error {
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("domain shut off"))
+		NewWithT(t).Eventually(func() error {
 			s, err := gas(qga)
 			if err != nil {
 				return err
@@ -325,7 +328,7 @@ func TestRealStack(t *testing.T) {
 				return fmt.Errorf("data blanked when the guest stopped: %+v", s.Status)
 			}
 			return nil
-		})
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("conditions follow the guest"))
 	})
 	_ = context.Background
 }

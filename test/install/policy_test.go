@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +23,12 @@ import (
 // policyNS is the namespace of the admission policy tests (agentd's service accounts and the
 // objects they write).
 const policyNS = "policy-test"
+
+// optInNS opted in to agentd's statuses (label guestagent.io/statuses=enabled); closedNS did not.
+const (
+	optInNS  = "policy-opt-in"
+	closedNS = "policy-closed"
+)
 
 // nodeNameExtra is the user extra the API server sets from a node-bound service account token.
 const nodeNameExtra = "authentication.kubernetes.io/node-name"
@@ -56,6 +63,8 @@ func TestAdmissionPolicyAPIEnabled(t *testing.T) {
 func TestAgentdNodeRestriction(t *testing.T) {
 	ctx := t.Context()
 	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: policyNS}})
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: optInNS, Labels: map[string]string{"guestagent.io/statuses": "enabled"}}})
+	mustCreate(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: closedNS}})
 
 	t.Run("kustomize", func(t *testing.T) {
 		sa := "agentd-k"
@@ -139,19 +148,23 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 	for _, o := range []client.Object{ofB, toRelabel, migrating} {
 		mustCreate(t, o)
 	}
-	cmdA, cmdB := command(p+"cmd-a", "node-a"), command(p+"cmd-b", "node-b")
-	mustCreate(t, cmdA)
-	mustCreate(t, cmdB)
+	// Commands are bound to a node by status.nodeName (the controller's); the label is the
+	// tenant's and means nothing to the policy.
+	cmdA, cmdB := command(ctx, t, p+"cmd-a", "node-a", "node-a"), command(ctx, t, p+"cmd-b", "node-b", "node-b")
+	relabelled := command(ctx, t, p+"cmd-relabelled", "node-b", "node-a")
+	spoofed := command(ctx, t, p+"cmd-spoofed", "node-a", "node-b")
+	toMove := command(ctx, t, p+"cmd-move", "node-a", "node-a")
+	toFinish := command(ctx, t, p+"cmd-finish", "node-a", "node-a")
 
 	// The binding takes effect asynchronously: wait until a request the policy must deny is
 	// denied (as a dry run, so nothing is written while the policy is not active yet).
-	eventually(t, "policy "+policyName+" active", func() error {
+	NewWithT(t).Eventually(func() error {
 		err := noNode.Create(ctx, gas(p+"probe", "node-a", "node-a"), client.DryRunAll)
 		if isDeniedBy(err, policyName) {
 			return nil
 		}
 		return fmt.Errorf("probe not denied by the policy yet: %v", err)
-	})
+	}).WithTimeout(pollTimeout).WithPolling(pollInterval).Should(Succeed(), "policy "+policyName+" active")
 
 	allowed := []struct {
 		name string
@@ -182,6 +195,17 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 				func(ctx context.Context, o client.Object, _ ...client.UpdateOption) error {
 					return agentdA.Status().Update(ctx, o)
 				})
+		}},
+		{"status update own-node command relabelled for another node by its tenant", func() error {
+			return retryOnConflict(ctx, agentdA, relabelled, func() { relabelled.Status.Message = "claimed" },
+				func(ctx context.Context, o client.Object, _ ...client.UpdateOption) error {
+					return agentdA.Status().Update(ctx, o)
+				})
+		}},
+		{"create own-node status in a namespace that opted in", func() error {
+			o := gas(p+"opted-in", "node-a", "node-a")
+			o.Namespace = optInNS
+			return agentdA.Create(ctx, o)
 		}},
 		{"delete own-node status", func() error { return agentdA.Delete(ctx, ownA) }},
 		{"another account is unaffected", func() error {
@@ -229,6 +253,31 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 			o.Status.Message = "claimed"
 			return agentdA.Status().Update(ctx, o)
 		}},
+		{"status update of a command labelled for own node but scheduled to another", func() error {
+			o := fresh(ctx, t, spoofed)
+			o.Status.Message = "claimed"
+			return agentdA.Status().Update(ctx, o)
+		}},
+		{"move own-node command to another node", func() error {
+			o := fresh(ctx, t, toMove)
+			o.Status.NodeName = "node-b"
+			return agentdA.Status().Update(ctx, o)
+		}},
+		{"mark own-node command's outcome as reported", func() error {
+			o := fresh(ctx, t, toFinish)
+			o.Status.Phase, o.Status.Reason, o.Status.OutcomeReported = gav1.PhaseSucceeded, gav1.ReasonCompleted, true
+			return agentdA.Status().Update(ctx, o)
+		}},
+		{"create own-node status in a namespace that did not opt in", func() error {
+			o := gas(p+"closed", "node-a", "node-a")
+			o.Namespace = closedNS
+			return agentdA.Create(ctx, o)
+		}},
+		{"create own-node status in kube-system", func() error {
+			o := gas(p+"kube-system", "node-a", "node-a")
+			o.Namespace = metav1.NamespaceSystem
+			return agentdA.Create(ctx, o)
+		}},
 		{"no node: create status", func() error { return noNode.Create(ctx, gas(p+"nonode", "node-a", "node-a")) }},
 		{"no node: update status", func() error {
 			o := fresh(ctx, t, toRelabel)
@@ -267,12 +316,23 @@ func gas(name, labelNode, specNode string) *gav1.GuestAgentStatus {
 	}
 }
 
-// command returns a Ping GuestAgentCommand in policyNS scheduled to node.
-func command(name, node string) *gav1.GuestAgentCommand {
-	return &gav1.GuestAgentCommand{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policyNS, Labels: map[string]string{gav1.LabelNode: node}},
+// command creates, as an administrator, a Ping GuestAgentCommand in policyNS labelled for
+// labelNode and scheduled (status.nodeName, as the controller writes it) to node.
+func command(ctx context.Context, t *testing.T, name, labelNode, node string) *gav1.GuestAgentCommand {
+	t.Helper()
+	cmd := &gav1.GuestAgentCommand{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policyNS, Labels: map[string]string{gav1.LabelNode: labelNode}},
 		Spec:       gav1.GuestAgentCommandSpec{Target: "some-guest", Action: gav1.ActionPing},
 	}
+	mustCreate(t, cmd)
+	// A controller manager of another test may write the status concurrently.
+	if err := retryOnConflict(ctx, env.Client, cmd, func() { cmd.Status.Phase, cmd.Status.NodeName = gav1.PhaseScheduled, node },
+		func(ctx context.Context, o client.Object, _ ...client.UpdateOption) error {
+			return env.Client.Status().Update(ctx, o)
+		}); err != nil {
+		t.Fatalf("scheduling command %s: %v", name, err)
+	}
+	return cmd
 }
 
 // fresh re-reads o as the administrator.
@@ -301,14 +361,21 @@ func retryOnConflict(ctx context.Context, c client.Client, o client.Object, muta
 	return fmt.Errorf("conflict after 5 attempts")
 }
 
-// impersonate returns a client acting as the service account user, with the node-name extra a
-// node-bound token carries when node is not empty.
+// impersonate returns a client acting as the service account user of policyNS, with the
+// node-name extra a node-bound token carries when node is not empty.
 func impersonate(t *testing.T, user, node string) client.Client {
+	t.Helper()
+	return impersonateIn(t, policyNS, user, node)
+}
+
+// impersonateIn returns a client acting as the service account user of namespace ns, with the
+// node-name extra a node-bound token carries when node is not empty.
+func impersonateIn(t *testing.T, ns, user, node string) client.Client {
 	t.Helper()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{
 		UserName: user,
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + policyNS, "system:authenticated"},
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 	}
 	if node != "" {
 		cfg.Impersonate.Extra = map[string][]string{nodeNameExtra: {node}}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -447,21 +448,21 @@ func assertAccepted(t *testing.T, objs []*unstructured.Unstructured, extraNamesp
 	for _, o := range rest {
 		// Right after a CRD is established the client's REST mapping may still miss it: retry
 		// "no match" errors until the poll timeout.
-		eventually(t, fmt.Sprintf("dry-run apply of %s %s", o.GetKind(), o.GetName()), func() error {
+		NewWithT(t).Eventually(func() error {
 			err := apply(ctx, o, client.DryRunAll)
 			if err != nil && !isNoMatch(err) {
 				t.Errorf("the API server rejects %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 				return nil
 			}
 			return err
-		})
+		}).WithTimeout(pollTimeout).WithPolling(pollInterval).Should(Succeed(), fmt.Sprintf("dry-run apply of %s %s", o.GetKind(), o.GetName()))
 	}
 }
 
 // waitEstablished waits until the named CRD is Established.
 func waitEstablished(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
-	eventually(t, "CRD "+name+" established", func() error {
+	NewWithT(t).Eventually(func() error {
 		crd := &unstructured.Unstructured{}
 		crd.SetAPIVersion("apiextensions.k8s.io/v1")
 		crd.SetKind("CustomResourceDefinition")
@@ -475,7 +476,7 @@ func waitEstablished(ctx context.Context, t *testing.T, name string) {
 			}
 		}
 		return fmt.Errorf("not established yet")
-	})
+	}).WithTimeout(pollTimeout).WithPolling(pollInterval).Should(Succeed(), "CRD "+name+" established")
 }
 
 // isNoMatch reports whether err says the client does not know the kind yet (a CRD installed a

@@ -115,23 +115,6 @@ func apply(ctx context.Context, u *unstructured.Unstructured, opts ...client.App
 	return env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), all...)
 }
 
-// eventually polls cond until it returns nil or the timeout expires, then fails with its last
-// error.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(pollTimeout)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, pollTimeout, err)
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
 // readFile reads a file relative to the repository root.
 func readFile(t *testing.T, rel string) []byte {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,12 +28,12 @@ func quietGuest(t *testing.T, node, uuid, name string) (virt.Domain, *gav1.Guest
 	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
 	startNode(t, node, q, d)
 	var gas *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() (err error) {
+	NewWithT(t).Eventually(func() (err error) {
 		if gas, err = getGAS(context.Background(), defaultNS, d.UUID); err == nil && gas.Status.Hostname != "guest.example.com" {
 			err = fmt.Errorf("hostname %q", gas.Status.Hostname)
 		}
 		return err
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	return d, gas
 }
 
@@ -40,7 +41,7 @@ func quietGuest(t *testing.T, node, uuid, name string) (virt.Domain, *gav1.Guest
 func recreated(t *testing.T, uuid string, oldUID types.UID, check func(*gav1.GuestAgentStatus) error) *gav1.GuestAgentStatus {
 	t.Helper()
 	var gas *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		var err error
 		if gas, err = getGAS(context.Background(), defaultNS, uuid); err != nil {
 			return err
@@ -49,27 +50,27 @@ func recreated(t *testing.T, uuid string, oldUID types.UID, check func(*gav1.Gue
 			return errors.New("still the old object")
 		}
 		return check(gas)
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	return gas
 }
 
 // TestDeletedStatusIsRecreated: a user deletes the GuestAgentStatus of a running domain whose guest
 // data does not change. agentd sees the deletion and creates the object again at once with the
-// full status and its history of executed commands (before, it stayed missing until the guest's
-// data next changed). A status whose node label is removed is taken back.
+// full status and its history of executed commands, without waiting for the guest's data to
+// change. A status whose node label is removed is taken back.
 func TestDeletedStatusIsRecreated(t *testing.T) {
 	ctx := context.Background()
 	d, _ := quietGuest(t, "node-a", "dddddddd-0000-4000-8000-000000000001", "deleted-status")
 	cmd := run(t, newCmd(defaultNS, "ping-before-delete", mustName(t, d.UUID), gav1.ActionPing))
 	expect(t, cmd, gav1.PhaseSucceeded, gav1.ReasonCompleted)
 	var old *gav1.GuestAgentStatus
-	eventually(t, 10*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		var err error
 		if old, err = getGAS(ctx, defaultNS, d.UUID); err == nil && len(old.Status.ExecutedCommands) == 0 {
 			err = errors.New("the command is not in the history yet")
 		}
 		return err
-	})
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 
 	if err := env.Client.Delete(ctx, old); err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestDeletedStatusIsRecreated(t *testing.T) {
 	if err := env.Client.Update(ctx, gas); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		var o gav1.GuestAgentStatus
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(gas), &o); err != nil {
 			return err
@@ -102,7 +103,7 @@ func TestDeletedStatusIsRecreated(t *testing.T) {
 			return fmt.Errorf("uid %s (was %s), node label %q", o.UID, gas.UID, o.Labels[gav1.LabelNode])
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
 // TestNodeRecreatedOwnerFollows: the Node object is deleted and created again under the same name
@@ -126,7 +127,7 @@ func TestNodeRecreatedOwnerFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := testenv.Node(nodeName)
-	eventually(t, 10*time.Second, func() error { return env.Client.Create(ctx, fresh) })
+	NewWithT(t).Eventually(func() error { return env.Client.Create(ctx, fresh) }).WithTimeout(10 * time.Second).Should(Succeed())
 	if fresh.UID == n.UID {
 		t.Fatal("the node kept its UID")
 	}
@@ -158,7 +159,7 @@ func TestEditedStatusIsRestored(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, gas); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		g, err := getGAS(ctx, defaultNS, d.UUID)
 		switch {
 		case err != nil:
@@ -169,7 +170,7 @@ func TestEditedStatusIsRestored(t *testing.T) {
 			return fmt.Errorf("hostname %q, want the guest's", g.Status.Hostname)
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	g, err := getGAS(ctx, defaultNS, d.UUID)
 	if err != nil {
@@ -179,13 +180,15 @@ func TestEditedStatusIsRestored(t *testing.T) {
 	if err := env.Client.Update(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // room for a (wrong) write
-	after, err := getGAS(ctx, defaultNS, d.UUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.ResourceVersion != g.ResourceVersion || after.Labels["team"] != "virt" {
-		t.Fatalf("a user's label made agentd write (resourceVersion %s → %s) or was lost (%v)",
-			g.ResourceVersion, after.ResourceVersion, after.Labels)
-	}
+	NewWithT(t).Consistently(func() error {
+		after, err := getGAS(ctx, defaultNS, d.UUID)
+		if err != nil {
+			return err
+		}
+		if after.ResourceVersion != g.ResourceVersion || after.Labels["team"] != "virt" {
+			return fmt.Errorf("a user's label made agentd write (resourceVersion %s → %s) or was lost (%v)",
+				g.ResourceVersion, after.ResourceVersion, after.Labels)
+		}
+		return nil
+	}).WithTimeout(2 * time.Second).Should(Succeed())
 }

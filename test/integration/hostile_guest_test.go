@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -250,24 +251,18 @@ func (h *hostileGuest) chunked(b []byte) error {
 	return nil
 }
 
-// await polls agentd's model of the hostile domain until ok accepts it.
+// await polls agentd's model of the hostile domain until ok accepts it; it returns the failure
+// (the flood's steps report errors, not test failures).
 func (h *hostileGuest) await(ctx context.Context, what string, ok func(*guest.Info, oga.Stats) error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := errors.New("no oVirt agent for the domain")
+	var failure error
+	g := NewGomega(func(message string, _ ...int) { failure = errors.New(message) })
+	g.Eventually(ctx, func() error {
 		if a := h.l.Agent(h.uuid); a != nil {
-			err = ok(a.Info(), a.State().Stats)
+			return ok(a.Info(), a.State().Stats)
 		}
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case time.Now().After(deadline):
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("no oVirt agent for the domain")
+	}).WithTimeout(20*time.Second).WithPolling(10*time.Millisecond).Should(Succeed(), what)
+	return failure
 }
 
 // mark sends a valid host-name message and waits until agentd's model shows it: whatever came
@@ -545,17 +540,17 @@ func TestHostileGuest(t *testing.T) {
 	hostile.Placement.Namespace = e.ns
 	e.n.watcher.Set(hostile, virt.LifecycleStarted)
 	h := &hostileGuest{g: gH, l: e.n.agent.Listener, uuid: hostile.UUID}
-	eventually(t, 10*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if !gH.Connected() {
 			return errors.New("agentd not connected to the hostile guest yet")
 		}
 		return nil
-	})
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	// Negotiate API 3; the guest answers with a refresh burst ending in os-info.
 	if err := h.line([]byte(hostileHeartbeat)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		a := h.l.Agent(hostile.UUID)
 		if a == nil || gH.APIVersion() != 3 {
 			return errors.New("API version 3 not negotiated yet")
@@ -571,7 +566,7 @@ func TestHostileGuest(t *testing.T) {
 			return errors.New("hostile status not at API 3 yet")
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	hostileTarget := e.target(hostile)
 
 	p := buildHostilePayloads(t)
@@ -614,12 +609,12 @@ func TestHostileGuest(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 10*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if h.sent.Load() < 1<<20 {
 			return errors.New("flood not started")
 		}
 		return nil
-	})
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 
 	// The well-behaved domains keep being served: data changes reach their statuses.
 	for i := 1; i <= 5; i++ {
@@ -636,7 +631,7 @@ func TestHostileGuest(t *testing.T) {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		eventually(t, 20*time.Second, func() error {
+		NewWithT(t).Eventually(func() error {
 			o, err := getGAS(ctx, e.ns, e.oOnly.UUID)
 			if err != nil {
 				return err
@@ -652,7 +647,7 @@ func TestHostileGuest(t *testing.T) {
 				return fmt.Errorf("well-behaved session %q, want %q", b.Status.Session, wantSession)
 			}
 			return nil
-		})
+		}).WithTimeout(20 * time.Second).Should(Succeed())
 		t.Logf("well-behaved change %d published after %v (hostile guest has sent %d MiB)", i, time.Since(t0).Round(time.Millisecond), h.sent.Load()>>20)
 
 		if i == 2 {
@@ -670,7 +665,7 @@ func TestHostileGuest(t *testing.T) {
 			expect(t, run(t, ping), gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentQemu, gav1.AgentOvirt)
 			expect(t, run(t, newCmd(e.ns, "hostile-flood-lock-hostile", hostileTarget, gav1.ActionLockScreen)),
 				gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentOvirt)
-			eventually(t, 5*time.Second, func() error {
+			NewWithT(t).Eventually(func() error {
 				if n := received(e.gO, "lock-screen"); n != lockBefore+1 {
 					return fmt.Errorf("well-behaved guest locked %d times, want %d", n, lockBefore+1)
 				}
@@ -678,7 +673,7 @@ func TestHostileGuest(t *testing.T) {
 					return fmt.Errorf("hostile guest locked %d times, want 1", n)
 				}
 				return nil
-			})
+			}).WithTimeout(5 * time.Second).Should(Succeed())
 			t.Logf("4 commands completed during the flood (hostile guest has sent %d MiB)", h.sent.Load()>>20)
 		}
 	}
@@ -702,7 +697,7 @@ func TestHostileGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gas *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if err := h.line([]byte(hostileHeartbeat)); err != nil { // stays responsive, not idle
 			return err
 		}
@@ -715,7 +710,7 @@ func TestHostileGuest(t *testing.T) {
 		}
 		gas = g
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	afterHeap := liveHeap()
 	runtime.KeepAlive(p)
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"k8s.io/client-go/rest"
 
 	"guestagent.io/operator/agentd/service/servicefake"
@@ -72,22 +73,20 @@ func TestLostReplies(t *testing.T) {
 			q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
 			nodeName := "node-a"
 			n := startNodeWithConfig(t, cfg, nodeName, q, d)
-			eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+			NewWithT(t).Eventually(func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err }).WithTimeout(20 * time.Second).Should(Succeed())
 
 			got := run(t, newCmd(defaultNS, cmdName, mustName(t, d.UUID), gav1.ActionPing))
 			expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentQemu)
 			// The server applies the write before the transport drops its reply, so the outcome can be
 			// seen here a moment before lost is counted.
-			eventually(t, 5*time.Second, func() error {
+			NewWithT(t).Eventually(func() error {
 				if lr.lost.Load() != 1 {
 					return errors.New("no reply was lost: the test did not exercise the path")
 				}
 				return nil
-			})
-			time.Sleep(2 * time.Second) // room for a (wrong) second execution
-			if k := n.qgaCalls("ping " + d.UUID); k != 1 {
-				t.Fatalf("%d pings reached the guest, want 1", k)
-			}
+			}).WithTimeout(5 * time.Second).Should(Succeed())
+			NewWithT(t).Consistently(func() int { return n.qgaCalls("ping " + d.UUID) }).WithTimeout(2*time.Second).
+				Should(Equal(1), "pings that reached the guest")
 			if err := env.Client.Delete(ctx, got); err != nil {
 				t.Fatal(fmt.Errorf("cleanup: %w", err))
 			}

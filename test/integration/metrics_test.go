@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"guestagent.io/operator/agentd/oga/ogafake"
 	"guestagent.io/operator/agentd/service/servicefake"
 )
@@ -20,7 +21,7 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
 	n := startNode(t, "node-a", q, d)
 	ctx := context.Background()
-	eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+	NewWithT(t).Eventually(func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err }).WithTimeout(20 * time.Second).Should(Succeed())
 
 	want := []string{
 		`guestagent_guest_info{arch="x86_64",domain="metered",domain_uuid="` + d.UUID + `",hostname="guest.example.com"`,
@@ -35,7 +36,7 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 		"guestagent_agentd_domains{} 1",
 		"guestagent_agentd_publish_held_for_api{} 0",
 	}
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		text, err := scrape(n)
 		if err != nil {
 			return err
@@ -46,12 +47,12 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 			}
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	n.watcher.SetConnected(false)
-	eventually(t, 20*time.Second, func() error { return scraped(n, "guestagent_agentd_libvirt_connected{} 0") })
+	NewWithT(t).Eventually(func() error { return scraped(n, "guestagent_agentd_libvirt_connected{} 0") }).WithTimeout(20 * time.Second).Should(Succeed())
 	n.watcher.SetConnected(true)
 	n.watcher.Remove(d.UUID, 0)
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		text, err := scrape(n)
 		if err != nil {
 			return err
@@ -60,7 +61,7 @@ func TestMetricsAtScrapeTime(t *testing.T) {
 			return fmt.Errorf("series of a removed domain remain")
 		}
 		return scraped(n, "guestagent_agentd_domains{} 0")
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
 // scraped checks that n's metrics contain want.

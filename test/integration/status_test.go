@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,12 +49,12 @@ func TestUnifiedStatusWhicheverAgent(t *testing.T) {
 	q.Set(both.UUID, debianQGA(), qgaUp("7.2.22"))
 	startNode(t, "node-a", q, qOnly, oOnly, both)
 	// A desktop session event reaches the unified view (OGA-only data).
-	eventually(t, 10*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if !gOGA.Connected() || !gBoth.Connected() {
 			return fmt.Errorf("host not connected to the fake guests yet")
 		}
 		return nil
-	})
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	for _, g := range []*ogafake.Guest{gOGA, gBoth} {
 		if err := g.Send("session-lock", nil); err != nil {
 			t.Fatal(err)
@@ -62,7 +63,7 @@ func TestUnifiedStatusWhicheverAgent(t *testing.T) {
 
 	want := map[string]gav1.ActiveAgents{qOnly.UUID: gav1.ActiveAgentsQGA, oOnly.UUID: gav1.ActiveAgentsOGA, both.UUID: gav1.ActiveAgentsBoth}
 	for uuid, agents := range want {
-		eventually(t, 20*time.Second, func() error {
+		NewWithT(t).Eventually(func() error {
 			gas, err := getGAS(ctx, defaultNS, uuid)
 			if err != nil {
 				return err
@@ -95,7 +96,7 @@ func TestUnifiedStatusWhicheverAgent(t *testing.T) {
 				return fmt.Errorf("node identity %q / %v", gas.Spec.NodeName, gas.Labels)
 			}
 			return nil
-		})
+		}).WithTimeout(20 * time.Second).Should(Succeed())
 	}
 	gas, _ := getGAS(ctx, defaultNS, both.UUID)
 	if gas.Spec.DomainName != "both agents" {
@@ -114,7 +115,7 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 	n := startNode(t, "node-a", nil)
 	n.qga.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
 	n.watcher.Set(d, virt.LifecycleStarted)
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		if err != nil {
 			return err
@@ -123,13 +124,13 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 			return fmt.Errorf("QemuAgentConnected %q", cond(gas, gav1.ConditionQemuAgentConnected))
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	st := qgaUp("7.2.22")
 	st.Channel, st.Responsive = guest.ChannelDisconnected, false
 	n.qga.Set(d.UUID, debianQGA(), st)
 	n.watcher.SetChannel(d.UUID, guest.ChannelDisconnected)
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		if err != nil {
 			return err
@@ -143,10 +144,10 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 			return fmt.Errorf("data blanked on disconnect: %+v", gas.Status)
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	// The transition is also an Event on the status (events.k8s.io), once.
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		evs := &eventsv1.EventList{}
 		if err := env.Client.List(ctx, evs, client.InNamespace(defaultNS)); err != nil {
 			return err
@@ -161,15 +162,14 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 			return fmt.Errorf("%d AgentDisconnected events", n)
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	// The domain stops; the QGA side drops what it knew. The status keeps the last known data.
 	stopped := d
 	stopped.State = virt.StateShutOff
 	n.qga.Set(d.UUID, nil, st)
 	n.watcher.Set(stopped, virt.LifecycleStopped)
-	time.Sleep(time.Second)
-	eventually(t, 20*time.Second, func() error {
+	staleAndKept := func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		if err != nil {
 			return err
@@ -178,15 +178,17 @@ func TestDisconnectKeepsDataAndRemovalDeletes(t *testing.T) {
 			return fmt.Errorf("data blanked when the domain stopped: %+v", gas.Status)
 		}
 		return nil
-	})
+	}
+	NewWithT(t).Eventually(staleAndKept).WithTimeout(20 * time.Second).Should(Succeed())
+	NewWithT(t).Consistently(staleAndKept).WithTimeout(time.Second).Should(Succeed())
 
 	n.watcher.Remove(d.UUID, virt.LifecycleUndefined)
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if _, err := getGAS(ctx, defaultNS, d.UUID); err == nil {
 			return fmt.Errorf("status of a removed domain still exists")
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
 // TestPlacementAndOptOut: a domain's metadata places its status in another namespace, or opts
@@ -202,17 +204,19 @@ func TestPlacementAndOptOut(t *testing.T) {
 	n.qga.Set(hidden.UUID, debianQGA(), qgaUp("7.2.22"))
 	n.watcher.Set(placed, virt.LifecycleStarted)
 	n.watcher.Set(hidden, virt.LifecycleStarted)
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		_, err := getGAS(ctx, "tenant-b", placed.UUID)
 		return err
-	})
-	// Give the publisher time to (wrongly) write the opted-out domain, then check it did not.
-	time.Sleep(time.Second)
-	for _, ns := range []string{defaultNS, "tenant-a", "tenant-b"} {
-		if _, err := getGAS(ctx, ns, hidden.UUID); err == nil {
-			t.Fatalf("opted-out domain published in %s", ns)
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	// The opted-out domain, started with the placed one, is never published.
+	NewWithT(t).Consistently(func() error {
+		for _, ns := range []string{defaultNS, "tenant-a", "tenant-b"} {
+			if _, err := getGAS(ctx, ns, hidden.UUID); err == nil {
+				return fmt.Errorf("opted-out domain published in %s", ns)
+			}
 		}
-	}
+		return nil
+	}).WithTimeout(time.Second).Should(Succeed())
 }
 
 // TestMigrationHandOver: two agentd instances on two nodes, one domain moving between them,
@@ -225,11 +229,11 @@ func TestMigrationHandOver(t *testing.T) {
 	a := startNode(t, "node-a", qa, d)
 	b := startNode(t, "node-b", nil)
 	var first *gav1.GuestAgentStatus
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		first = gas
 		return err
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	// Destination: the domain lands on node-b; source: it migrated out.
 	b.qga.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
@@ -239,7 +243,7 @@ func TestMigrationHandOver(t *testing.T) {
 	a.watcher.Set(src, virt.LifecycleMigratedOut)
 	a.watcher.Remove(d.UUID, virt.LifecycleMigratedOut)
 
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		if err != nil {
 			return err
@@ -251,11 +255,13 @@ func TestMigrationHandOver(t *testing.T) {
 			return fmt.Errorf("the object was re-created (uid %s → %s); migration must keep it", first.UID, gas.UID)
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	// The source's removal must not delete the adopted object, even later.
-	time.Sleep(time.Second)
-	gas, err := getGAS(ctx, defaultNS, d.UUID)
-	if err != nil || gas.Spec.NodeName != "node-b" {
-		t.Fatalf("after hand-over: %v %+v", err, gas)
-	}
+	NewWithT(t).Consistently(func() error {
+		gas, err := getGAS(ctx, defaultNS, d.UUID)
+		if err != nil || gas.Spec.NodeName != "node-b" {
+			return fmt.Errorf("after hand-over: %v %+v", err, gas)
+		}
+		return nil
+	}).WithTimeout(time.Second).Should(Succeed())
 }

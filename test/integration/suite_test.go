@@ -16,12 +16,15 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"guestagent.io/operator/agentd/app"
@@ -41,6 +44,8 @@ var env *testenv.Env
 const defaultNS = "guestagent-system"
 
 func TestMain(m *testing.M) {
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
+	SetDefaultConsistentlyPollingInterval(50 * time.Millisecond)
 	var err error
 	env, err = testenv.Start()
 	if err != nil {
@@ -56,6 +61,8 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	cancel()
+	// A restarted kube-apiserver goes first: it cannot shut down gracefully once etcd is gone.
+	stopRestartedAPIServer()
 	_ = env.Stop()
 	os.Exit(code)
 }
@@ -147,14 +154,13 @@ func startNodeWithConfig(t testing.TB, restCfg *rest.Config, nodeName string, qg
 		qga = servicefake.NewQGA()
 	}
 	n := &node{name: nodeName, watcher: virt.NewFake(doms...), qga: qga, done: make(chan struct{}), reg: prometheus.NewRegistry()}
-	var changed func(string)
 	a, err := app.Build(cfg, restCfg, env.Scheme, app.Deps{
-		Watcher: n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: n.reg, QGAChanged: &changed,
+		Controller: crconfig.Controller{SkipNameValidation: ptr.To(true)},
+		Watcher:    n.watcher, QGA: qga, OGATiming: fastOGA, PowerButton: acpi, Registry: n.reg,
 	}, testLogger(t).WithName(nodeName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qga.OnChange = changed
 	n.agent = a
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -219,12 +225,12 @@ func ogaGuest(t testing.TB, cfg ogafake.Config, mutate func(*ogafake.Data)) (*og
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.ListenAndServe(ctx, path) }()
 	t.Cleanup(func() { cancel(); <-done; _ = os.RemoveAll(dir) })
-	eventually(t, 5*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if _, err := os.Stat(path); err != nil {
 			return err
 		}
 		return nil
-	})
+	}).WithTimeout(5 * time.Second).Should(Succeed())
 	return g, path
 }
 
@@ -243,20 +249,6 @@ func withQGA(d virt.Domain) virt.Domain {
 func withOGA(d virt.Domain, path string) virt.Domain {
 	d.OGASocketPath, d.OGAChannelName = path, virt.OGAChannelName
 	return d
-}
-
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", timeout, err)
 }
 
 func getGAS(ctx context.Context, ns, uuid string) (*gav1.GuestAgentStatus, error) {

@@ -3,8 +3,8 @@
 // publisher and the executor) against libvirt's test:/// driver loaded with a generated node of
 // N domains, and the envtest control plane (real kube-apiserver + etcd).
 //
-// The tests (scale_test.go: TestScale, BenchmarkAgentdIdle100/1000, BenchmarkAgentdQemuGA100/1000;
-// startup_race_test.go: TestStartupSlowDiscovery) run only with GA_SCALE=1; see
+// The tests (scale_test.go: TestScale, BenchmarkAgentdIdle100/1000, BenchmarkAgentdQemuGA100/1000)
+// run only with GA_SCALE=1; see
 // docs/benchmarks.md for the method, the knobs (GA_SCALE_SIZES, GA_SCALE_WINDOW, GA_SCALE_SETTLE,
 // GA_SCALE_QGA, GA_SCALE_OGA_EVERY, GA_SCALE_CPUPROFILE, GA_SCALE_HEAPPROFILE) and the figures.
 //

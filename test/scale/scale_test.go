@@ -23,7 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"guestagent.io/operator/agentd/app"
@@ -493,8 +495,7 @@ func runScale(t testing.TB, o options, n int) result {
 		defer func() { _ = sock.Close() }() // after agentd stopped (defers run last-in first-out)
 		api.DomainAPI = sock
 	}
-	var changed func(string)
-	poller, err := qga.NewQemuGuestAgentPoller(qga.Config{
+	qgaAgent, err := app.NewQGA(qga.Config{
 		API:     api,
 		Domains: w.Domains,
 		Periods: qga.Periods{Caps: cfg.Poll.Capabilities.Duration, Users: cfg.Poll.Users.Duration,
@@ -504,11 +505,6 @@ func runScale(t testing.TB, o options, n int) result {
 		FailureThrottle: cfg.Poll.FailureDelay.Duration,
 		Workers:         cfg.PollWorkers,
 		Log:             logr.Discard(),
-		OnChange: func(uuid string) {
-			if changed != nil {
-				changed(uuid)
-			}
-		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -519,7 +515,8 @@ func runScale(t testing.TB, o options, n int) result {
 	reg := prometheus.NewRegistry()
 	virt.MustRegisterMetrics(reg)
 	agent, err := app.Build(cfg, restCfg, env.Scheme, app.Deps{
-		Watcher: w, QGA: app.QGA(poller), PowerButton: virt.PowerButton{M: w.Manager}, Registry: reg, QGAChanged: &changed,
+		Controller: crconfig.Controller{SkipNameValidation: ptr.To(true)},
+		Watcher:    w, QGA: qgaAgent, PowerButton: virt.PowerButton{M: w.Manager}, Registry: reg,
 	}, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
@@ -584,8 +581,8 @@ func runScale(t testing.TB, o options, n int) result {
 		case res.objectsAt != 0 && idle:
 			res.idleAt = time.Since(start)
 		case idle && time.Since(stableSince) > time.Minute:
-			// The publisher is idle but objects are missing: a property failure (see
-			// docs/benchmarks.md, Findings), reported; the steady state is still measured.
+			// The publisher is idle but objects are missing: a property failure (discovered
+			// domains lost), reported; the steady state is still measured.
 			t.Errorf("startup of %d domains: publisher idle for a minute with only %d objects", n, len(objs.Items))
 			res.missing = n - len(objs.Items)
 			res.idleAt = time.Since(start)

@@ -20,14 +20,20 @@ type QGA struct {
 	info     map[string]*guest.Info
 	state    map[string]guest.QGAState
 	calls    []string
+	subs     []func(string)
 	FailWith error
-	// OnChange is called after Set (wire it to GuestAgentService.Changed).
-	OnChange func(string)
 }
 
 // NewQGA returns an empty fake.
 func NewQGA() *QGA {
 	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, state: map[string]guest.QGAState{}}
+}
+
+// Subscribe implements service.QemuAgent: f is called after every Set.
+func (f *QGA) Subscribe(fn func(uuid string)) {
+	f.mu.Lock()
+	f.subs = append(f.subs, fn)
+	f.mu.Unlock()
 }
 
 // Run implements service.QemuAgent.
@@ -65,15 +71,15 @@ func (f *QGA) State(uuid string) guest.QGAState {
 	return f.state[uuid]
 }
 
-// Set replaces a domain's data and state and notifies OnChange.
+// Set replaces a domain's data and state and notifies the subscribers.
 func (f *QGA) Set(uuid string, info *guest.Info, st guest.QGAState) {
 	f.mu.Lock()
 	f.info[uuid] = info
 	f.state[uuid] = st
-	cb := f.OnChange
+	subs := f.subs
 	f.mu.Unlock()
-	if cb != nil {
-		cb(uuid)
+	for _, fn := range subs {
+		fn(uuid)
 	}
 }
 

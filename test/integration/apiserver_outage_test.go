@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/ptr"
@@ -32,14 +33,14 @@ import (
 // connections hang) while agentd runs, changes the guest meanwhile, and thaws it: the latest state
 // is written (nothing lost), one object per domain, and a command afterwards is delivered exactly
 // once. TestAPIServerRestartUnderAgentd below stops the process instead (connections refused).
-// The file name sorts last: the other tests run before the outages.
+// Both leave a serving kube-apiserver behind, so the tests of the package run in any order.
 func TestAPIServerOutageUnderAgentd(t *testing.T) {
 	ctx := context.Background()
 	d := withQGA(domain("dddddddd-0000-4000-8000-000000000001", "outage"))
 	q := servicefake.NewQGA()
 	q.Set(d.UUID, debianQGA(), qgaUp("7.2.22"))
 	n := startNode(t, "node-a", q, d)
-	eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+	NewWithT(t).Eventually(func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err }).WithTimeout(20 * time.Second).Should(Succeed())
 
 	pid := apiserverPID(t)
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
@@ -59,7 +60,7 @@ func TestAPIServerOutageUnderAgentd(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	thaw()
 	t1 := time.Now()
-	eventually(t, 120*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, d.UUID)
 		if err != nil {
 			return err
@@ -68,7 +69,7 @@ func TestAPIServerOutageUnderAgentd(t *testing.T) {
 			return fmt.Errorf("hostname %q: the change made during the outage is not written yet", gas.Status.Hostname)
 		}
 		return nil
-	})
+	}).WithTimeout(120 * time.Second).Should(Succeed())
 	t.Logf("the change made during a 5 s outage was written %s after the apiserver came back",
 		time.Since(t1).Round(time.Millisecond))
 
@@ -110,15 +111,15 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	}
 	n := startNode(t, "node-a", q, kept, gone, hooked)
 	for _, d := range []virt.Domain{kept, gone, hooked} {
-		eventually(t, 20*time.Second, func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err })
+		NewWithT(t).Eventually(func() error { _, err := getGAS(ctx, defaultNS, d.UUID); return err }).WithTimeout(20 * time.Second).Should(Succeed())
 	}
-	eventually(t, 20*time.Second, func() error { // hooks need the negotiated API version 3
+	NewWithT(t).Eventually(func() error { // hooks need the negotiated API version 3
 		gas, err := getGAS(ctx, defaultNS, hooked.UUID)
 		if err == nil && (gas.Status.OvirtAgent == nil || ptr.Deref(gas.Status.OvirtAgent.APIVersion, 0) != 3) {
 			err = fmt.Errorf("oVirt agent API version not negotiated yet")
 		}
 		return err
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	goneName := mustName(t, gone.UUID)
 
 	hook := newCmd(defaultNS, "hook-across-restart", mustName(t, hooked.UUID), gav1.ActionHook)
@@ -127,12 +128,12 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	if err := env.Client.Create(ctx, hook); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if inHook.Load() != 1 {
 			return fmt.Errorf("hook not running in the guest yet")
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	restart := stopAPIServer(t)
 	t0 := time.Now()
@@ -150,7 +151,7 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	got := waitTerminal(t, hook)
 	expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentOvirt)
 	tHook := time.Since(t1)
-	eventually(t, 60*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		gas, err := getGAS(ctx, defaultNS, kept.UUID)
 		if err != nil {
 			return err
@@ -159,9 +160,9 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 			return fmt.Errorf("hostname %q: the change made while the apiserver was down is not written", gas.Status.Hostname)
 		}
 		return nil
-	})
+	}).WithTimeout(60 * time.Second).Should(Succeed())
 	tData := time.Since(t1)
-	eventually(t, 60*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		if _, err := getGAS(ctx, defaultNS, born.UUID); err != nil {
 			return err
 		}
@@ -170,7 +171,7 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 			return fmt.Errorf("the vanished domain's object is still there (%v)", err)
 		}
 		return nil
-	})
+	}).WithTimeout(60 * time.Second).Should(Succeed())
 	t.Logf("apiserver down %s (until custom resources are served); then: hook outcome in %s, data change in %s",
 		down.Round(time.Millisecond), tHook.Round(time.Millisecond), tData.Round(time.Millisecond))
 
@@ -182,16 +183,35 @@ func TestAPIServerRestartUnderAgentd(t *testing.T) {
 	if k := n.qgaCalls("ping " + kept.UUID); k != 1 {
 		t.Fatalf("%d pings reached the guest, want 1", k)
 	}
-	time.Sleep(2 * time.Second) // room for a (wrong) second delivery of the hook
-	if k := received(g, "lifecycle-event"); k != 1 {
-		t.Fatalf("the hook reached the guest %d times, want 1", k)
+	NewWithT(t).Consistently(func() int { return received(g, "lifecycle-event") }).WithTimeout(2*time.Second).
+		Should(Equal(1), "deliveries of the hook to the guest")
+}
+
+// restartedAPIServer is the kube-apiserver started again by stopAPIServer's restart, if any: it
+// serves the following tests and TestMain stops it at the end (envtest's Stop finds its own
+// process gone).
+var restartedAPIServer *exec.Cmd
+
+// stopRestartedAPIServer stops the kube-apiserver started by a restart, if any.
+func stopRestartedAPIServer() {
+	if restartedAPIServer == nil {
+		return
+	}
+	_ = restartedAPIServer.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = restartedAPIServer.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = restartedAPIServer.Process.Kill()
+		<-done
 	}
 }
 
-// stopAPIServer stops this test's kube-apiserver (SIGTERM, then waits until its port refuses
+// stopAPIServer stops the suite's kube-apiserver (SIGTERM, then waits until its port refuses
 // connections) and returns a function that starts it again with the same command line,
-// environment and working directory (so the same certificates) and waits until it serves. The
-// restarted process is stopped at the end of the test; envtest's Stop finds its own process gone.
+// environment and working directory (so the same certificates) and waits until it serves custom
+// resources again. The test must call restart (the restarted server serves the later tests).
 func stopAPIServer(t *testing.T) (restart func()) {
 	t.Helper()
 	pid := apiserverPID(t)
@@ -209,15 +229,20 @@ func stopAPIServer(t *testing.T) (restart func()) {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	NewWithT(t).Eventually(func() error {
 		c, err := net.DialTimeout("tcp", u.Host, time.Second)
 		if err != nil {
 			return nil
 		}
 		_ = c.Close()
 		return fmt.Errorf("kube-apiserver still accepts connections")
-	})
-	return func() {
+	}).WithTimeout(60 * time.Second).Should(Succeed())
+	restarted := false
+	restart = func() {
+		if restarted {
+			return
+		}
+		restarted = true
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Env = strings.Split(strings.TrimRight(string(environ), "\x00"), "\x00")
@@ -225,18 +250,17 @@ func stopAPIServer(t *testing.T) (restart func()) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		})
-		eventually(t, 60*time.Second, func() error {
+		restartedAPIServer = cmd
+		NewWithT(t).Eventually(func() error {
 			return env.Client.List(context.Background(), &corev1.NamespaceList{})
-		})
+		}).WithTimeout(60 * time.Second).Should(Succeed())
 		// custom resources are served a few seconds later (requests wait meanwhile)
-		eventually(t, 60*time.Second, func() error {
+		NewWithT(t).Eventually(func() error {
 			return env.Client.List(context.Background(), &gav1.GuestAgentCommandList{})
-		})
+		}).WithTimeout(60 * time.Second).Should(Succeed())
 	}
+	t.Cleanup(restart) // also when the test fails before it restarts the server
+	return restart
 }
 
 // apiserverPID finds this test's kube-apiserver by its secure port.

@@ -12,13 +12,13 @@ import (
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
-// watchDeletions watches the metadata of this node's GuestAgentStatus objects (the cache is
+// watchStatusChanges watches the metadata of this node's GuestAgentStatus objects (the cache is
 // restricted to them) and reports every deletion, or departure from this node's selection, and
 // every change to the publisher, which re-creates objects that someone else deleted while their
 // domain still runs and re-applies statuses someone else edited.
 // Objects deleted or changed before the watch began are found by comparing its first listing with
 // the publisher's. Only metadata is cached (without managedFields): about 1 KiB per domain.
-func watchDeletions(ctx context.Context, c cache.Cache, pub *publish.Publisher) error {
+func watchStatusChanges(ctx context.Context, c cache.Cache, pub *publish.Publisher) error {
 	obj := &metav1.PartialObjectMetadata{}
 	obj.SetGroupVersionKind(gav1.GroupVersion.WithKind("GuestAgentStatus"))
 	inf, err := c.GetInformer(ctx, obj)

@@ -1,0 +1,251 @@
+package execute
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"guestagent.io/operator/agentd/service"
+	"guestagent.io/operator/agentd/service/servicefake"
+	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+const (
+	testNode = "node-a"
+	testNS   = "tenant"
+	testUUID = "0e7e0000-0000-4000-8000-000000000002"
+)
+
+var created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type history struct {
+	mu  sync.Mutex
+	got []gav1.ExecutedCommand
+}
+
+func (h *history) RecordExecuted(uuid string, ec gav1.ExecutedCommand) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if uuid == testUUID {
+		h.got = append(h.got, ec)
+	}
+}
+
+func (h *history) keys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, ec := range h.got {
+		out = append(out, ec.Key)
+	}
+	return out
+}
+
+type powerButton struct{ pressed []string }
+
+func (p *powerButton) ACPIShutdown(_ context.Context, uuid string) error {
+	p.pressed = append(p.pressed, "shutdown")
+	return nil
+}
+func (p *powerButton) ACPIReboot(_ context.Context, uuid string) error {
+	p.pressed = append(p.pressed, "reboot")
+	return nil
+}
+
+type agentState = servicefake.AgentState
+
+const (
+	absent  = servicefake.Absent
+	down    = servicefake.Down
+	up      = servicefake.Up
+	failing = servicefake.Failing
+)
+
+// rig is an executor over a fake API client and a running GuestAgentService whose agents are
+// in-memory fakes.
+type rig struct {
+	e       *Executor
+	c       client.Client
+	qga     *servicefake.QGA
+	oga     *servicefake.OGA
+	power   *powerButton
+	history *history
+}
+
+func newRig(t *testing.T, qgaState, ogaState agentState, executed ...gav1.ExecutedCommand) *rig {
+	t.Helper()
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(gav1.AddToScheme(scheme)).To(Succeed())
+	target := &gav1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Name: "vm1", Namespace: testNS,
+		Labels: map[string]string{gav1.LabelNode: testNode, gav1.LabelDomainUUID: testUUID}},
+		Spec: gav1.GuestAgentStatusSpec{DomainUUID: testUUID, NodeName: testNode}}
+	target.Status.ExecutedCommands = executed
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(target).
+		WithStatusSubresource(&gav1.GuestAgentCommand{}, &gav1.GuestAgentStatus{}).Build()
+
+	r := &rig{c: c, qga: servicefake.NewQGA(), oga: servicefake.NewOGA(), power: &powerButton{}, history: &history{}}
+	d := servicefake.Domain(testUUID, "vm1", virt.StateRunning, qgaState, ogaState)
+	svc := service.New(service.Options{Log: testr.New(t), Watcher: virt.NewFake(d), QGA: r.qga, OGA: r.oga, PowerButton: r.power})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	g.Eventually(func() bool { _, ok := svc.View(testUUID); return ok }).Should(BeTrue())
+	if ogaState != absent {
+		g.Eventually(func() bool { return r.oga.Served(testUUID) }).Should(BeTrue())
+		r.oga.Set(testUUID, servicefake.OGAState(ogaState), nil)
+		g.Eventually(func() bool { v, _ := svc.View(testUUID); return v.OGA.Responsive == (ogaState >= up) }).Should(BeTrue())
+	}
+	if qgaState == failing {
+		r.qga.FailWith = errors.New("guest refused")
+	}
+	if ogaState == failing {
+		r.oga.FailWith = errors.New("guest refused")
+	}
+	r.e = &Executor{Client: c, APIReader: c, NodeName: testNode, InstanceID: "agentd-1", Service: svc, History: r.history,
+		Now: func() time.Time { return created.Add(time.Second) }}
+	r.e.setDefaults()
+	close(r.e.swept)
+	return r
+}
+
+// command creates a Scheduled command of this node for the target.
+func (r *rig) command(t *testing.T, name string, spec gav1.GuestAgentCommandSpec) *gav1.GuestAgentCommand {
+	t.Helper()
+	spec.Target = "vm1"
+	cmd := &gav1.GuestAgentCommand{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS, UID: types.UID(name + "-uid"),
+		Labels: map[string]string{gav1.LabelNode: testNode}, CreationTimestamp: metav1.NewTime(created)}, Spec: spec}
+	NewWithT(t).Expect(r.c.Create(context.Background(), cmd)).To(Succeed())
+	cmd.Status = gav1.GuestAgentCommandStatus{Phase: gav1.PhaseScheduled, NodeName: testNode}
+	NewWithT(t).Expect(r.c.Status().Update(context.Background(), cmd)).To(Succeed())
+	return cmd
+}
+
+func (r *rig) reconcile(t *testing.T, cmd *gav1.GuestAgentCommand) (ctrl.Result, *gav1.GuestAgentCommand) {
+	t.Helper()
+	key := client.ObjectKeyFromObject(cmd)
+	res, err := r.e.Reconcile(context.Background(), ctrl.Request{NamespacedName: key})
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	out := &gav1.GuestAgentCommand{}
+	NewWithT(t).Expect(r.c.Get(context.Background(), key, out)).To(Succeed())
+	return res, out
+}
+
+func TestReconcileOutcomes(t *testing.T) {
+	cases := []struct {
+		name       string
+		action     gav1.Action
+		agent      gav1.AgentSelector
+		fallback   gav1.Fallback
+		qga, oga   agentState
+		wantPhase  gav1.CommandPhase
+		wantReason string
+		wantAgents []gav1.AgentType
+		wantCalls  int // requests that reached the guest agents
+		wantACPI   []string
+	}{
+		{"shutdown auto, qga up", gav1.ActionShutdown, gav1.AgentAuto, "", up, up,
+			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentQemu}, 1, nil},
+		{"shutdown auto, qga down", gav1.ActionShutdown, gav1.AgentAuto, "", down, up,
+			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentOvirt}, 1, nil},
+		{"shutdown auto, both down, ACPI", gav1.ActionShutdown, gav1.AgentAuto, gav1.FallbackACPI, down, down,
+			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentACPI}, 0, []string{"shutdown"}},
+		{"reboot auto, both down, no fallback", gav1.ActionReboot, gav1.AgentAuto, "", down, down,
+			gav1.PhaseFailed, gav1.ReasonAgentUnavailable, nil, 0, nil},
+		{"reboot both", gav1.ActionReboot, gav1.AgentBoth, "", up, up,
+			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, 2, nil},
+		{"set time, qga failing", gav1.ActionSetTime, gav1.AgentAuto, "", failing, up,
+			gav1.PhaseFailed, gav1.ReasonAgentError, nil, 1, nil},
+		{"lock screen to qga", gav1.ActionLockScreen, gav1.AgentSelectQemu, "", up, up,
+			gav1.PhaseFailed, gav1.ReasonAgentUnsupported, nil, 0, nil},
+		{"lock screen, no oVirt channel", gav1.ActionLockScreen, gav1.AgentAuto, "", up, absent,
+			gav1.PhaseFailed, gav1.ReasonAgentUnavailable, nil, 0, nil},
+		{"log off explicit ovirt", gav1.ActionLogOff, gav1.AgentSelectOvirt, "", absent, up,
+			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentOvirt}, 1, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, c.qga, c.oga)
+			cmd := r.command(t, "c1", gav1.GuestAgentCommandSpec{Action: c.action, Agent: c.agent, Fallback: c.fallback})
+			_, got := r.reconcile(t, cmd)
+			st := got.Status
+			if st.Phase != c.wantPhase || st.Reason != c.wantReason || !slices.Equal(st.Agents, c.wantAgents) {
+				t.Errorf("status %s/%s by %v (%s), want %s/%s by %v", st.Phase, st.Reason, st.Agents, st.Message,
+					c.wantPhase, c.wantReason, c.wantAgents)
+			}
+			if st.ClaimedBy != "agentd-1" || st.DomainUUID != testUUID || st.CompletionTime == nil {
+				t.Errorf("claimedBy %q, domainUUID %q, completion %v", st.ClaimedBy, st.DomainUUID, st.CompletionTime)
+			}
+			if n := len(r.qga.Calls()) + len(r.oga.Calls()); n != c.wantCalls {
+				t.Errorf("%d requests reached the agents (%v %v), want %d", n, r.qga.Calls(), r.oga.Calls(), c.wantCalls)
+			}
+			if !slices.Equal(r.power.pressed, c.wantACPI) {
+				t.Errorf("ACPI presses %v, want %v", r.power.pressed, c.wantACPI)
+			}
+			wantHistory := []string(nil)
+			if c.wantPhase == gav1.PhaseSucceeded {
+				wantHistory = []string{gav1.CommandKey(got)}
+			}
+			if h := r.history.keys(); !slices.Equal(h, wantHistory) {
+				t.Errorf("history %v, want %v", h, wantHistory)
+			}
+			// A repeated event never executes the command again.
+			calls := len(r.qga.Calls()) + len(r.oga.Calls())
+			if _, again := r.reconcile(t, cmd); again.Status.Phase != c.wantPhase ||
+				len(r.qga.Calls())+len(r.oga.Calls()) != calls {
+				t.Errorf("a second reconcile changed the outcome or reached the guest again")
+			}
+		})
+	}
+}
+
+// A command whose key is in the target's history finishes without touching the guest.
+func TestReconcileAlreadyExecuted(t *testing.T) {
+	spec := gav1.GuestAgentCommandSpec{Action: gav1.ActionPing, Agent: gav1.AgentAuto, Target: "vm1"}
+	key := gav1.CommandKey(&gav1.GuestAgentCommand{ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: "c1"}, Spec: spec})
+	r := newRig(t, up, up, gav1.ExecutedCommand{Key: key, Action: gav1.ActionPing, Time: metav1.NewTime(created)})
+	_, got := r.reconcile(t, r.command(t, "c1", spec))
+	if got.Status.Phase != gav1.PhaseSucceeded || got.Status.Reason != gav1.ReasonAlreadyExecuted {
+		t.Errorf("status %s/%s, want Succeeded/AlreadyExecuted", got.Status.Phase, got.Status.Reason)
+	}
+	if len(r.qga.Calls())+len(r.oga.Calls()) != 0 || len(r.history.keys()) != 0 {
+		t.Errorf("the guest was reached (%v %v) or history recorded (%v)", r.qga.Calls(), r.oga.Calls(), r.history.keys())
+	}
+}
+
+// A command past its deadline is left to the controller, and one whose target is missing waits.
+func TestReconcileLeavesCommand(t *testing.T) {
+	r := newRig(t, up, absent)
+	late := r.command(t, "late", gav1.GuestAgentCommandSpec{Action: gav1.ActionPing, Agent: gav1.AgentAuto})
+	r.e.Now = func() time.Time { return created.Add(time.Hour) }
+	if _, got := r.reconcile(t, late); got.Status.Phase != gav1.PhaseScheduled {
+		t.Errorf("a command past its deadline went %s", got.Status.Phase)
+	}
+	r.e.Now = func() time.Time { return created.Add(time.Second) }
+	lost := r.command(t, "lost", gav1.GuestAgentCommandSpec{Action: gav1.ActionPing, Agent: gav1.AgentAuto})
+	lost.Spec.Target = "nowhere"
+	NewWithT(t).Expect(r.c.Update(context.Background(), lost)).To(Succeed())
+	res, got := r.reconcile(t, lost)
+	if got.Status.Phase != gav1.PhaseScheduled || res.RequeueAfter == 0 {
+		t.Errorf("a command without its target went %s (requeue %v), want Scheduled and requeued", got.Status.Phase, res.RequeueAfter)
+	}
+	if len(r.qga.Calls()) != 0 {
+		t.Errorf("the guest was reached: %v", r.qga.Calls())
+	}
+}

@@ -1,0 +1,222 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr/testr"
+
+	"guestagent.io/operator/agentd/service/servicefake"
+	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+const testUUID = "0e7e0000-0000-4000-8000-000000000001"
+
+// classedErr is an agent error with a class, as the QGA adapter returns them.
+type classedErr struct{ class string }
+
+func (e classedErr) Error() string      { return "guest said no (" + e.class + ")" }
+func (e classedErr) ErrorClass() string { return e.class }
+
+type agentState = servicefake.AgentState
+
+const (
+	absent       = servicefake.Absent
+	down         = servicefake.Down
+	unresponsive = servicefake.Unresponsive
+	up           = servicefake.Up
+	failing      = servicefake.Failing
+)
+
+type testRig struct {
+	svc   *GuestAgentService
+	qga   *servicefake.QGA
+	oga   *servicefake.OGA
+	power *fakePower
+}
+
+// newRig returns a service (not running) that knows one domain whose agents are in the given
+// states. Requests do not need Run: Execute reads the service's view of the domain.
+func newRig(t *testing.T, domState virt.State, qgaState, ogaState agentState) *testRig {
+	t.Helper()
+	r := &testRig{qga: servicefake.NewQGA(), oga: servicefake.NewOGA(), power: &fakePower{}}
+	r.svc = New(Options{Log: testr.New(t), Watcher: virt.NewFake(), QGA: r.qga, OGA: r.oga, PowerButton: r.power})
+	d := servicefake.Domain(testUUID, "vm1", domState, qgaState, ogaState)
+	r.svc.handle(virt.Event{Type: virt.EventDomainAdded, Domain: d, Lifecycle: virt.LifecycleDiscovered})
+	if qgaState == failing {
+		r.qga.FailWith = classedErr{class: "GuestError"}
+	}
+	if ogaState != absent && d.State.Active() {
+		r.oga.Set(testUUID, servicefake.OGAState(ogaState), nil)
+		if ogaState == failing {
+			r.oga.FailWith = classedErr{class: "GuestError"}
+		}
+	}
+	return r
+}
+
+// calls returns every request that reached an agent or the power button, in a stable order.
+func (r *testRig) calls() []string {
+	var out []string
+	for _, c := range r.qga.Calls() {
+		out = append(out, "qga "+strings.TrimSuffix(c, " "+testUUID))
+	}
+	for _, c := range r.oga.Calls() {
+		out = append(out, "oga "+strings.TrimSuffix(c, " "+testUUID))
+	}
+	for _, c := range r.power.Calls() {
+		out = append(out, strings.TrimSuffix(c, " "+testUUID))
+	}
+	return out
+}
+
+func TestExecuteRouting(t *testing.T) {
+	hook := &gav1.HookParams{Name: gav1.HookBeforeMigration}
+	cases := []struct {
+		name       string
+		action     gav1.Action
+		agent      gav1.AgentSelector
+		fallback   gav1.Fallback
+		qga, oga   agentState
+		domState   virt.State
+		wantAgents []gav1.AgentType
+		wantReason string // "" for success
+		wantCalls  []string
+	}{
+		// Power actions: QGA first, then OGA, then the explicit ACPI fallback.
+		{name: "shutdown auto both up", action: gav1.ActionShutdown, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga shutdown"}},
+		{name: "shutdown auto qga down", action: gav1.ActionShutdown, agent: gav1.AgentAuto, qga: down, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"oga shutdown"}},
+		{name: "shutdown auto qga failing", action: gav1.ActionShutdown, agent: gav1.AgentAuto, qga: failing, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"qga shutdown", "oga shutdown"}},
+		{name: "shutdown auto none usable", action: gav1.ActionShutdown, agent: gav1.AgentAuto, qga: down, oga: unresponsive,
+			wantReason: gav1.ReasonAgentUnavailable},
+		{name: "shutdown auto none usable, ACPI fallback", action: gav1.ActionShutdown, agent: gav1.AgentAuto,
+			fallback: gav1.FallbackACPI, qga: down, oga: absent,
+			wantAgents: []gav1.AgentType{gav1.AgentACPI}, wantCalls: []string{"acpi-shutdown"}},
+		{name: "shutdown auto agents failing, ACPI fallback", action: gav1.ActionShutdown, agent: gav1.AgentAuto,
+			fallback: gav1.FallbackACPI, qga: failing, oga: failing,
+			wantAgents: []gav1.AgentType{gav1.AgentACPI}, wantCalls: []string{"qga shutdown", "oga shutdown", "acpi-shutdown"}},
+		{name: "shutdown fallback not needed", action: gav1.ActionShutdown, agent: gav1.AgentAuto,
+			fallback: gav1.FallbackACPI, qga: up, oga: absent,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga shutdown"}},
+		{name: "shutdown explicit qga down: no other agent", action: gav1.ActionShutdown, agent: gav1.AgentSelectQemu,
+			qga: down, oga: up, wantReason: gav1.ReasonAgentUnavailable},
+		{name: "shutdown explicit ovirt", action: gav1.ActionShutdown, agent: gav1.AgentSelectOvirt, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"oga shutdown"}},
+		{name: "shutdown explicit qga failing", action: gav1.ActionShutdown, agent: gav1.AgentSelectQemu, qga: failing, oga: up,
+			wantReason: gav1.ReasonAgentError, wantCalls: []string{"qga shutdown"}},
+		{name: "reboot both", action: gav1.ActionReboot, agent: gav1.AgentBoth, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, wantCalls: []string{"qga reboot", "oga reboot"}},
+		{name: "reboot both, one down", action: gav1.ActionReboot, agent: gav1.AgentBoth, qga: up, oga: down,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga reboot"}},
+		{name: "reboot ACPI fallback fails", action: gav1.ActionReboot, agent: gav1.AgentAuto, fallback: gav1.FallbackACPI,
+			qga: absent, oga: absent, wantReason: gav1.ReasonFallbackFailed, wantCalls: []string{"acpi-reboot"}},
+		{name: "shutdown of a stopped domain, ACPI fallback", action: gav1.ActionShutdown, agent: gav1.AgentAuto,
+			fallback: gav1.FallbackACPI, qga: up, oga: up, domState: virt.StateShutOff,
+			wantAgents: []gav1.AgentType{gav1.AgentACPI}, wantCalls: []string{"acpi-shutdown"}},
+		{name: "shutdown of a stopped domain", action: gav1.ActionShutdown, agent: gav1.AgentAuto, qga: up, oga: up,
+			domState: virt.StateShutOff, wantReason: gav1.ReasonAgentUnavailable},
+		// OGA-only actions.
+		{name: "lock screen auto", action: gav1.ActionLockScreen, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"oga lock"}},
+		{name: "lock screen, oga unresponsive", action: gav1.ActionLockScreen, agent: gav1.AgentAuto, qga: up, oga: unresponsive,
+			wantReason: gav1.ReasonAgentUnavailable},
+		{name: "log off, oga failing", action: gav1.ActionLogOff, agent: gav1.AgentAuto, qga: up, oga: failing,
+			wantReason: gav1.ReasonAgentError, wantCalls: []string{"oga logoff"}},
+		{name: "hook auto", action: gav1.ActionHook, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"oga hook:before_migration"}},
+		{name: "hook to qga", action: gav1.ActionHook, agent: gav1.AgentSelectQemu, qga: up, oga: up,
+			wantReason: gav1.ReasonAgentUnsupported},
+		{name: "hook, no oga channel", action: gav1.ActionHook, agent: gav1.AgentAuto, qga: up, oga: absent,
+			wantReason: gav1.ReasonAgentUnavailable},
+		// QGA-only actions.
+		{name: "set time", action: gav1.ActionSetTime, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga settime"}},
+		{name: "set time, qga down", action: gav1.ActionSetTime, agent: gav1.AgentAuto, qga: down, oga: up,
+			wantReason: gav1.ReasonAgentUnavailable},
+		{name: "thaw", action: gav1.ActionThawFilesystems, agent: gav1.AgentAuto, qga: up, oga: absent,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga thaw"}},
+		// Ping: either agent; OGA's answer is its responsiveness.
+		{name: "ping auto", action: gav1.ActionPing, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga ping"}},
+		{name: "ping ovirt", action: gav1.ActionPing, agent: gav1.AgentSelectOvirt, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}},
+		{name: "ping both, qga absent", action: gav1.ActionPing, agent: gav1.AgentBoth, qga: absent, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			domState := c.domState
+			if domState == 0 {
+				domState = virt.StateRunning
+			}
+			r := newRig(t, domState, c.qga, c.oga)
+			if c.name == "reboot ACPI fallback fails" {
+				r.power.failWith = errors.New("libvirt refused")
+			}
+			spec := gav1.GuestAgentCommandSpec{Action: c.action, Agent: c.agent, Fallback: c.fallback}
+			if c.action == gav1.ActionHook {
+				spec.Hook = hook
+			}
+			res, err := r.svc.Execute(context.Background(), testUUID, Request{Spec: spec})
+			if c.wantReason == "" {
+				if err != nil {
+					t.Fatalf("Execute failed: %v", err)
+				}
+				if !slices.Equal(res.Agents, c.wantAgents) {
+					t.Errorf("served by %v, want %v", res.Agents, c.wantAgents)
+				}
+				if res.Message == "" {
+					t.Error("no message")
+				}
+			} else {
+				var ee *ExecError
+				if !errors.As(err, &ee) || ee.Reason != c.wantReason {
+					t.Fatalf("Execute = %v, %v; want reason %s", res, err, c.wantReason)
+				}
+				if len(res.Agents) != 0 {
+					t.Errorf("a failed request names agents %v", res.Agents)
+				}
+			}
+			if got := r.calls(); !slices.Equal(got, c.wantCalls) {
+				t.Errorf("calls %q, want %q", got, c.wantCalls)
+			}
+		})
+	}
+}
+
+func TestExecuteUnknownDomain(t *testing.T) {
+	r := newRig(t, virt.StateRunning, up, up)
+	_, err := r.svc.Execute(context.Background(), "0e7e0000-0000-4000-8000-0000000000ff",
+		Request{Spec: gav1.GuestAgentCommandSpec{Action: gav1.ActionPing, Agent: gav1.AgentAuto}})
+	var ee *ExecError
+	if !errors.As(err, &ee) || ee.Reason != gav1.ReasonDomainNotFound {
+		t.Fatalf("Execute on an unknown domain = %v, want DomainNotFound", err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{context.DeadlineExceeded, gav1.ReasonAgentTimeout},
+		{classedErr{"Timeout"}, gav1.ReasonAgentTimeout},
+		{classedErr{"NotConnected"}, gav1.ReasonAgentUnavailable},
+		{classedErr{"DomainNotRunning"}, gav1.ReasonAgentUnavailable},
+		{classedErr{"Unsupported"}, gav1.ReasonAgentUnsupported},
+		{classedErr{"GuestError"}, gav1.ReasonAgentError},
+		{errUnsupportedAction, gav1.ReasonAgentUnsupported},
+		{errors.New("anything else"), gav1.ReasonAgentError},
+	} {
+		if got := classify(c.err); got != c.want {
+			t.Errorf("classify(%v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/service/servicefake"
+	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
+)
+
+// views collects what the service hands to OnChange and OnRemove.
+type views struct {
+	mu      sync.Mutex
+	last    map[string]View
+	removed []string
+}
+
+func (v *views) onChange(view View) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.last == nil {
+		v.last = map[string]View{}
+	}
+	v.last[view.Domain.UUID] = view
+}
+
+func (v *views) onRemove(d virt.Domain, migrated bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	r := "removed " + d.UUID
+	if migrated {
+		r = "migrated " + d.UUID
+	}
+	v.removed = append(v.removed, r)
+}
+
+func (v *views) get(uuid string) (View, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	view, ok := v.last[uuid]
+	return view, ok
+}
+
+func (v *views) removals() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.removed)
+}
+
+// runService runs a service over the given fakes until the test ends.
+func runService(t *testing.T, opts Options) (*GuestAgentService, *views) {
+	t.Helper()
+	out := &views{}
+	opts.Log = testr.New(t)
+	opts.OnChange, opts.OnRemove = out.onChange, out.onRemove
+	s := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return s, out
+}
+
+func runningDomain() virt.Domain {
+	return virt.Domain{UUID: testUUID, Name: "vm1", State: virt.StateRunning, HasQGAChannel: true,
+		QGAChannel: guest.ChannelConnected, OGASocketPath: "/run/oga/" + testUUID}
+}
+
+// The service subscribes to both agents itself: a change on either side reaches OnChange with
+// the merged view, without any wiring by the caller.
+func TestServiceFollowsProviderChanges(t *testing.T) {
+	g := NewWithT(t)
+	q, o := servicefake.NewQGA(), servicefake.NewOGA()
+	w := virt.NewFake(runningDomain())
+	_, out := runService(t, Options{Watcher: w, QGA: q, OGA: o})
+
+	g.Eventually(func() bool { return o.Served(testUUID) }).Should(BeTrue())
+	q.Set(testUUID, &guest.Info{Hostname: &guest.Hostname{Name: "from-qga"}},
+		guest.QGAState{Channel: guest.ChannelConnected, Responsive: true, Version: "9.2.0"})
+	g.Eventually(func() string {
+		v, _ := out.get(testUUID)
+		if v.Info == nil || v.Info.Hostname == nil {
+			return ""
+		}
+		return v.Info.Hostname.Name
+	}).Should(Equal("from-qga"))
+
+	o.Set(testUUID, guest.OGAState{Channel: guest.ChannelConnected, Responsive: true, APIVersion: 3},
+		&guest.Info{Session: &guest.Session{State: guest.SessionLocked}})
+	g.Eventually(func() bool {
+		v, _ := out.get(testUUID)
+		return v.OGA.Present && v.OGA.Responsive && v.OGA.APIVersion == 3 &&
+			v.Info != nil && v.Info.Session != nil && v.Info.Session.State == guest.SessionLocked &&
+			v.Sources[guest.GroupSession] == gav1.AgentOvirt
+	}).Should(BeTrue())
+
+	w.Remove(testUUID, virt.LifecycleStopped)
+	g.Eventually(out.removals).Should(Equal([]string{"removed " + testUUID}))
+	g.Eventually(func() bool { return o.Served(testUUID) }).Should(BeFalse())
+}
+
+// A domain that migrates away is handed over (OnRemove with migrated), and its agents stop.
+func TestServiceHandsOverMigratedDomain(t *testing.T) {
+	g := NewWithT(t)
+	q, o := servicefake.NewQGA(), servicefake.NewOGA()
+	w := virt.NewFake(runningDomain())
+	s, out := runService(t, Options{Watcher: w, QGA: q, OGA: o})
+	g.Eventually(func() bool { return o.Served(testUUID) }).Should(BeTrue())
+
+	d := runningDomain()
+	d.State = virt.StatePaused
+	w.Set(d, virt.LifecycleMigratedOut)
+	g.Eventually(out.removals).Should(Equal([]string{"migrated " + testUUID}))
+	g.Expect(o.Served(testUUID)).To(BeFalse())
+	g.Expect(s.Domains()).To(BeEmpty())
+}
+
+// The oVirt agent of a new domain starts at the persisted API version; a failed read starts it at
+// 0 (and is logged), and a domain already served is not read again.
+func TestServicePersistedOGAVersion(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		vs   *fakeVersions
+		want int
+	}{
+		{"persisted", &fakeVersions{versions: map[string]int{testUUID: 3}}, 3},
+		{"none persisted", &fakeVersions{}, 0},
+		{"read fails", &fakeVersions{versions: map[string]int{testUUID: 3}, err: errors.New("apiserver down")}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := servicefake.NewOGA()
+			s := New(Options{Log: testr.New(t), Watcher: virt.NewFake(), QGA: servicefake.NewQGA(), OGA: o, OGAVersions: c.vs})
+			s.handle(virt.Event{Type: virt.EventDomainAdded, Domain: runningDomain(), Lifecycle: virt.LifecycleDiscovered})
+			s.handle(virt.Event{Type: virt.EventDomainUpdated, Domain: runningDomain(), Lifecycle: virt.LifecycleNone})
+			got, served := o.ServedWith(testUUID)
+			if !served || got != c.want {
+				t.Errorf("served %v with API version %d, want %d", served, got, c.want)
+			}
+			if len(c.vs.asked) != 1 {
+				t.Errorf("asked %d times for the persisted version, want once", len(c.vs.asked))
+			}
+		})
+	}
+}
+
+// Lifecycle hooks follow libvirt's lifecycle events when enabled, and only for domains with an
+// oVirt channel.
+func TestServiceLifecycleHooks(t *testing.T) {
+	cases := []struct {
+		name    string
+		enabled bool
+		lc      virt.Lifecycle
+		noOGA   bool
+		want    []string
+	}{
+		{"migrated in", true, virt.LifecycleMigratedIn, false, []string{"after_migration " + testUUID + " failed=false"}},
+		{"restored", true, virt.LifecycleRestored, false, []string{"after_hibernation " + testUUID + " failed=false"}},
+		{"started", true, virt.LifecycleStarted, false, nil},
+		{"disabled", false, virt.LifecycleMigratedIn, false, nil},
+		{"no oVirt channel", true, virt.LifecycleMigratedIn, true, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ev := &fakeEvents{}
+			d := runningDomain()
+			if c.noOGA {
+				d.OGASocketPath = ""
+			}
+			w := virt.NewFake()
+			_, out := runService(t, Options{Watcher: w, QGA: servicefake.NewQGA(), OGA: servicefake.NewOGA(), Events: ev,
+				LifecycleHooks: c.enabled, HookTimeout: time.Second})
+			w.Set(d, c.lc)
+			g.Eventually(func() bool { _, ok := out.get(testUUID); return ok }).Should(BeTrue()) // the event was handled
+			if c.want == nil {
+				g.Consistently(ev.Sent, 200*time.Millisecond).Should(BeEmpty())
+				return
+			}
+			g.Eventually(ev.Sent).Should(Equal(c.want))
+		})
+	}
+}
+
+// Without an oVirt side (OGA disabled) the service serves QGA alone and reports no OGA.
+func TestServiceWithoutOGA(t *testing.T) {
+	g := NewWithT(t)
+	q := servicefake.NewQGA()
+	_, out := runService(t, Options{Watcher: virt.NewFake(runningDomain()), QGA: q})
+	q.Set(testUUID, nil, guest.QGAState{Channel: guest.ChannelConnected, Responsive: true})
+	g.Eventually(func() bool {
+		v, ok := out.get(testUUID)
+		return ok && v.QGA.Responsive && !v.OGA.Present
+	}).Should(BeTrue())
+}
