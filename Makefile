@@ -36,7 +36,7 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and one RBAC role per binary.
+manifests: deps controller-gen ## Generate CRDs and one RBAC role per binary.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=agentd-role paths=./agentd/... output:rbac:artifacts:config=config/agentd/rbac
@@ -61,14 +61,14 @@ vet: ## go vet.
 	$(GO) vet ./...
 
 .PHONY: lint
-lint: golangci-lint kube-api-linter ## Run golangci-lint, and kube-api-linter on the API types.
+lint: deps golangci-lint kube-api-linter ## Run golangci-lint, and kube-api-linter on the API types.
 	$(GOLANGCI_LINT) run ./...
 	$(KUBE_API_LINTER) run --config .golangci-kal.yml ./api/...
 
 ##@ Build
 
 .PHONY: build
-build: ## Build both binaries (bin/manager, bin/agentd) and the guest-side OGA agent.
+build: deps ## Build both binaries (bin/manager, bin/agentd) and the guest-side OGA agent.
 	$(GO) build -o $(LOCALBIN)/manager ./cmd/manager
 	$(GO) build -o $(LOCALBIN)/agentd ./cmd/agentd
 	CGO_ENABLED=0 $(GO) build -o $(LOCALBIN)/oga-guest ./cmd/oga-guest
@@ -118,7 +118,7 @@ demo-check: deps envtest build ## Run the demo for a few seconds and fail if it 
 	DEMO_EXIT_AFTER=3 bash hack/demo.sh
 
 .PHONY: test-all
-test-all: verify-generated lint test test-real test-e2e test-cluster demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
+test-all: deps verify-generated lint test test-real test-e2e test-cluster demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
 
 .PHONY: bench
 bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).
