@@ -121,6 +121,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		QGA:            deps.QGA,
 		PowerButton:    deps.PowerButton,
 		LifecycleHooks: cfg.LifecycleHooks,
+		TimeSync:       cfg.TimeSync,
 		OGAVersions:    pub,
 		OnChange:       b.onChange,
 		OnRemove:       b.onRemove,

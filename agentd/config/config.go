@@ -61,6 +61,10 @@ type Config struct {
 	EnableOvirtAgent bool `json:"enableOvirtAgent"`
 	// LifecycleHooks sends OGA lifecycle hooks (after_migration, after_hibernation) on libvirt events.
 	LifecycleHooks bool `json:"lifecycleHooks"`
+	// TimeSync sets the guest clock from the host (QEMU guest agent guest-set-time) after the
+	// domain resumes from a pause, is restored from a save image, migrated in, reverted to a
+	// snapshot or wakes up from suspend.
+	TimeSync bool `json:"timeSync"`
 	// MemoryChangePercent is the relative change of a volatile figure (memory, used bytes) that
 	// is significant enough to be written to the GuestAgentStatus.
 	MemoryChangePercent int `json:"memoryChangePercent"`
@@ -93,6 +97,7 @@ func Default() Config {
 		PollWorkers:         4,
 		EnableOvirtAgent:    true,
 		LifecycleHooks:      true,
+		TimeSync:            true,
 		MemoryChangePercent: 5,
 		PublishMinInterval:  Duration{1 * time.Second},
 		QPS:                 5,
@@ -116,6 +121,8 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 	fs.BoolVar(&flagCfg.EnableOvirtAgent, "enable-ovirt-agent", flagCfg.EnableOvirtAgent, "Serve oVirt guest agent channels.")
 	fs.BoolVar(&flagCfg.LifecycleHooks, "lifecycle-hooks", flagCfg.LifecycleHooks,
 		"Send oVirt guest agent lifecycle hooks on libvirt migration/restore events.")
+	fs.BoolVar(&flagCfg.TimeSync, "time-sync", flagCfg.TimeSync,
+		"Set the guest clock through the QEMU guest agent after resume, restore, migration, snapshot revert and wake-up.")
 	fs.IntVar(&flagCfg.MemoryChangePercent, "memory-change-percent", flagCfg.MemoryChangePercent,
 		"Relative change (percent) of memory/usage figures worth a status write.")
 	fs.DurationVar(&flagCfg.PublishMinInterval.Duration, "publish-min-interval", flagCfg.PublishMinInterval.Duration,
@@ -162,6 +169,8 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.EnableOvirtAgent = fl.EnableOvirtAgent
 	case "lifecycle-hooks":
 		cfg.LifecycleHooks = fl.LifecycleHooks
+	case "time-sync":
+		cfg.TimeSync = fl.TimeSync
 	case "memory-change-percent":
 		cfg.MemoryChangePercent = fl.MemoryChangePercent
 	case "publish-min-interval":

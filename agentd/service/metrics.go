@@ -48,9 +48,10 @@ const maxFilesystemSeries = 64
 
 type collector struct{ s *GuestAgentService }
 
-// MustRegisterCollector registers the scrape-time collector of s's per-domain guest metrics.
+// MustRegisterCollector registers the scrape-time collector of s's per-domain guest metrics and
+// s's own counters.
 func MustRegisterCollector(reg prometheus.Registerer, s *GuestAgentService) {
-	reg.MustRegister(collector{s})
+	reg.MustRegister(collector{s}, s.timeSyncs)
 }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {

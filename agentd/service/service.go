@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
@@ -122,6 +123,11 @@ type Options struct {
 	OnRemove func(d virt.Domain, migrated bool)
 	// HookTimeout bounds lifecycle hook sends (default 30 s).
 	HookTimeout time.Duration
+	// TimeSync sets the guest clock through the QEMU guest agent after the domain resumes, is
+	// restored, migrated in, reverted to a snapshot or wakes up.
+	TimeSync bool
+	// TimeSyncTimeout bounds the attempts of one time sync (default 60 s).
+	TimeSyncTimeout time.Duration
 }
 
 // GuestAgentService joins both agents of every domain on the node. Create it with New and run it
@@ -140,6 +146,8 @@ type GuestAgentService struct {
 	hookWG   sync.WaitGroup
 	runCtx   context.Context
 	domLocks map[string]*sync.Mutex
+
+	timeSyncs *prometheus.CounterVec
 }
 
 type removal struct {
@@ -152,6 +160,9 @@ func New(opts Options) *GuestAgentService {
 	if opts.HookTimeout == 0 {
 		opts.HookTimeout = 30 * time.Second
 	}
+	if opts.TimeSyncTimeout == 0 {
+		opts.TimeSyncTimeout = time.Minute
+	}
 	s := &GuestAgentService{
 		opts:     opts,
 		log:      opts.Log,
@@ -162,6 +173,8 @@ func New(opts Options) *GuestAgentService {
 		removed:  map[string]removal{},
 		wake:     make(chan struct{}, 1),
 		domLocks: map[string]*sync.Mutex{},
+
+		timeSyncs: newTimeSyncCounter(),
 	}
 	opts.QGA.Subscribe(s.Changed)
 	if opts.OGA != nil {
@@ -374,6 +387,7 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 		}
 	}
 	s.lifecycleHooks(d, ev.Lifecycle)
+	s.syncClock(d, ev.Lifecycle)
 	s.Changed(d.UUID)
 }
 

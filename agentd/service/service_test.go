@@ -206,3 +206,64 @@ func TestServiceWithoutOGA(t *testing.T) {
 		return ok && v.QGA.Responsive && !v.OGA.Present
 	}).Should(BeTrue())
 }
+
+// After a transition in which the guest clock stood still, the service sets it through QGA once,
+// retrying while the agent's channel is down; other transitions, a domain without a QGA channel
+// and a disabled TimeSync send nothing, and a guest that refuses is not asked again.
+func TestServiceTimeSync(t *testing.T) {
+	qgaDown := func(d *virt.Domain) { d.QGAChannel = guest.ChannelDisconnected }
+	cases := []struct {
+		name    string
+		enabled bool
+		lc      virt.Lifecycle
+		domain  func(*virt.Domain)
+		failing error
+		want    int // settime calls
+	}{
+		{"resumed", true, virt.LifecycleResumed, nil, nil, 1},
+		{"migrated in", true, virt.LifecycleMigratedIn, nil, nil, 1},
+		{"restored", true, virt.LifecycleRestored, nil, nil, 1},
+		{"reverted to a snapshot", true, virt.LifecycleFromSnapshot, nil, nil, 1},
+		{"woke up", true, virt.LifecycleWokeUp, nil, nil, 1},
+		{"booted", true, virt.LifecycleStarted, nil, nil, 0},
+		{"paused", true, virt.LifecycleSuspended, nil, nil, 0},
+		{"disabled", false, virt.LifecycleResumed, nil, nil, 0},
+		{"no QGA channel", true, virt.LifecycleResumed, func(d *virt.Domain) { d.HasQGAChannel = false; qgaDown(d) }, nil, 0},
+		{"unsupported", true, virt.LifecycleResumed, nil, classedErr{class: "Unsupported"}, 1},
+		{"refused by the guest", true, virt.LifecycleResumed, nil, classedErr{class: "GuestError"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			q := servicefake.NewQGA()
+			q.FailWith = c.failing
+			d := runningDomain()
+			if c.domain != nil {
+				c.domain(&d)
+			}
+			w := virt.NewFake()
+			_, out := runService(t, Options{Watcher: w, QGA: q, TimeSync: c.enabled, TimeSyncTimeout: 30 * time.Second})
+			w.Set(d, c.lc)
+			g.Eventually(func() bool { _, ok := out.get(testUUID); return ok }).Should(BeTrue()) // the event was handled
+			settime := func() int { return len(slices.DeleteFunc(q.Calls(), func(s string) bool { return s != "settime "+testUUID })) }
+			if c.want > 0 {
+				g.Eventually(settime).Should(Equal(c.want))
+			}
+			g.Consistently(settime, 300*time.Millisecond).Should(Equal(c.want))
+		})
+	}
+	t.Run("retried until the channel connects", func(t *testing.T) {
+		g := NewWithT(t)
+		q := servicefake.NewQGA()
+		d := runningDomain()
+		qgaDown(&d)
+		w := virt.NewFake()
+		_, out := runService(t, Options{Watcher: w, QGA: q, TimeSync: true, TimeSyncTimeout: 30 * time.Second})
+		w.Set(d, virt.LifecycleMigratedIn)
+		g.Eventually(func() bool { _, ok := out.get(testUUID); return ok }).Should(BeTrue())
+		g.Consistently(q.Calls, 700*time.Millisecond).Should(BeEmpty(), "nothing reaches an agent whose channel is down")
+		d.QGAChannel = guest.ChannelConnected
+		w.Set(d, virt.LifecycleNone) // the agent channel connected
+		g.Eventually(q.Calls, 10*time.Second).Should(Equal([]string{"settime " + testUUID}))
+	})
+}

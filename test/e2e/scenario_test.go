@@ -88,11 +88,44 @@ func TestRealStack(t *testing.T) {
 		}
 	})
 
+	t.Run("GuestClockSetAfterResume", func(t *testing.T) {
+		// The guest clock is put an hour back, then the domain is paused and resumed: agentd sets
+		// the guest clock from the host through qemu-ga after the resume (timeSync).
+		guestExec(t, gQGA, fmt.Sprintf("date -s @%d", time.Now().Add(-time.Hour).Unix()))
+		skew := func() (time.Duration, error) {
+			out, err := guestExecErr(gQGA, "date +%s")
+			if err != nil {
+				return 0, err
+			}
+			var sec int64
+			if _, err := fmt.Sscan(strings.TrimSpace(out), &sec); err != nil {
+				return 0, fmt.Errorf("guest date %q: %w", out, err)
+			}
+			return time.Since(time.Unix(sec, 0)).Abs(), nil
+		}
+		if d, err := skew(); err != nil || d < 50*time.Minute {
+			t.Fatalf("the guest clock was not put back: skew %v, %v", d, err)
+		}
+		if out, err := virsh("suspend", gQGA); err != nil {
+			t.Fatalf("virsh suspend: %v %s", err, out)
+		}
+		if out, err := virsh("resume", gQGA); err != nil {
+			t.Fatalf("virsh resume: %v %s", err, out)
+		}
+		NewWithT(t).Eventually(skew).WithTimeout(30*time.Second).WithPolling(time.Second).
+			Should(BeNumerically("<", 3*time.Second), withAgentdLog("guest clock set after resume"))
+	})
+
 	t.Run("HungAgentFailsWithinDeadline", func(t *testing.T) {
 		// Stop qemu-ga inside the guest for 12 s.
 		// (fire and forget: the agent that would report the exit status is the one we stop)
 		guestStart(t, gQGA, "(sleep 1; kill -STOP $(pidof qemu-ga); sleep 12; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 &", false)
-		time.Sleep(2 * time.Second)
+		NewWithT(t).Eventually(func() error {
+			if out, err := virsh("qemu-agent-command", gQGA, `{"execute":"guest-ping"}`, "--timeout", "1"); err == nil {
+				return fmt.Errorf("qemu-ga still answers: %s", out)
+			}
+			return nil
+		}).WithTimeout(10*time.Second).Should(Succeed(), "qemu-ga stopped in the guest")
 		start := time.Now()
 		c := command(t, "e2e-hung-ping", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
@@ -172,7 +205,8 @@ func TestRealStack(t *testing.T) {
 			}
 			return nil
 		}).WithTimeout(30*time.Second).Should(Succeed(), withAgentdLog("hook running"))
-		time.Sleep(time.Second)
+		NewWithT(t).Eventually(func() (string, error) { return guestExecErr(gBoth, "cat /run/hooks-started.log") }).
+			WithTimeout(30*time.Second).WithPolling(time.Second).Should(ContainSubstring("before_hibernation"), "the hook script started in the guest")
 		agentd.kill()
 		agentd = startAgentd()
 		got := waitCommand(t, c)
