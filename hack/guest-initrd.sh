@@ -59,8 +59,9 @@ EOS
   # /run/hooks.log (tmpfs, so a reboot clears it), which the e2e suite reads back.
   for ev in before_migration after_migration before_hibernation after_hibernation; do
     mkdir -p "$R/etc/ovirt-guest-agent/hooks.d/$ev"
-    # before_hibernation takes 8 s (the e2e suite kills agentd while it runs)
-    pause=""; [ "$ev" = before_hibernation ] && pause="sleep 8; "
+    # before_hibernation takes 8 s and says when it starts in /run/hooks-started.log (the e2e
+    # suite kills agentd while it runs)
+    pause=""; [ "$ev" = before_hibernation ] && pause="echo $ev >>/run/hooks-started.log; sleep 8; "
     printf '#!/bin/sh\n%secho "%s $(date +%%s)" >>/run/hooks.log\n' "$pause" "$ev" >"$R/etc/ovirt-guest-agent/hooks.d/$ev/10-log"
     chmod 0755 "$R/etc/ovirt-guest-agent/hooks.d/$ev/10-log"
   done

@@ -61,6 +61,7 @@ type Stats struct {
 	OversizedLines  uint64 // lines over MaxMessageSize
 	UnknownMessages uint64 // valid messages with a name this side does not handle
 	Connects        uint64 // successful connections
+	ConnectFailures uint64 // failed connection attempts (socket missing, refused, timed out)
 }
 
 // State is a snapshot of a domain's OGA channel and agent.

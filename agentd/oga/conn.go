@@ -37,6 +37,7 @@ func (a *OvirtGuestAgent) run(ctx context.Context, path string, first chan struc
 			a.mu.Lock()
 			firstAttempt := !a.attempted
 			a.attempted = true
+			a.stats.ConnectFailures++
 			a.mu.Unlock()
 			if firstAttempt {
 				a.l.notify(a.uuid) // the channel is now Disconnected, no longer Unknown

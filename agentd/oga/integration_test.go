@@ -242,8 +242,9 @@ func TestReconnectAndCooldown(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket still there: %v", err)
 	}
-	// Let the quick retries run out: the Listener is now in cooldown.
-	time.Sleep(time.Duration(tm.QuickRetries+2) * tm.ConnectRetryDelay)
+	// The quick retries run out: the agent is now in cooldown.
+	NewWithT(t).Eventually(func() uint64 { return a.State().Stats.ConnectFailures }).WithTimeout(waitTimeout).
+		Should(BeNumerically(">=", tm.QuickRetries), "quick retries used up")
 	g2 := ogafake.New(ogafake.Config{HeartbeatInterval: 20 * time.Millisecond})
 	fakeGuest(t, g2, path)
 	NewWithT(t).Eventually(func() bool {

@@ -10,6 +10,7 @@ var (
 	descOversized = prometheus.NewDesc("guestagent_agentd_oga_oversized_lines_total", "Lines dropped for exceeding the 1 MiB message cap.", []string{"domain_uuid"}, nil)
 	descUnknown   = prometheus.NewDesc("guestagent_agentd_oga_unknown_messages_total", "Valid messages of a type this side does not handle.", []string{"domain_uuid"}, nil)
 	descConnects  = prometheus.NewDesc("guestagent_agentd_oga_connects_total", "Successful connections to the domain's channel.", []string{"domain_uuid"}, nil)
+	descConnFails = prometheus.NewDesc("guestagent_agentd_oga_connect_failures_total", "Failed connection attempts to the domain's channel (socket missing, refused or timed out).", []string{"domain_uuid"}, nil)
 	descAPI       = prometheus.NewDesc("guestagent_agentd_oga_api_version", "Negotiated oVirt guest agent API version.", []string{"domain_uuid"}, nil)
 )
 
@@ -19,7 +20,7 @@ type collector struct{ l *Listener }
 func MustRegisterCollector(reg prometheus.Registerer, l *Listener) { reg.MustRegister(collector{l}) }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMessages, descDropped, descOversized, descUnknown, descConnects, descAPI} {
+	for _, d := range []*prometheus.Desc{descMessages, descDropped, descOversized, descUnknown, descConnects, descConnFails, descAPI} {
 		ch <- d
 	}
 }
@@ -39,6 +40,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descOversized, st.Stats.OversizedLines)
 		counter(descUnknown, st.Stats.UnknownMessages)
 		counter(descConnects, st.Stats.Connects)
+		counter(descConnFails, st.Stats.ConnectFailures)
 		ch <- prometheus.MustNewConstMetric(descAPI, prometheus.GaugeValue, float64(st.APIVersion), uuid)
 	}
 }

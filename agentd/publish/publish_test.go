@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -498,10 +499,11 @@ func TestRetriesKeepLatestState(t *testing.T) {
 	down := apierrors.NewServiceUnavailable("apiserver down (injected)")
 	c.failNext(8, down)
 	mustUpsert(t, p, d)
-	for i := range 5 { // updates while the apiserver is "down"
+	for i := range 5 { // updates while the apiserver is "down", each after one more write attempt
+		before := c.attempts.Load()
 		d.Info.Hostname.Name = "v" + strings.Repeat("1", i+1)
 		mustUpsert(t, p, d)
-		time.Sleep(15 * time.Millisecond)
+		NewWithT(t).Eventually(c.attempts.Load).WithTimeout(10*time.Second).Should(BeNumerically(">", before), "a write attempt after update %d", i)
 	}
 	settle(t, p)
 	s := getStatus(t, nsDefault, ObjectName("vm-retry", uuid)).Status
@@ -516,7 +518,8 @@ func TestRetriesKeepLatestState(t *testing.T) {
 func TestRejectedStatusIsNotRetriedUntilItChanges(t *testing.T) {
 	needEnv(t)
 	c := newCounting()
-	p := startPublisher(t, nodeA, c, quietLogger)
+	clk := newClock() // frozen: only the test moves it; no pacing wait with MinInterval 0
+	p := startPublisher(t, nodeA, c, quietLogger, clk.opt, withMinInterval(0))
 	uuid := newUUID()
 	d := sampleDesired(uuid, "vm-invalid")
 	mustUpsert(t, p, d)
@@ -529,7 +532,7 @@ func TestRejectedStatusIsNotRetriedUntilItChanges(t *testing.T) {
 	settle(t, p)
 	a := c.attempts.Load()
 	// a later second: the changed group's lastChanged would differ; still the refused content
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	for range 5 {
 		mustUpsert(t, p, d)
 		settle(t, p)

@@ -21,6 +21,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -293,7 +294,8 @@ func guestExecErr(name, script string) (string, error) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		return "", fmt.Errorf("guest-exec reply %q: %v", out, err)
 	}
-	for range 50 {
+	var data []byte
+	exited := func(context.Context) (bool, error) {
 		st, _ := virsh("qemu-agent-command", name, fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, r.Return.PID))
 		var s struct {
 			Return struct {
@@ -301,12 +303,16 @@ func guestExecErr(name, script string) (string, error) {
 				OutData []byte `json:"out-data"`
 			} `json:"return"`
 		}
-		if json.Unmarshal([]byte(st), &s) == nil && s.Return.Exited {
-			return string(s.Return.OutData), nil
+		if json.Unmarshal([]byte(st), &s) != nil || !s.Return.Exited {
+			return false, nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		data = s.Return.OutData
+		return true, nil
 	}
-	return "", fmt.Errorf("guest-exec in %s did not finish", name)
+	if err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 10*time.Second, true, exited); err != nil {
+		return "", fmt.Errorf("guest-exec in %s did not finish: %w", name, err)
+	}
+	return string(data), nil
 }
 
 // command creates a GuestAgentCommand and waits until it is terminal.

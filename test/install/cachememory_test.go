@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,8 +26,7 @@ const (
 	fatAnnotation = 240 << 10
 )
 
-// TestFatCommandsCacheMemory (in a zz_ file, so that it runs after the tests that need a quick
-// manager, which then reconciles its 300 commands): a tenant creates 300 commands with 240 KiB annotations for a target
+// TestFatCommandsCacheMemory: a tenant creates 300 commands with 240 KiB annotations for a target
 // that does not exist, labelled for node-a. The manager's cache keeps none of the annotations
 // (nor managedFields, nor labels) and agentd's cache on node-a keeps none of the commands (the
 // controller never scheduled them there). The test logs the heap the caches take, with the
@@ -48,8 +48,18 @@ func TestFatCommandsCacheMemory(t *testing.T) {
 		g.Expect(tenancy.tenant.Create(ctx, cmd)).To(Succeed())
 	}
 	t.Cleanup(func() {
-		_ = env.Client.DeleteAllOf(context.Background(), &gav1.GuestAgentCommand{}, client.InNamespace(tenantNS),
-			client.MatchingLabels{"fat": "true"})
+		// Gone before the next test: the shared manager must not be busy with them there.
+		ctx := context.Background()
+		fatOnes := []client.DeleteAllOfOption{client.InNamespace(tenantNS), client.MatchingLabels{"fat": "true"}}
+		if err := env.Client.DeleteAllOf(ctx, &gav1.GuestAgentCommand{}, fatOnes...); err != nil {
+			t.Errorf("deleting the fat commands: %v", err)
+		}
+		NewWithT(t).Eventually(func() (int, error) {
+			var l metav1.PartialObjectMetadataList
+			l.SetGroupVersionKind(gav1.GroupVersion.WithKind("GuestAgentCommandList"))
+			err := env.Client.List(ctx, &l, client.InNamespace(tenantNS), client.MatchingLabels{"fat": "true"})
+			return len(l.Items), err
+		}).WithTimeout(time.Minute).Should(BeZero(), "fat commands left")
 	})
 	// The manager of the other tests reconciles these commands meanwhile; its cache is trimmed,
 	// so its share of the measured heap growth is small.

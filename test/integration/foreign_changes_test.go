@@ -133,20 +133,32 @@ func TestNodeRecreatedOwnerFollows(t *testing.T) {
 	}
 	// The manager's status collector deletes the node's statuses when the Node goes; agentd may
 	// re-create one in between with the old UID (it re-reads its node at most every 2 s). The
-	// garbage collector would delete that one: do it here, after the 2 s.
-	time.Sleep(2500 * time.Millisecond)
-	if err := env.Client.Delete(ctx, old); err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
-	recreated(t, d.UUID, old.UID, func(g *gav1.GuestAgentStatus) error {
+	// garbage collector deletes every object owned by the old Node: the wait below does that for
+	// it, until agentd writes one owned by the new Node.
+	NewWithT(t).Eventually(func() error {
+		g, err := getGAS(ctx, defaultNS, d.UUID)
+		if err != nil {
+			return err
+		}
+		for _, ref := range g.OwnerReferences {
+			if ref.UID == n.UID {
+				if err := env.Client.Delete(ctx, g, client.Preconditions{UID: &g.UID}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+				return fmt.Errorf("object %s owned by the old node: collected", g.UID)
+			}
+		}
+		if g.UID == old.UID {
+			return errors.New("still the old object")
+		}
 		if len(g.OwnerReferences) != 1 || g.OwnerReferences[0].UID != fresh.UID {
 			return fmt.Errorf("owner references %v, want the new node %s", g.OwnerReferences, fresh.UID)
 		}
 		if g.Status.Hostname != "guest.example.com" {
-			return fmt.Errorf("status not written yet")
+			return errors.New("status not written yet")
 		}
 		return nil
-	})
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
 // TestEditedStatusIsRestored: someone edits the status of a running domain whose guest data does
