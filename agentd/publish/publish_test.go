@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -515,11 +516,17 @@ func TestRetriesKeepLatestState(t *testing.T) {
 	}
 }
 
+// jumpClock is the real clock plus an offset the test can advance.
+type jumpClock struct{ offset atomic.Int64 }
+
+func (c *jumpClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *jumpClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
 func TestRejectedStatusIsNotRetriedUntilItChanges(t *testing.T) {
 	needEnv(t)
 	c := newCounting()
-	clk := newClock() // frozen: only the test moves it; no pacing wait with MinInterval 0
-	p := startPublisher(t, nodeA, c, quietLogger, clk.opt, withMinInterval(0))
+	clk := &jumpClock{} // real time that the test can move forward
+	p := startPublisher(t, nodeA, c, quietLogger, func(o *Options) { o.Clock = clk.now })
 	uuid := newUUID()
 	d := sampleDesired(uuid, "vm-invalid")
 	mustUpsert(t, p, d)
