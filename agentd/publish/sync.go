@@ -11,12 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	acv1alpha1 "guestagent.io/operator/api/applyconfiguration/api/v1alpha1"
 	"guestagent.io/operator/api/v1alpha1"
 )
 
@@ -365,24 +365,36 @@ func regresses(prev, next *v1alpha1.GuestAgentStatusStatus) bool {
 // applyStatus server-side applies st with this node's field owner, forcing ownership, and with the
 // last known resourceVersion as a precondition so that an adoption by another node is noticed.
 func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.GuestAgentStatusStatus) (string, error) {
-	body, err := applyBody(map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       "GuestAgentStatus",
-		"metadata":   map[string]any{"name": e.name, "namespace": e.ns, "resourceVersion": e.rv},
-		"status":     st,
-	})
+	ac, err := statusApply(e.ns, e.name, e.rv, st)
 	if err != nil {
 		return "", err
 	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("GuestAgentStatus"))
-	u.SetNamespace(e.ns)
-	u.SetName(e.name)
+	body, err := applyBody(ac)
+	if err != nil {
+		return "", err
+	}
+	obj := &v1alpha1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}
 	err = p.write(ctx, e, func() error {
-		return p.opts.Client.Status().Patch(ctx, u, client.RawPatch(types.ApplyPatchType, body),
+		return p.opts.Client.Status().Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, body),
 			client.FieldOwner(v1alpha1.FieldOwnerAgentd), client.ForceOwnership)
 	})
-	return u.GetResourceVersion(), err
+	return obj.ResourceVersion, err
+}
+
+// statusApply returns the apply configuration of a status write: the object at ns/name at
+// resourceVersion rv with status st. The status is carried over field for field through its JSON
+// form, which the apply configuration types share with the API types (every field of theirs is
+// optional, and st omits no field that it sets).
+func statusApply(ns, name, rv string, st *v1alpha1.GuestAgentStatusStatus) (*acv1alpha1.GuestAgentStatusApplyConfiguration, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	status := &acv1alpha1.GuestAgentStatusStatusApplyConfiguration{}
+	if err := json.Unmarshal(raw, status); err != nil {
+		return nil, fmt.Errorf("converting status to its apply configuration: %w", err)
+	}
+	return acv1alpha1.GuestAgentStatus(name, ns).WithResourceVersion(rv).WithStatus(status), nil
 }
 
 // applyBody encodes an apply patch as JSON that reads the same when parsed as YAML, which is how
@@ -390,7 +402,7 @@ func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.Gues
 // refuses: NEL (U+0085) would read back as a space, DEL and the C1 controls abort the whole
 // patch, and the BOM, LS and PS are special to YAML too. Those are written as \uXXXX escapes,
 // which JSON and YAML decode alike, so every guest string reads back byte for byte.
-func applyBody(obj map[string]any) ([]byte, error) {
+func applyBody(obj any) ([]byte, error) {
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encoding status: %w", err)
