@@ -1,6 +1,18 @@
 package publish
 
-import "testing"
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"guestagent.io/operator/api/v1alpha1"
+)
 
 // The lifecycle's whole transition table, state × event → next state + action, written out so
 // that a change of any transition is a visible change here. No API server involved.
@@ -131,5 +143,98 @@ func TestObjectLifecycleNames(t *testing.T) {
 	}
 	if objEvent(len(eventNames)).String() != "objEvent(?)" || objAction(len(actionNames)).String() != "objAction(?)" {
 		t.Error("out-of-range event or action has a name")
+	}
+}
+
+// ensureObject runs the actions the table asks for against an API (a fake client, no API server):
+// from each state, with what the API holds, it ends in the expected state with the expected
+// objects.
+func TestEnsureObjectFollowsTheLifecycle(t *testing.T) {
+	const uuid = "0e7e0000-0000-4000-8000-0000000000e1"
+	d := sampleDesired(uuid, "vm")
+	target := client.ObjectKey{Namespace: nsDefault, Name: ObjectName("vm", uuid)}
+	old := client.ObjectKey{Namespace: nsTenant, Name: target.Name}
+	owner := &ownerRef{name: nodeA, uid: "uid-node-a"}
+	object := func(at client.ObjectKey, node string) *v1alpha1.GuestAgentStatus {
+		o := &v1alpha1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Name,
+			Labels: map[string]string{v1alpha1.LabelNode: node, v1alpha1.LabelDomainUUID: uuid}}}
+		o.Spec = v1alpha1.GuestAgentStatusSpec{DomainName: "vm", DomainUUID: uuid, NodeName: node}
+		if node == nodeA {
+			o.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: nodeA, UID: owner.uid}}
+		}
+		return o
+	}
+	cases := []struct {
+		name      string
+		from      objState
+		at        client.ObjectKey // where the entry places the object
+		seed      *v1alpha1.GuestAgentStatus
+		recheckAt time.Duration // since the last re-read of a foreign object
+		api       []client.Object
+		want      objState
+		wantNodes map[client.ObjectKey]string // node named by each object afterwards; "" = absent
+		wantReads int64
+	}{
+		{name: "unknown, nothing there: created", from: stUnknown,
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
+		{name: "unknown, another node's object: adopted", from: stUnknown, api: []client.Object{object(target, nodeB)},
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 2},
+		{name: "seeded: used without a read", from: stSeeded, seed: object(target, nodeA),
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: ""}, wantReads: 0},
+		{name: "owned at an old place: moved", from: stOwned, at: old, api: []client.Object{object(old, nodeA)},
+			want: stOwned, wantNodes: map[client.ObjectKey]string{old: "", target: nodeA}, wantReads: 2},
+		{name: "lost and gone: created again", from: stLost, at: target,
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
+		{name: "lost to another node: foreign", from: stLost, at: target, api: []client.Object{object(target, nodeB)},
+			want: stForeign, wantNodes: map[client.ObjectKey]string{target: nodeB}, wantReads: 1},
+		{name: "foreign, re-read not due: left alone", from: stForeign, at: target, recheckAt: time.Second,
+			want: stForeign, wantNodes: map[client.ObjectKey]string{target: ""}, wantReads: 0},
+		{name: "foreign, re-read due, gone: created", from: stForeign, at: target, recheckAt: time.Hour,
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
+		{name: "foreign at an old place: not deleted, new place re-read", from: stForeign, at: old,
+			recheckAt: time.Hour, api: []client.Object{object(old, nodeB)},
+			want: stOwned, wantNodes: map[client.ObjectKey]string{old: nodeB, target: nodeA}, wantReads: 2},
+		{name: "opted out, published again: read, created", from: stOptedOut, at: target,
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var reads atomic.Int64
+			c := fakeClient(t, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey,
+				o client.Object, opts ...client.GetOption) error {
+				reads.Add(1)
+				return c.Get(ctx, k, o, opts...)
+			}}, tc.api...)
+			clk := newClock()
+			p, err := New(Options{NodeName: nodeA, DefaultNamespace: nsDefault, Client: c, Clock: clk.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.owner = owner
+			dd := d
+			e := &entry{uuid: uuid, desired: &dd, state: tc.from, ns: tc.at.Namespace, name: tc.at.Name, seedObj: tc.seed,
+				checkedAt: clk.now().Add(-tc.recheckAt)}
+			if err := p.ensureObject(context.Background(), e, &dd); err != nil {
+				t.Fatal(err)
+			}
+			if e.state != tc.want || e.state != stForeign && (e.ns != target.Namespace || e.name != target.Name) {
+				t.Errorf("state %s at %s/%s, want %s at %s", e.state, e.ns, e.name, tc.want, target)
+			}
+			if got := reads.Load(); got != tc.wantReads {
+				t.Errorf("%d reads, want %d", got, tc.wantReads)
+			}
+			for at, node := range tc.wantNodes {
+				var o v1alpha1.GuestAgentStatus
+				err := c.Get(context.Background(), at, &o)
+				switch {
+				case node == "" && !apierrors.IsNotFound(err):
+					t.Errorf("%s: exists (%v), want none", at, err)
+				case node != "" && err != nil:
+					t.Errorf("%s: %v", at, err)
+				case node != "" && (o.Spec.NodeName != node || o.Labels[v1alpha1.LabelNode] != node):
+					t.Errorf("%s names %s (label %s), want %s", at, o.Spec.NodeName, o.Labels[v1alpha1.LabelNode], node)
+				}
+			}
+		})
 	}
 }
