@@ -43,8 +43,9 @@ manifests: deps controller-gen ## Generate CRDs and one RBAC role per binary.
 	bash hack/sync-chart-crds.sh
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code.
+generate: controller-gen ## Generate deepcopy code and the apply configurations (api/applyconfiguration).
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(CONTROLLER_GEN) applyconfiguration:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed or go.mod/go.sum are not tidy.

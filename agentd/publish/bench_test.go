@@ -16,7 +16,7 @@ func BenchmarkUnchangedDecision(b *testing.B) {
 	}
 	p.owner = &ownerRef{name: "bench", uid: types.UID("uid")}
 	d := sampleDesired("0123abcd-0000-4000-8000-000000000000", "bench-vm")
-	e := &entry{uuid: d.Domain.UUID, desired: &d, known: true, metaOK: true, domainName: d.Domain.Name,
+	e := &entry{uuid: d.Domain.UUID, desired: &d, state: stOwned, domainName: d.Domain.Name,
 		ns: "default", name: ObjectName(d.Domain.Name, d.Domain.UUID)}
 	e.applied = p.build.build(&d, nil, statusTime(p.opts.Clock()))
 	e.applied = p.build.build(&d, e.applied, statusTime(p.opts.Clock())) // merged history as read back

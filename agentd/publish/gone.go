@@ -109,27 +109,28 @@ func (p *Publisher) takeWatchReports(e *entry) {
 	changedUID, changedRV := e.changedUID, e.changedRV
 	e.gone, e.listed, e.listedAs, e.changedUID, e.changedRV = "", false, Listed{}, "", ""
 	p.mu.Unlock()
-	if !e.known {
+	if !e.state.located() {
 		return
 	}
 	if (gone != "" && gone == e.uid) || (listed && listedAs.UID != e.uid) {
-		e.lost = true
+		e.on(evWatch)
 		p.forgetOwner()
 	}
 	if listed && listedAs.ResourceVersion != e.rv {
-		e.lost = true
+		e.on(evWatch)
 	}
 	// The queue serialises a domain's syncs, so our own last write's resourceVersion is recorded
 	// before an event of it is looked at here.
 	if changedUID == e.uid && changedRV != e.rv {
-		e.lost = true
+		e.on(evWatch)
 	}
 }
 
-// recheckLost re-reads an object the watch saw go. A missing object is created again.
-func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error {
+// recheckLost re-reads an object the watch saw go, and reports whether it is missing: the caller
+// then creates it again at the same place.
+func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) (bool, error) {
 	if _, err := p.nodeOwner(ctx); err != nil { // takeWatchReports may have forgotten it
-		return err
+		return false, err
 	}
 	var obj v1alpha1.GuestAgentStatus
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
@@ -137,28 +138,27 @@ func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) error
 	case apierrors.IsNotFound(err):
 		p.log.Info("GuestAgentStatus was deleted by someone else; creating it again",
 			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid)
-		e.lost = false
-		ns, name := e.ns, e.name
 		p.forget(e)
-		return p.create(ctx, e, d, ns, name)
+		return e.on(evMissing) == actCreate, nil
 	case err != nil:
-		return fmt.Errorf("re-reading GuestAgentStatus %s/%s after it went missing: %w", e.ns, e.name, err)
+		return false, fmt.Errorf("re-reading GuestAgentStatus %s/%s after it went missing: %w", e.ns, e.name, err)
 	case obj.Spec.NodeName != p.opts.NodeName:
-		e.foreign, e.checkedAt = true, p.opts.Clock()
+		e.on(evOtherNode)
+		e.checkedAt = p.opts.Clock()
 		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
 			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 	default:
 		p.learn(e, &obj, d) // labels or owner edited: adopt() puts them back; a status edited: re-applied
 	}
-	e.lost = false
-	return nil
+	return false, nil
 }
 
-// forget drops what the publisher knew of an object that no longer exists; its history of
-// executed commands is carried into the object that replaces it.
+// forget drops the status the publisher knew of an object that no longer exists (its caller
+// records the lifecycle event); its history of executed commands is carried into the object that
+// replaces it.
 func (p *Publisher) forget(e *entry) {
 	if e.applied != nil {
 		e.carry = append(e.carry, e.applied.ExecutedCommands...)
 	}
-	e.known, e.applied, e.rejected = false, nil, nil
+	e.applied, e.rejected = nil, nil
 }

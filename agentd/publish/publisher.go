@@ -188,21 +188,18 @@ type entry struct {
 	gen     uint64 // bumped by Upsert and Remove
 	doneGen uint64 // the gen last published successfully
 
-	known      bool   // the object exists at ns/name as far as we know
-	ns, name   string // where the object is
+	state      objState // the object's lifecycle (objstate.go)
+	ns, name   string   // where the object is, in the states that place it
 	rv         string
 	uid        types.UID
-	metaOK     bool // labels, owner reference and spec name this node and domain
 	domainName string
 	applied    *v1alpha1.GuestAgentStatusStatus // last applied (or read) status
 	rejected   *v1alpha1.GuestAgentStatusStatus // last status the apiserver refused
 	rejectedAt metav1.Time                      // the time it was built with
-	foreign    bool                             // another node adopted the object
 	checkedAt  time.Time                        // last re-read of a foreign object
-	optedOut   bool                             // deleted because of an opt-out
-	seedObj    *v1alpha1.GuestAgentStatus
-	settled    bool                       // a status was applied since Run started
-	carry      []v1alpha1.ExecutedCommand // history to move into a re-created object
+	seedObj    *v1alpha1.GuestAgentStatus       // the startup listing's object, in stSeeded
+	settled    bool                             // a status was applied since Run started
+	carry      []v1alpha1.ExecutedCommand       // history to move into a re-created object
 	notBefore  time.Time
 	failures   int
 	gone       types.UID // set by ObjectDeleted (under Publisher.mu): the watch saw this object go
@@ -210,7 +207,6 @@ type entry struct {
 	listedAs   Listed
 	changedUID types.UID // set by ObjectChanged (under Publisher.mu): the watch saw this version
 	changedRV  string
-	lost       bool // the object went missing and must be re-read
 }
 
 // New validates opts and returns a Publisher. Call Run to start writing.
@@ -335,6 +331,7 @@ func (p *Publisher) entryLocked(uuid string) *entry {
 		e = &entry{uuid: uuid}
 		if obj := p.seed[uuid]; obj != nil {
 			e.seedObj = obj
+			e.on(evListed)
 			delete(p.seed, uuid)
 		}
 		p.entries[uuid] = e
@@ -395,8 +392,9 @@ func (p *Publisher) seedFromAPI(ctx context.Context) {
 	p.mu.Lock()
 	p.seed = seed
 	for u, e := range p.entries { // Upserts that arrived before Run
-		if obj := seed[u]; obj != nil && !e.known {
+		if obj := seed[u]; obj != nil && e.state == stUnknown {
 			e.seedObj = obj
+			e.on(evListed)
 			delete(p.seed, u)
 		}
 	}

@@ -11,12 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	acv1alpha1 "guestagent.io/operator/api/applyconfiguration/api/v1alpha1"
 	"guestagent.io/operator/api/v1alpha1"
 )
 
@@ -45,8 +45,7 @@ func (p *Publisher) sync(ctx context.Context, e *entry) error {
 	if d.Domain.OptOut {
 		return p.syncOptOut(ctx, e, d)
 	}
-	e.optedOut = false
-	if err := p.ensureObject(ctx, e, d); err != nil || e.foreign {
+	if err := p.ensureObject(ctx, e, d); err != nil || e.state == stForeign {
 		return err
 	}
 	return p.syncStatus(ctx, e, d)
@@ -56,8 +55,12 @@ func (p *Publisher) target(d *Desired) (ns, name string) {
 	return cmpOr(d.Domain.Namespace, p.opts.DefaultNamespace), ObjectName(d.Domain.Name, d.Domain.UUID)
 }
 
-// ensureObject makes sure the object exists at its target place with this node's identity:
-// it takes over the startup listing, moves the object on a placement change, re-reads a foreign
+// maxEnsureSteps bounds the transitions of one ensureObject; every path ends within fewer.
+const maxEnsureSteps = 8
+
+// ensureObject makes sure the object exists at its target place with this node's identity, driven
+// by the object's lifecycle state (objstate.go): it takes over the startup listing, re-reads an
+// object the watch saw go or change, moves the object on a placement change, re-reads a foreign
 // object at low frequency, reads or creates it at first sight, and adopts it when it names
 // another node.
 func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) error {
@@ -65,57 +68,79 @@ func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) erro
 		return err
 	}
 	ns, name := p.target(d)
-	if !e.known && e.seedObj != nil {
-		p.learn(e, e.seedObj, d)
-		e.seedObj = nil
-	}
-	p.takeWatchReports(e) // after the seed: a seeded object may be gone already
-	if e.lost {
-		if err := p.recheckLost(ctx, e, d); err != nil || e.foreign {
-			return err
+	reported := false
+	for range maxEnsureSteps {
+		if !reported && e.state != stSeeded {
+			p.takeWatchReports(e) // after the seed: a seeded object may be gone already
+			reported = true
+		}
+		prev := e.state
+		switch act := e.on(p.syncEvent(e, d, ns, name)); act {
+		case actNone:
+			return nil
+		case actUseSeed:
+			p.learn(e, e.seedObj, d)
+			e.seedObj = nil
+		case actReread:
+			missing, err := p.recheckLost(ctx, e, d)
+			if err != nil || e.state == stForeign {
+				return err
+			}
+			if missing {
+				return p.create(ctx, e, d, e.ns, e.name)
+			}
+		case actMove:
+			if err := p.move(ctx, e, ns, name); err != nil {
+				e.state = prev
+				return err
+			}
+		case actRecheck:
+			return p.recheckForeign(ctx, e, d, ns, name)
+		case actRead:
+			missing, err := p.discover(ctx, e, d, ns, name)
+			if err != nil {
+				return err
+			}
+			if missing {
+				return p.create(ctx, e, d, ns, name)
+			}
+		case actAdopt:
+			return p.adopt(ctx, e, d)
+		default:
+			return fmt.Errorf("GuestAgentStatus of domain %s: no %s in state %s", e.uuid, act, e.state)
 		}
 	}
-	if e.known && (e.ns != ns || e.name != name) {
-		if err := p.move(ctx, e, ns, name); err != nil {
-			return err
-		}
-	}
-	if e.foreign {
-		return p.recheckForeign(ctx, e, d, ns, name)
-	}
-	if !e.known {
-		if err := p.discover(ctx, e, d, ns, name); err != nil {
-			return err
-		}
-		if !e.known {
-			return p.create(ctx, e, d, ns, name)
-		}
-	}
-	if !e.metaOK || e.domainName != specDomainName(d) {
-		return p.adopt(ctx, e, d)
-	}
-	return nil
+	return fmt.Errorf("GuestAgentStatus of domain %s: lifecycle did not settle (state %s)", e.uuid, e.state)
 }
 
-// recheckForeign re-reads, at most every ForeignRecheck, an object another node adopted while
-// this node still reports the domain: if the object is gone (e.g. the other node deleted it after
-// a failed migration) it is created again; if it names this node again it is used.
-func (p *Publisher) recheckForeign(ctx context.Context, e *entry, d *Desired, ns, name string) error {
-	now := p.opts.Clock()
-	if now.Sub(e.checkedAt) < p.opts.ForeignRecheck {
-		return nil
+// syncEvent is the event of a sync that wants the object at ns/name for d.
+func (p *Publisher) syncEvent(e *entry, d *Desired, ns, name string) objEvent {
+	switch {
+	case e.state.located() && (e.ns != ns || e.name != name):
+		return evMoved
+	case e.state == stForeign && p.opts.Clock().Sub(e.checkedAt) >= p.opts.ForeignRecheck:
+		return evRecheckDue
+	case e.state == stOwned && e.domainName != specDomainName(d):
+		return evFoundStale
 	}
-	e.checkedAt = now
+	return evSync
+}
+
+// recheckForeign re-reads, every ForeignRecheck, an object another node adopted while this node
+// still reports the domain: if the object is gone (e.g. the other node deleted it after a failed
+// migration) it is created again; if it names this node again it is used.
+func (p *Publisher) recheckForeign(ctx context.Context, e *entry, d *Desired, ns, name string) error {
+	e.checkedAt = p.opts.Clock()
 	var obj v1alpha1.GuestAgentStatus
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		e.foreign = false
-		return p.create(ctx, e, d, ns, name)
+		if e.on(evMissing) == actCreate {
+			return p.create(ctx, e, d, ns, name)
+		}
 	case err != nil:
 		return fmt.Errorf("re-reading GuestAgentStatus %s/%s: %w", ns, name, err)
 	case obj.Spec.NodeName == p.opts.NodeName:
-		e.foreign = false
 		p.learn(e, &obj, d)
 	}
 	return nil
@@ -125,14 +150,19 @@ func specDomainName(d *Desired) string {
 	return truncateRunes(d.Domain.Name, 1024)
 }
 
-// learn records what the API says about the object.
+// learn records what the API says about the object: where it is, its version and status, and
+// whether its labels, owner reference and spec are this node's and this domain's.
 func (p *Publisher) learn(e *entry, obj *v1alpha1.GuestAgentStatus, d *Desired) {
-	e.known, e.ns, e.name = true, obj.Namespace, obj.Name
+	e.ns, e.name = obj.Namespace, obj.Name
 	e.rv, e.uid = obj.ResourceVersion, obj.UID
 	e.applied = obj.Status.DeepCopy()
 	normalizeTimes(e.applied)
 	e.domainName = obj.Spec.DomainName
-	e.metaOK = p.namesThisNode(obj) && p.hasOwner(obj) && obj.Spec.DomainName == specDomainName(d)
+	if p.namesThisNode(obj) && p.hasOwner(obj) && obj.Spec.DomainName == specDomainName(d) {
+		e.on(evFound)
+	} else {
+		e.on(evFoundStale)
+	}
 }
 
 func (p *Publisher) namesThisNode(obj *v1alpha1.GuestAgentStatus) bool {
@@ -148,20 +178,21 @@ func (p *Publisher) hasOwner(obj *v1alpha1.GuestAgentStatus) bool {
 	})
 }
 
-// discover reads the object at its target place (first sight, or after it went missing).
-func (p *Publisher) discover(ctx context.Context, e *entry, d *Desired, ns, name string) error {
+// discover reads the object at its target place (first sight, or after it went missing) and
+// reports whether it is missing.
+func (p *Publisher) discover(ctx context.Context, e *entry, d *Desired, ns, name string) (bool, error) {
 	var obj v1alpha1.GuestAgentStatus
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &obj)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil
+		return e.on(evMissing) == actCreate, nil
 	case err != nil:
-		return fmt.Errorf("reading GuestAgentStatus %s/%s: %w", ns, name, err)
+		return false, fmt.Errorf("reading GuestAgentStatus %s/%s: %w", ns, name, err)
 	case obj.Spec.DomainUUID != d.Domain.UUID:
-		return fmt.Errorf("GuestAgentStatus %s/%s belongs to domain %s, not %s", ns, name, obj.Spec.DomainUUID, d.Domain.UUID)
+		return false, fmt.Errorf("GuestAgentStatus %s/%s belongs to domain %s, not %s", ns, name, obj.Spec.DomainUUID, d.Domain.UUID)
 	}
 	p.learn(e, &obj, d)
-	return nil
+	return false, nil
 }
 
 // desiredMeta sets this node's labels, owner reference and spec on obj, keeping foreign labels
@@ -220,7 +251,9 @@ func (p *Publisher) adopt(ctx context.Context, e *entry, d *Desired) error {
 	}
 	var obj v1alpha1.GuestAgentStatus
 	if err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj); err != nil {
-		e.known = !apierrors.IsNotFound(err)
+		if apierrors.IsNotFound(err) {
+			e.on(evMissing)
+		}
 		return fmt.Errorf("reading GuestAgentStatus %s/%s for adoption: %w", e.ns, e.name, err)
 	}
 	previous := obj.Spec.NodeName
@@ -242,13 +275,15 @@ func (p *Publisher) adopt(ctx context.Context, e *entry, d *Desired) error {
 	return nil
 }
 
-// move deletes the object at its old place (placement or name changed); the caller recreates it.
+// move deletes the object at its old place (placement or name changed); the caller recreates it,
+// or for a foreign object, looks at the new place from now on.
 func (p *Publisher) move(ctx context.Context, e *entry, ns, name string) error {
 	if err := p.deleteOwned(ctx, e); err != nil {
 		return err
 	}
 	p.log.Info("Moving GuestAgentStatus", "from", klog.KRef(e.ns, e.name), "guestAgentStatus", klog.KRef(ns, name))
 	p.forget(e) // the history moves along
+	e.ns, e.name = ns, name
 	return nil
 }
 
@@ -297,6 +332,7 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 		return p.refresh(ctx, e, d)
 	case apierrors.IsNotFound(err):
 		p.forget(e)
+		e.on(evMissing)
 		return errRetry
 	}
 	return fmt.Errorf("applying status of GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
@@ -329,24 +365,36 @@ func regresses(prev, next *v1alpha1.GuestAgentStatusStatus) bool {
 // applyStatus server-side applies st with this node's field owner, forcing ownership, and with the
 // last known resourceVersion as a precondition so that an adoption by another node is noticed.
 func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.GuestAgentStatusStatus) (string, error) {
-	body, err := applyBody(map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       "GuestAgentStatus",
-		"metadata":   map[string]any{"name": e.name, "namespace": e.ns, "resourceVersion": e.rv},
-		"status":     st,
-	})
+	ac, err := statusApply(e.ns, e.name, e.rv, st)
 	if err != nil {
 		return "", err
 	}
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("GuestAgentStatus"))
-	u.SetNamespace(e.ns)
-	u.SetName(e.name)
+	body, err := applyBody(ac)
+	if err != nil {
+		return "", err
+	}
+	obj := &v1alpha1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}
 	err = p.write(ctx, e, func() error {
-		return p.opts.Client.Status().Patch(ctx, u, client.RawPatch(types.ApplyPatchType, body),
+		return p.opts.Client.Status().Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, body),
 			client.FieldOwner(v1alpha1.FieldOwnerAgentd), client.ForceOwnership)
 	})
-	return u.GetResourceVersion(), err
+	return obj.ResourceVersion, err
+}
+
+// statusApply returns the apply configuration of a status write: the object at ns/name at
+// resourceVersion rv with status st. The status is carried over field for field through its JSON
+// form, which the apply configuration types share with the API types (every field of theirs is
+// optional, and st omits no field that it sets).
+func statusApply(ns, name, rv string, st *v1alpha1.GuestAgentStatusStatus) (*acv1alpha1.GuestAgentStatusApplyConfiguration, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	status := &acv1alpha1.GuestAgentStatusStatusApplyConfiguration{}
+	if err := json.Unmarshal(raw, status); err != nil {
+		return nil, fmt.Errorf("converting status to its apply configuration: %w", err)
+	}
+	return acv1alpha1.GuestAgentStatus(name, ns).WithResourceVersion(rv).WithStatus(status), nil
 }
 
 // applyBody encodes an apply patch as JSON that reads the same when parsed as YAML, which is how
@@ -354,7 +402,7 @@ func (p *Publisher) applyStatus(ctx context.Context, e *entry, st *v1alpha1.Gues
 // refuses: NEL (U+0085) would read back as a space, DEL and the C1 controls abort the whole
 // patch, and the BOM, LS and PS are special to YAML too. Those are written as \uXXXX escapes,
 // which JSON and YAML decode alike, so every guest string reads back byte for byte.
-func applyBody(obj map[string]any) ([]byte, error) {
+func applyBody(obj any) ([]byte, error) {
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encoding status: %w", err)
@@ -392,13 +440,15 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
 	if apierrors.IsNotFound(err) {
 		p.forget(e)
+		e.on(evMissing)
 		return errRetry
 	}
 	if err != nil {
 		return fmt.Errorf("re-reading GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
 	}
 	if obj.Spec.NodeName != p.opts.NodeName {
-		e.foreign, e.checkedAt = true, p.opts.Clock()
+		e.on(evOtherNode)
+		e.checkedAt = p.opts.Clock()
 		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
 			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
 		return nil
@@ -409,14 +459,16 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 
 // syncRemoved deletes the object of a domain that left this node, then forgets the domain.
 func (p *Publisher) syncRemoved(ctx context.Context, e *entry, gen uint64) error {
-	if !e.known && e.seedObj != nil {
-		e.known, e.ns, e.name = true, e.seedObj.Namespace, e.seedObj.Name
-		e.seedObj = nil
+	if e.state == stSeeded {
+		e.ns, e.name = e.seedObj.Namespace, e.seedObj.Name
 	}
-	if e.known {
+	prev := e.state
+	if e.on(evCleanup) == actDelete {
 		if err := p.deleteOwned(ctx, e); err != nil {
+			e.state = prev
 			return err
 		}
+		e.seedObj = nil
 	}
 	p.mu.Lock()
 	if e.gen == gen {
@@ -428,32 +480,32 @@ func (p *Publisher) syncRemoved(ctx context.Context, e *entry, gen uint64) error
 
 // syncOptOut deletes the object of an opted-out domain once and keeps the entry.
 func (p *Publisher) syncOptOut(ctx context.Context, e *entry, d *Desired) error {
-	if e.optedOut {
+	switch e.state {
+	case stSeeded:
+		e.ns, e.name = e.seedObj.Namespace, e.seedObj.Name
+	case stUnknown: // it may exist from before the opt-out
+		e.ns, e.name = p.target(d)
+	}
+	prev := e.state
+	if e.on(evOptOut) != actDelete {
 		return nil
 	}
-	if !e.known && e.seedObj != nil {
-		e.known, e.ns, e.name = true, e.seedObj.Namespace, e.seedObj.Name
-		e.seedObj = nil
-	}
-	if !e.known { // it may exist from before the opt-out
-		ns, name := p.target(d)
-		e.known, e.ns, e.name = true, ns, name
-	}
 	if err := p.deleteOwned(ctx, e); err != nil {
+		e.state = prev
 		return err
 	}
-	e.known, e.applied, e.rejected, e.optedOut = false, nil, nil, true
+	e.seedObj, e.applied, e.rejected = nil, nil, nil
 	return nil
 }
 
 // deleteOwned deletes the object at e.ns/e.name only if a fresh read shows it names this node,
 // with UID and resourceVersion preconditions: if another node adopts it between the read and the
 // delete, the delete fails with a conflict and the next attempt sees the adoption and keeps it.
+// It returns nil once the object is gone or found not to be this node's.
 func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
 	var obj v1alpha1.GuestAgentStatus
 	err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj)
 	if apierrors.IsNotFound(err) {
-		e.known = false
 		return nil
 	}
 	if err != nil {
@@ -462,7 +514,6 @@ func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
 	if obj.Spec.DomainUUID != e.uuid || !p.namesThisNode(&obj) {
 		p.log.Info("Not deleting GuestAgentStatus owned by another node", "guestAgentStatus", klog.KRef(e.ns, e.name),
 			"domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
-		e.known = false
 		return nil
 	}
 	err = p.write(ctx, e, func() error {
@@ -471,7 +522,6 @@ func (p *Publisher) deleteOwned(ctx context.Context, e *entry) error {
 	switch {
 	case err == nil || apierrors.IsNotFound(err):
 		p.log.Info("Deleted GuestAgentStatus", "guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid)
-		e.known = false
 		return nil
 	case isConflict(err):
 		return errRetry

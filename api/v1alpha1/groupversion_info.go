@@ -4,6 +4,8 @@
 // shared by agentd and the controllers; it imports no controller-runtime.
 //
 // +kubebuilder:object:generate=true
+// +kubebuilder:ac:generate=true
+// +kubebuilder:ac:output:package=../applyconfiguration
 // +groupName=guestagent.io
 package v1alpha1
 
@@ -16,6 +18,9 @@ import (
 var (
 	// GroupVersion is the group and version of this API.
 	GroupVersion = schema.GroupVersion{Group: "guestagent.io", Version: "v1alpha1"}
+
+	// SchemeGroupVersion is GroupVersion under the name generated code (apply configurations) uses.
+	SchemeGroupVersion = GroupVersion
 
 	// SchemeBuilder registers this API's types.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
