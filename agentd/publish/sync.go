@@ -333,6 +333,7 @@ func (p *Publisher) syncStatus(ctx context.Context, e *entry, d *Desired) error 
 	case apierrors.IsNotFound(err):
 		p.forget(e)
 		e.on(evMissing)
+		p.forgetOwner() // collected, maybe, because the Node was re-created
 		return errRetry
 	}
 	return fmt.Errorf("applying status of GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
@@ -441,6 +442,7 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 	if apierrors.IsNotFound(err) {
 		p.forget(e)
 		e.on(evMissing)
+		p.forgetOwner() // collected, maybe, because the Node was re-created
 		return errRetry
 	}
 	if err != nil {
