@@ -145,4 +145,3 @@ func TestTenantBacklogDoesNotDelayOthers(t *testing.T) {
 	g.Consistently(func() int { order, _ := svc.snapshot(); return len(order) }).
 		WithTimeout(time.Second).Should(Equal(backlog + 1))
 }
-

@@ -9,7 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-func qkey(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func qkey(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
 
 // take hands out one command and releases it at once, returning "namespace/name".
 func take(t *testing.T, q *fairQueue) string {

@@ -159,4 +159,3 @@ func waitFor(b *testing.B, timeout time.Duration, cond func() bool, what string)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
