@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -69,26 +70,12 @@ func TestFairQueueOneCommandPerTarget(t *testing.T) {
 		k, _, _ := q.next(ctx)
 		got <- k
 	}()
-	select {
-	case k := <-got:
-		t.Fatalf("%v handed out while its target runs a/a1", k)
-	case <-time.After(50 * time.Millisecond):
-	}
+	g := NewWithT(t)
+	g.Consistently(got).WithTimeout(100*time.Millisecond).ShouldNot(Receive(), "handed out while its target runs a/a1")
 	q.done(k2) // another target's end does not release vm1
-	select {
-	case k := <-got:
-		t.Fatalf("%v handed out while its target runs a/a1", k)
-	case <-time.After(50 * time.Millisecond):
-	}
+	g.Consistently(got).WithTimeout(100*time.Millisecond).ShouldNot(Receive(), "handed out while its target runs a/a1")
 	q.done(k1)
-	select {
-	case k := <-got:
-		if k != qkey("a", "a2") {
-			t.Fatalf("handed out %v, want a/a2", k)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a/a2 not handed out after a/a1 was done")
-	}
+	g.Eventually(got).WithTimeout(5 * time.Second).Should(Receive(Equal(qkey("a", "a2"))))
 }
 
 // A command changed while handed out is queued again once done; next ends with its context.
