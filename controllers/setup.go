@@ -15,6 +15,11 @@ const (
 	DefaultStatusGCInterval = 10 * time.Minute
 	// EventRecorderName is the reportingController of the Events the controllers emit.
 	EventRecorderName = "guestagent-controller"
+	// DefaultCommandReconciles is how many GuestAgentCommands are reconciled at once. Each
+	// command costs the controller two status writes and two Events (scheduling, outcome): with
+	// one reconcile at a time, a tenant's burst of thousands of commands queues every other
+	// tenant's command behind it for tens of seconds.
+	DefaultCommandReconciles = 8
 )
 
 // Options configure the controllers that Setup registers.
@@ -25,7 +30,9 @@ type Options struct {
 	// CommandDefaultTTL applies to commands without spec.ttlSecondsAfterFinished (the CRD
 	// defaults it to one hour, so this rarely matters); zero means one hour.
 	CommandDefaultTTL time.Duration
-	// Controller options shared by both controllers (concurrency, name validation, …).
+	// Controller options shared by both controllers (concurrency, name validation, …). A zero
+	// MaxConcurrentReconciles means DefaultCommandReconciles for the GuestAgentCommand controller
+	// (and controller-runtime's default, 1, for the status garbage collector).
 	Controller controller.Options
 	// Clock for deadlines and TTLs; nil means the real clock (tests may inject one).
 	Clock clock.PassiveClock
@@ -43,7 +50,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		Clock:      o.Clock,
 		DefaultTTL: o.CommandDefaultTTL,
 	}
-	if err := cmdR.SetupWithManager(ctx, mgr, o.Controller); err != nil {
+	cmdOpts := o.Controller
+	if cmdOpts.MaxConcurrentReconciles == 0 {
+		cmdOpts.MaxConcurrentReconciles = DefaultCommandReconciles
+	}
+	if err := cmdR.SetupWithManager(ctx, mgr, cmdOpts); err != nil {
 		return fmt.Errorf("setting up the GuestAgentCommand controller: %w", err)
 	}
 	gcR := &StatusGCReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}

@@ -4,6 +4,9 @@
 #               (set OGA_STREAM_FILE to decode a reference stream file instead)
 #   publish:    cost of the write-or-skip decision for an unchanged domain
 #   command:    GuestAgentCommand creation -> the guest receives it, p50/p99, real apiserver
+#   drain:      2,000 commands of tenant A for one guest + one command of tenant B on the same node,
+#               real apiserver, agentd's default configuration: drain time, B's latency
+#               (GA_DRAIN_COMMANDS sets the backlog; BENCH_DRAIN=0 skips it)
 #   scale:      agentd (real assembly) on libvirt's test driver with 100 and 1,000 domains +
 #               envtest: steady-state CPU s/min, RSS, goroutines, QGA calls/min, API writes/min,
 #               startup time. Minutes per size (the first publish of 1,000 objects is rate-
@@ -23,6 +26,11 @@ run() { go test -run '^$' -bench "$1" -benchtime "$2" -benchmem "$3" 2>&1 | grep
 echo "== OGA decode"; run 'BenchmarkDecodeStream' 5x ./agentd/oga/
 echo "== publish decision"; run 'BenchmarkUnchanged' 2s ./agentd/publish/
 echo "== command latency (200 commands)"; run 'BenchmarkCommandLatency' 200x ./test/integration/
+if [ "${BENCH_DRAIN:-1}" != 0 ]; then
+  echo "== command backlog (${GA_DRAIN_COMMANDS:-2000} commands of one tenant + one of another)"
+  go test -timeout 90m -run '^$' -bench 'BenchmarkCommandDrain' -benchtime 1x -benchmem ./test/integration/ 2>&1 |
+    grep -E '^Benchmark' | tee -a "$OUT"
+fi
 # scale BENCH WINDOW TITLE: one process per size, so that VmHWM is that size's own peak
 scale() {
   for n in 100 1000; do

@@ -100,8 +100,8 @@ func Default() Config {
 		TimeSync:            true,
 		MemoryChangePercent: 5,
 		PublishMinInterval:  Duration{1 * time.Second},
-		QPS:                 5,
-		Burst:               10,
+		QPS:                 50,
+		Burst:               100,
 		MetricsAddr:         ":8080",
 		HealthAddr:          ":8081",
 	}

@@ -1,6 +1,12 @@
 // Package execute owns the GuestAgentCommand executor of one node: it watches only the commands
-// the controller scheduled to this node, claims each with an optimistic-locked status write
-// before it touches the guest, executes it through GuestAgentService, and writes the outcome.
+// the controller scheduled to this node, queues them fairly (round-robin across namespaces, then
+// across the targets of a namespace, one command per target at a time: see fairQueue), claims
+// each with an optimistic-locked status write before it touches the guest, executes it through
+// GuestAgentService, and writes the outcome.
+//
+// API calls per command: the claim (which also moves it to Running) and the outcome; the target
+// GuestAgentStatus is read uncached once per burst of commands of that target (a read is reused
+// for TargetReuse, with the commands executed meanwhile added to its history).
 //
 // Delivery is at most once:
 //   - a claim is a status update carrying the resourceVersion the executor read; a conflict
@@ -35,11 +41,8 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"guestagent.io/operator/agentd/service"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -67,19 +70,33 @@ type Executor struct {
 	InstanceID string
 	Service    Service
 	History    History
-	// MaxConcurrent bounds commands executed at once (different domains; one domain is serialised
-	// by the service). Default 4.
+	// MaxConcurrent bounds commands executed at once (on different targets: a target runs one
+	// command at a time). Default 4.
 	MaxConcurrent int
+	// TargetReuse is how long an uncached read of a target serves the next commands of the same
+	// target (default 2s; negative reads the target for every command).
+	TargetReuse time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
 	sweepOnce sync.Once
 	swept     chan struct{}
+	queue     *fairQueue
 
 	mu sync.Mutex
 	// claimed holds the commands this incarnation claimed (or is claiming), by UID, with their
 	// deadline; entries are pruned an hour after it.
 	claimed map[types.UID]time.Time
+	// targets holds recent uncached reads of targets (see TargetReuse), by namespace/name.
+	targets map[types.NamespacedName]targetRead
+	// failures counts the consecutive errors of a command, for its retry backoff.
+	failures map[types.NamespacedName]int
+}
+
+// targetRead is a target as read from the API server, with the commands executed since.
+type targetRead struct {
+	gas *gav1.GuestAgentStatus
+	at  time.Time
 }
 
 // Backoff of writes retried while the API server is unreachable.
@@ -88,9 +105,10 @@ const (
 	retryMax = 2 * time.Second
 )
 
-// SetupWithManager registers the executor: a startup sweep runnable and a controller for
-// GuestAgentCommands. The manager's cache must be scoped to this node's commands (label
-// guestagent.io/node=<node>); commands of other nodes are ignored anyway.
+// SetupWithManager registers the executor: a startup sweep runnable and the dispatcher, which
+// queues this node's commands from the manager's GuestAgentCommand informer and executes them
+// with MaxConcurrent workers. The manager's cache must be scoped to this node's commands (see
+// CacheByObject); commands of other nodes are ignored anyway.
 func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
 	if e.APIReader == nil {
 		e.APIReader = mgr.GetAPIReader()
@@ -99,11 +117,7 @@ func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(sweepRunnable{e}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("agentd-executor").
-		For(&gav1.GuestAgentCommand{}, builder.WithPredicates(predicate.NewPredicateFuncs(e.mine))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: e.MaxConcurrent}).
-		Complete(e)
+	return mgr.Add(dispatcher{e: e, cache: mgr.GetCache(), log: mgr.GetLogger().WithName("executor")})
 }
 
 // setDefaults fills the zero options and the claim bookkeeping.
@@ -114,8 +128,14 @@ func (e *Executor) setDefaults() {
 	if e.MaxConcurrent == 0 {
 		e.MaxConcurrent = 4
 	}
+	if e.TargetReuse == 0 {
+		e.TargetReuse = 2 * time.Second
+	}
 	e.swept = make(chan struct{})
+	e.queue = newFairQueue()
 	e.claimed = map[types.UID]time.Time{}
+	e.targets = map[types.NamespacedName]targetRead{}
+	e.failures = map[types.NamespacedName]int{}
 }
 
 // mine reports whether the controller scheduled the command to this node (status.nodeName, which
@@ -296,10 +316,7 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if e.pastDeadline(cmd) {
 		return ctrl.Result{}, nil // the controller fails it; never start late
 	}
-	// An uncached read: fresh history for the at-most-once check, and no informer holding every
-	// full status of the node in memory (commands are rare; statuses are many and large).
-	target := &gav1.GuestAgentStatus{}
-	err := e.APIReader.Get(ctx, types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}, target)
+	target, err := e.target(ctx, cmd)
 	if apierrors.IsNotFound(err) {
 		// Not (or no longer) on this node: the controller re-targets it.
 		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
@@ -309,6 +326,7 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	uuid := target.Spec.DomainUUID
 	if cmd.Status.DomainUUID != "" && cmd.Status.DomainUUID != uuid {
+		e.forgetTarget(cmd)
 		return ctrl.Result{}, e.complete(ctx, cmd, false, gav1.ReasonDomainNotFound,
 			fmt.Sprintf("target %s now names domain %s, not %s", cmd.Spec.Target, uuid, cmd.Status.DomainUUID), nil)
 	}
@@ -343,12 +361,66 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		} else if errors.Is(xerr, context.DeadlineExceeded) {
 			reason = gav1.ReasonAgentTimeout
 		}
+		if reason == gav1.ReasonDomainNotFound {
+			e.forgetTarget(cmd) // the domain left: read the target again for the next command
+		}
 		return ctrl.Result{}, e.complete(ctx, cmd, false, reason, xerr.Error(), res.Agents)
 	}
+	executed := gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action, Time: metav1.NewTime(e.Now())}
+	e.executedOn(cmd, executed)
 	if e.History != nil {
-		e.History.RecordExecuted(uuid, gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action, Time: metav1.NewTime(e.Now())})
+		e.History.RecordExecuted(uuid, executed)
 	}
 	return ctrl.Result{}, e.complete(ctx, cmd, true, gav1.ReasonCompleted, res.Message, res.Agents)
+}
+
+// target returns cmd's target GuestAgentStatus, read uncached (fresh history for the
+// at-most-once check, and no informer holding every full status of the node in memory). A read
+// younger than TargetReuse is reused, with the commands this executor executed since added to its
+// history; the commands of one target run one at a time, so a burst of them costs one read.
+func (e *Executor) target(ctx context.Context, cmd *gav1.GuestAgentCommand) (*gav1.GuestAgentStatus, error) {
+	key := types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}
+	now := e.Now()
+	e.mu.Lock()
+	for k, r := range e.targets {
+		if now.Sub(r.at) >= e.TargetReuse || now.Before(r.at) {
+			delete(e.targets, k)
+		}
+	}
+	r, ok := e.targets[key]
+	e.mu.Unlock()
+	if ok {
+		return r.gas, nil
+	}
+	gas := &gav1.GuestAgentStatus{}
+	if err := e.APIReader.Get(ctx, key, gas); err != nil {
+		return nil, err
+	}
+	if e.TargetReuse > 0 {
+		e.mu.Lock()
+		e.targets[key] = targetRead{gas: gas, at: now}
+		e.mu.Unlock()
+	}
+	return gas, nil
+}
+
+// executedOn adds an executed command to the reused read of cmd's target, if any.
+func (e *Executor) executedOn(cmd *gav1.GuestAgentCommand, ec gav1.ExecutedCommand) {
+	key := types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r, ok := e.targets[key]; ok {
+		gas := r.gas.DeepCopy()
+		gas.Status.ExecutedCommands = append(gas.Status.ExecutedCommands, ec)
+		e.targets[key] = targetRead{gas: gas, at: r.at}
+	}
+}
+
+// forgetTarget drops the reused read of cmd's target.
+func (e *Executor) forgetTarget(cmd *gav1.GuestAgentCommand) {
+	e.mu.Lock()
+	delete(e.targets, types.NamespacedName{Namespace: cmd.Namespace, Name: cmd.Spec.Target})
+	e.mu.Unlock()
 }
 
 // claimInAPI marks cmd Running and claimed by this incarnation: an optimistic-locked status update

@@ -249,3 +249,56 @@ func TestReconcileLeavesCommand(t *testing.T) {
 		t.Errorf("the guest was reached: %v", r.qga.Calls())
 	}
 }
+
+// countingReader counts the uncached reads of GuestAgentStatuses.
+type countingReader struct {
+	client.Reader
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*gav1.GuestAgentStatus); ok {
+		c.mu.Lock()
+		c.reads++
+		c.mu.Unlock()
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A burst of commands of one target costs one read of the target; the read knows the commands
+// executed since, so a re-created command is not executed again; after TargetReuse it is read again.
+func TestTargetReadReused(t *testing.T) {
+	r := newRig(t, up, absent)
+	reader := &countingReader{Reader: r.c}
+	r.e.APIReader = reader
+	now := created.Add(time.Second)
+	r.e.Now = func() time.Time { return now }
+	spec := gav1.GuestAgentCommandSpec{Action: gav1.ActionPing, Agent: gav1.AgentAuto}
+	for _, name := range []string{"c1", "c2", "c3"} {
+		if _, got := r.reconcile(t, r.command(t, name, spec)); got.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("%s: %s %s", name, got.Status.Phase, got.Status.Reason)
+		}
+	}
+	if reader.reads != 1 || len(r.qga.Calls()) != 3 {
+		t.Fatalf("%d target reads and %d guest calls for 3 commands, want 1 and 3", reader.reads, len(r.qga.Calls()))
+	}
+	// c1 deleted and re-created with the same spec (the fake recorder never writes the history).
+	old := &gav1.GuestAgentCommand{}
+	NewWithT(t).Expect(r.c.Get(context.Background(), client.ObjectKey{Namespace: testNS, Name: "c1"}, old)).To(Succeed())
+	NewWithT(t).Expect(r.c.Delete(context.Background(), old)).To(Succeed())
+	again := &gav1.GuestAgentCommand{ObjectMeta: metav1.ObjectMeta{Name: "c1", Namespace: testNS, UID: "c1-uid-2",
+		CreationTimestamp: metav1.NewTime(created)}, Spec: spec}
+	again.Spec.Target = "vm1"
+	NewWithT(t).Expect(r.c.Create(context.Background(), again)).To(Succeed())
+	again.Status = gav1.GuestAgentCommandStatus{Phase: gav1.PhaseScheduled, NodeName: testNode}
+	NewWithT(t).Expect(r.c.Status().Update(context.Background(), again)).To(Succeed())
+	if _, got := r.reconcile(t, again); got.Status.Reason != gav1.ReasonAlreadyExecuted || len(r.qga.Calls()) != 3 {
+		t.Fatalf("re-created c1: %s %s after %d guest calls, want AlreadyExecuted and 3", got.Status.Phase, got.Status.Reason, len(r.qga.Calls()))
+	}
+	now = now.Add(r.e.TargetReuse)
+	r.reconcile(t, r.command(t, "c4", spec))
+	if reader.reads != 2 {
+		t.Errorf("%d target reads after TargetReuse, want 2", reader.reads)
+	}
+}

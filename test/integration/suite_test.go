@@ -144,12 +144,23 @@ func startNode(t testing.TB, nodeName string, qga *servicefake.QGA, doms ...virt
 // startNodeWithConfig is startNode with agentd's own client configuration (e.g. a wrapped transport).
 func startNodeWithConfig(t testing.TB, restCfg *rest.Config, nodeName string, qga *servicefake.QGA, doms ...virt.Domain) *node {
 	t.Helper()
+	return startNodeTuned(t, restCfg, nodeName, qga, func(cfg *config.Config) {
+		cfg.PublishMinInterval.Duration = 20 * time.Millisecond
+		cfg.QPS, cfg.Burst = 50, 100
+	}, doms...)
+}
+
+// startNodeTuned starts an agentd whose configuration is agentd's defaults (node, namespace,
+// metrics and health ports set for tests) changed by tune.
+func startNodeTuned(t testing.TB, restCfg *rest.Config, nodeName string, qga *servicefake.QGA, tune func(*config.Config), doms ...virt.Domain) *node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.NodeName = nodeName
 	cfg.DefaultNamespace = defaultNS
 	cfg.MetricsAddr, cfg.HealthAddr = "0", "0"
-	cfg.PublishMinInterval.Duration = 20 * time.Millisecond
-	cfg.QPS, cfg.Burst = 50, 100
+	if tune != nil {
+		tune(&cfg)
+	}
 	if qga == nil {
 		qga = servicefake.NewQGA()
 	}
