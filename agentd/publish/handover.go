@@ -55,8 +55,9 @@ func (p *Publisher) mayTakeOver(e *entry, obj *v1alpha1.GuestAgentStatus) bool {
 }
 
 // awaitRelease records that the object of e names node from, which has not released it (refused
-// is nil), or that the API server refused the take-over (refused says why). The first of a streak
-// is logged; the object is read again with backoff.
+// is nil), or that the API server refused the take-over or reclaim (refused says why): from then
+// on the object is only read, with backoff, until from released it. The first of a streak is
+// logged.
 func (p *Publisher) awaitRelease(e *entry, from string, refused error) error {
 	if e.handoverWaits == 0 {
 		kv := []any{"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", from}
@@ -66,11 +67,12 @@ func (p *Publisher) awaitRelease(e *entry, from string, refused error) error {
 			p.log.Info("GuestAgentStatus names another node that has not released it; waiting for the release", kv...)
 		}
 	}
-	if e.handover == handoverNone {
-		e.handover = handoverAwait
-	}
+	// A refused reclaim is not tried again: like an adoption, it waits for a release.
+	e.handover = handoverAwait
 	e.handoverWaits++
 	releaseWaits.Inc()
+	// Upserts in between (the guest's data changes) do not read it again before that either.
+	e.notBefore = p.opts.Clock().Add(releaseWait(e.handoverWaits))
 	return errAwaitRelease
 }
 
