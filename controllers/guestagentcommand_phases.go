@@ -157,7 +157,7 @@ func (r *GuestAgentCommandReconciler) reconcileTarget(ctx context.Context, s *co
 	cmd.Status.NodeName = node
 	cmd.Status.DomainUUID = gas.Spec.DomainUUID
 	cmd.Status.Phase = gav1.PhaseScheduled
-	cmd.Status.Message = msg
+	cmd.Status.Reason, cmd.Status.Message = gav1.ReasonScheduled, msg
 	s.setCondition(gav1.ConditionAccepted, metav1True, gav1.ReasonScheduled, msg)
 	s.setCondition(gav1.ConditionSucceeded, unknown, gav1.ReasonScheduled, "Waiting for agentd on node "+node+" to run the command")
 	s.event(corev1.EventTypeNormal, gav1.ReasonScheduled, "Schedule", msg)
