@@ -39,6 +39,9 @@ var errConflict = errors.New("object changed concurrently")
 type GuestAgentCommandReconciler struct {
 	// Client reads from the manager's cache and writes to the apiserver.
 	Client client.Client
+	// APIReader reads Nodes live (only when a target names another node than its command's
+	// without a release); nil means Client.
+	APIReader client.Reader
 	// Recorder emits events.k8s.io Events.
 	Recorder events.EventRecorder
 	// Clock tells the time; nil means the real clock.

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
+	"guestagent.io/operator/internal/testenv"
 )
 
 // TestCommandLifecycle walks a command through Pending → Scheduled → Running → Succeeded with
@@ -268,7 +269,6 @@ func TestCommandTTL(t *testing.T) {
 // unclaimed, and never moves a claimed (Running) command.
 func TestCommandRetargetAfterMigration(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	ns := newNamespace(t)
 	nodeA, nodeB, nodeC := nodeName("node-a"), nodeName("node-b"), nodeName("node-c")
 	gas := createStatus(t, ns, "vm-1", nodeA)
@@ -277,15 +277,7 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 	scheduled := waitPhase(t, key, gav1.PhaseScheduled)
 	g.Expect(scheduled.Status.NodeName).To(Equal(nodeA))
 
-	migrate := func(node string) {
-		t.Helper()
-		ensureNode(t, node)
-		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(gas), gas)).To(Succeed())
-		gas.Spec.NodeName = node
-		gas.Labels[gav1.LabelNode] = node
-		g.Expect(k8s.Update(ctx, gas)).To(Succeed())
-	}
-	migrate(nodeB)
+	migrate(t, gas, nodeB)
 	g.Eventually(func(g Gomega) {
 		c := getCommand(g, key)
 		g.Expect(c.Status.NodeName).To(Equal(nodeB))
@@ -294,7 +286,7 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
 
 	claimed := claim(t, key)
-	migrate(nodeC)
+	migrate(t, gas, nodeC)
 	g.Consistently(func(g Gomega) {
 		c := getCommand(g, key)
 		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseRunning))
@@ -302,6 +294,79 @@ func TestCommandRetargetAfterMigration(t *testing.T) {
 		g.Expect(c.ResourceVersion).To(Equal(claimed.ResourceVersion))
 	}).WithTimeout(2 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 	expectEventsOnce(t, ns, cmd.Name, gav1.ReasonScheduled, "Retargeted")
+}
+
+// migrate hands gas over to node the way agentd does: the agentd of the node it names releases it
+// (status.release), then the destination's agentd relabels it.
+func migrate(t *testing.T, gas *gav1.GuestAgentStatus, node string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ensureNode(t, node)
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(gas), gas)).To(Succeed())
+	gas.Status.Release = &gav1.StatusRelease{NodeName: gas.Spec.NodeName, Time: metav1.Now().Rfc3339Copy()}
+	g.Expect(k8s.Status().Update(ctx, gas)).To(Succeed())
+	takeOver(t, gas, node)
+}
+
+// takeOver relabels gas to node, released or not.
+func takeOver(t *testing.T, gas *gav1.GuestAgentStatus, node string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ensureNode(t, node)
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(gas), gas)).To(Succeed())
+	gas.Spec.NodeName = node
+	gas.Labels[gav1.LabelNode] = node
+	g.Expect(k8s.Update(ctx, gas)).To(Succeed())
+}
+
+// TestCommandNotRetargetedToHijacker: a node that takes the target over without a release by the
+// node the command is scheduled to (which still exists) does not get the command; a Warning Event
+// says so once. A later legitimate hand-over, or the scheduled node's Node object going away,
+// moves the command.
+func TestCommandNotRetargetedToHijacker(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	nodeA, nodeB, nodeC := nodeName("node-a"), nodeName("node-b"), nodeName("node-c")
+	gas := createStatus(t, ns, "vm-1", nodeA)
+	cmd := createCommand(t, ns, "reboot-hijacked", rebootSpec(gas.Name))
+	key := client.ObjectKeyFromObject(cmd)
+	waitPhase(t, key, gav1.PhaseScheduled)
+
+	takeOver(t, gas, nodeB) // no release by node-a
+	g.Eventually(func(g Gomega) {
+		g.Expect(eventCount(commandEvents(g, ns, cmd.Name), ReasonRetargetRefused)).To(Equal(1))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		c := getCommand(g, key)
+		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseScheduled))
+		g.Expect(c.Status.NodeName).To(Equal(nodeA))
+	}).WithTimeout(2 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	// node-a takes its object back (the rightful agentd's reclaim), then releases it for real.
+	takeOver(t, gas, nodeA)
+	migrate(t, gas, nodeC)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getCommand(g, key).Status.NodeName).To(Equal(nodeC))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
+
+	// The Node object of node-c is deleted: its agentd can release nothing, the take-over counts.
+	cmd2 := createCommand(t, ns, "reboot-node-gone", rebootSpec(gas.Name))
+	key2 := client.ObjectKeyFromObject(cmd2)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getCommand(g, key2).Status.NodeName).To(Equal(nodeC))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
+	nodeD := nodeName("node-d")
+	takeOver(t, gas, nodeD) // refused while node-c exists
+	g.Eventually(func(g Gomega) {
+		g.Expect(eventCount(commandEvents(g, ns, cmd2.Name), ReasonRetargetRefused)).To(Equal(1))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
+	g.Expect(k8s.Delete(ctx, testenv.Node(nodeC))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getCommand(g, key2).Status.NodeName).To(Equal(nodeD))
+	}).WithTimeout(timeout).WithPolling(poll).Should(Succeed())
 }
 
 // TestCommandTerminalSticky: the apiserver refuses to flip a terminal phase, and the controller

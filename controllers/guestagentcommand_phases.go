@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -166,7 +167,11 @@ func (r *GuestAgentCommandReconciler) reconcileTarget(ctx context.Context, s *co
 
 // reconcileRetarget follows a migrated domain: a Scheduled command that no agentd has claimed yet
 // is scheduled to the target's new node (status.nodeName). The status write is optimistically
-// locked, so it never overrides agentd's claim (which moves the phase to Running).
+// locked, so it never overrides agentd's claim (which moves the phase to Running). It follows only
+// a legitimate hand-over: the node the command is scheduled to released the target
+// (status.release names it) or its Node object is gone. A node that took the target over without
+// that cannot draw the command to itself (and fake its outcome): the command stays where it is
+// and a Warning Event says why.
 func (r *GuestAgentCommandReconciler) reconcileRetarget(ctx context.Context, s *commandScope) (ctrl.Result, error) {
 	cmd := s.cmd
 	if cmd.Status.Phase != gav1.PhaseScheduled {
@@ -186,6 +191,22 @@ func (r *GuestAgentCommandReconciler) reconcileRetarget(ctx context.Context, s *
 	if node == from {
 		return ctrl.Result{}, nil
 	}
+	ok, err := r.handedOver(ctx, gas, from)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !ok {
+		msg := fmt.Sprintf("Target %s names node %s, but node %s did not release it and still exists; "+
+			"the command stays scheduled to node %s", gas.Name, node, from, from)
+		if s.before.Status.Message != msg { // once per take-over
+			ctrl.LoggerFrom(ctx).Info("Not re-targeting command to a node that took its target over without a release",
+				"fromNode", from, "toNode", node, "guestAgentStatus", klog.KObj(gas))
+			cmd.Status.Message = msg
+			s.event(corev1.EventTypeWarning, ReasonRetargetRefused, "Schedule", msg)
+		}
+		// Looked at again: the Node may go away, which no watch of this controller reports.
+		return ctrl.Result{RequeueAfter: r.targetBackoff(s)}, nil
+	}
 	ctrl.LoggerFrom(ctx).Info("Re-targeting command to the domain's new node", "fromNode", from, "toNode", node)
 	msg := fmt.Sprintf("Scheduled to node %s for domain %s (re-targeted from node %s)", node, gas.Spec.DomainUUID, from)
 	cmd.Status.NodeName = node
@@ -194,6 +215,24 @@ func (r *GuestAgentCommandReconciler) reconcileRetarget(ctx context.Context, s *
 	s.setCondition(gav1.ConditionSucceeded, unknown, gav1.ReasonScheduled, "Waiting for agentd on node "+node+" to run the command")
 	s.event(corev1.EventTypeNormal, "Retargeted", "Schedule", msg)
 	return ctrl.Result{}, nil
+}
+
+// ReasonRetargetRefused is the reason of the Warning Event of a Scheduled command whose target was
+// taken over by another node without a release.
+const ReasonRetargetRefused = "RetargetRefused"
+
+// handedOver reports whether gas, which names another node than from, was handed over by from:
+// from's agentd released it, or the Node from is gone (its agentd can release nothing).
+func (r *GuestAgentCommandReconciler) handedOver(ctx context.Context, gas *gav1.GuestAgentStatus, from string) (bool, error) {
+	if rel := gas.Status.Release; rel != nil && rel.NodeName == from {
+		return true, nil
+	}
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	exists, err := nodeExists(ctx, reader, from)
+	return !exists, err
 }
 
 // getTarget returns the command's target from its own namespace, or nil if there is none. A

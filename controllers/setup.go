@@ -46,6 +46,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	cmdR := &GuestAgentCommandReconciler{
 		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
 		Recorder:   mgr.GetEventRecorder(EventRecorderName),
 		Clock:      o.Clock,
 		DefaultTTL: o.CommandDefaultTTL,

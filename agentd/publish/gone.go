@@ -24,9 +24,11 @@ const ownerRetry = 2 * time.Second
 //
 // The publisher re-reads the object if it still publishes that domain into that very object
 // (same UID): a missing object is created again at once with its latest status and its history of
-// executed commands; one adopted by another node is left to it; one whose labels were edited is
-// taken back. Deletions the publisher made itself and objects replaced since are ignored. Safe
-// for concurrent use; it returns at once.
+// executed commands; one adopted by another node after this node released it is left to it; one
+// whose labels were edited is taken back, and so is one another node took over although this
+// node never released it (with a Warning Event and guestagent_agentd_status_taken_over_total).
+// Deletions the publisher made itself and objects replaced since are ignored. Safe for concurrent
+// use; it returns at once.
 func (p *Publisher) ObjectDeleted(uuid string, uid types.UID) {
 	if uid != "" {
 		p.watchReport(uuid, func(e *entry) { e.gone = uid })
@@ -143,10 +145,7 @@ func (p *Publisher) recheckLost(ctx context.Context, e *entry, d *Desired) (bool
 	case err != nil:
 		return false, fmt.Errorf("re-reading GuestAgentStatus %s/%s after it went missing: %w", e.ns, e.name, err)
 	case obj.Spec.NodeName != p.opts.NodeName:
-		e.on(evOtherNode)
-		e.checkedAt = p.opts.Clock()
-		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
-			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		p.lostTo(e, &obj, d) // taken back by adopt() unless this node released it
 	default:
 		p.learn(e, &obj, d) // labels or owner edited: adopt() puts them back; a status edited: re-applied
 	}

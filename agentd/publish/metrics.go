@@ -23,6 +23,14 @@ var (
 		Name: "guestagent_agentd_publish_queue_depth",
 		Help: "Domains waiting in the publisher's work queue.",
 	})
+	takenOver = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "guestagent_agentd_status_taken_over_total",
+		Help: "GuestAgentStatus objects of domains running on this node that another node took over without a release (agentd takes them back).",
+	})
+	releaseWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "guestagent_agentd_status_release_waits_total",
+		Help: "Re-reads of a GuestAgentStatus that names another node which has not released it yet (or whose take-over was refused).",
+	})
 	heldObjects = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "guestagent_agentd_publish_held_for_api",
 		Help: "Domains whose status write waits for an unavailable API server (0 when it answers).",
@@ -32,7 +40,7 @@ var (
 // MustRegister registers the publisher's collectors with reg. Call it once per process (for
 // example with controller-runtime's metrics.Registry); it panics on a duplicate registration.
 func MustRegister(reg prometheus.Registerer) {
-	reg.MustRegister(statusWrites, skippedUnchanged, queueDepth, heldObjects)
+	reg.MustRegister(statusWrites, skippedUnchanged, queueDepth, heldObjects, takenOver, releaseWaits)
 }
 
 func writeResult(err error) string {

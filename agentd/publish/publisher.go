@@ -207,6 +207,10 @@ type entry struct {
 	listedAs   Listed
 	changedUID types.UID // set by ObjectChanged (under Publisher.mu): the watch saw this version
 	changedRV  string
+
+	releaseGen    uint64   // the gen of Release (under Publisher.mu): release instead of delete
+	handover      handover // the object names another node: waiting for its release, or reclaiming
+	handoverWaits int      // re-reads while waiting for the release, for the log and the backoff
 }
 
 // New validates opts and returns a Publisher. Call Run to start writing.
@@ -446,6 +450,9 @@ func (p *Publisher) finish(ctx context.Context, uuid string, e *entry, gen uint6
 		p.mu.Unlock()
 		p.passProbe(uuid)
 	case ctx.Err() != nil:
+	case errors.Is(err, errAwaitRelease):
+		p.passProbe(uuid)
+		p.queue.AddAfter(uuid, releaseWait(e.handoverWaits))
 	case errors.Is(err, errStartupHeld):
 		// Checked again when the grace ends; a newer Upsert is synced at once meanwhile.
 		p.queue.AddAfter(uuid, max(p.runAt.Add(p.opts.StartupGrace).Sub(p.opts.Clock()), time.Millisecond))

@@ -156,9 +156,12 @@ func (p *Publisher) learn(e *entry, obj *v1alpha1.GuestAgentStatus, d *Desired) 
 	e.ns, e.name = obj.Namespace, obj.Name
 	e.rv, e.uid = obj.ResourceVersion, obj.UID
 	e.applied = obj.Status.DeepCopy()
+	e.applied.Release = nil // not agentd's to apply (FieldOwnerAgentdRelease)
 	normalizeTimes(e.applied)
 	e.domainName = obj.Spec.DomainName
-	if p.namesThisNode(obj) && p.hasOwner(obj) && obj.Spec.DomainName == specDomainName(d) {
+	// A release marker of this node on an object naming it: the domain is back, adopt() removes it.
+	if p.namesThisNode(obj) && p.hasOwner(obj) && obj.Spec.DomainName == specDomainName(d) &&
+		!releasedBy(obj, p.opts.NodeName) {
 		e.on(evFound)
 	} else {
 		e.on(evFoundStale)
@@ -251,26 +254,41 @@ func (p *Publisher) adopt(ctx context.Context, e *entry, d *Desired) error {
 	}
 	var obj v1alpha1.GuestAgentStatus
 	if err := p.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, &obj); err != nil {
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) { // e.g. the other node deleted it: created next time
 			e.on(evMissing)
+			e.handover, e.handoverWaits = handoverNone, 0
+			return errRetry
 		}
 		return fmt.Errorf("reading GuestAgentStatus %s/%s for adoption: %w", e.ns, e.name, err)
 	}
 	previous := obj.Spec.NodeName
+	takeOver := previous != p.opts.NodeName
+	if takeOver && !p.mayTakeOver(e, &obj) {
+		return p.awaitRelease(e, previous, nil)
+	}
 	p.desiredMeta(&obj, d, owner)
 	err = p.write(ctx, e, func() error {
 		return p.opts.Client.Update(ctx, &obj, client.FieldOwner(v1alpha1.FieldOwnerAgentd))
 	})
-	if err != nil {
-		if isConflict(err) {
-			return errRetry
-		}
+	switch {
+	case isConflict(err):
+		return errRetry
+	case takeOver && apierrors.IsForbidden(err): // the admission policy: not released after all
+		return p.awaitRelease(e, previous, err)
+	case err != nil:
 		return fmt.Errorf("adopting GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
 	}
+	if releasedBy(&obj, p.opts.NodeName) {
+		if err := p.unrelease(ctx, e, &obj); err != nil {
+			return err
+		}
+	}
+	reclaimed := e.handover == handoverReclaim
+	e.handover, e.handoverWaits = handoverNone, 0
 	p.learn(e, &obj, d)
-	if previous != p.opts.NodeName {
+	if takeOver {
 		p.log.Info("Adopted GuestAgentStatus", "guestAgentStatus", klog.KRef(e.ns, e.name),
-			"domainUUID", d.Domain.UUID, "previousNode", previous)
+			"domainUUID", d.Domain.UUID, "previousNode", previous, "reclaimed", reclaimed)
 	}
 	return nil
 }
@@ -449,10 +467,9 @@ func (p *Publisher) refresh(ctx context.Context, e *entry, d *Desired) error {
 		return fmt.Errorf("re-reading GuestAgentStatus %s/%s: %w", e.ns, e.name, err)
 	}
 	if obj.Spec.NodeName != p.opts.NodeName {
-		e.on(evOtherNode)
-		e.checkedAt = p.opts.Clock()
-		p.log.Info("GuestAgentStatus was adopted by another node; not writing it",
-			"guestAgentStatus", klog.KRef(e.ns, e.name), "domainUUID", e.uuid, "otherNode", obj.Spec.NodeName)
+		if p.lostTo(e, &obj, d) {
+			return errRetry // adopt() takes it back
+		}
 		return nil
 	}
 	p.learn(e, &obj, d)
@@ -464,9 +481,22 @@ func (p *Publisher) syncRemoved(ctx context.Context, e *entry, gen uint64) error
 	if e.state == stSeeded {
 		e.ns, e.name = e.seedObj.Namespace, e.seedObj.Name
 	}
+	p.mu.Lock()
+	release, d := e.releaseGen == gen, e.desired
+	p.mu.Unlock()
 	prev := e.state
-	if e.on(evCleanup) == actDelete {
-		if err := p.deleteOwned(ctx, e); err != nil {
+	located := e.state == stSeeded || e.state.located()
+	if release && !located && d != nil { // released before its first sync: the object may exist
+		located = true
+		e.ns, e.name = p.target(d)
+	}
+	if located {
+		e.on(evCleanup)
+		remove := p.deleteOwned
+		if release {
+			remove = p.releaseObject
+		}
+		if err := remove(ctx, e); err != nil {
 			e.state = prev
 			return err
 		}

@@ -78,6 +78,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.RebootParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ShutdownParams"):
 		return &apiv1alpha1.ShutdownParamsApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("StatusRelease"):
+		return &apiv1alpha1.StatusReleaseApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("TruncationCounts"):
 		return &apiv1alpha1.TruncationCountsApplyConfiguration{}
 

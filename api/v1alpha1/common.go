@@ -15,6 +15,11 @@ const (
 
 	// FieldOwnerAgentd is the server-side apply field manager of agentd.
 	FieldOwnerAgentd = "agentd"
+	// FieldOwnerAgentdRelease is the field manager by which agentd writes (and removes) the
+	// release marker status.release of a GuestAgentStatus. It owns nothing else, so the status
+	// applies of FieldOwnerAgentd, which omit the marker, never remove it, and an apply by this
+	// manager never touches the rest of the status.
+	FieldOwnerAgentdRelease = "agentd-release"
 	// FieldOwnerController is the field manager of the controller manager.
 	FieldOwnerController = "guestagent-controller"
 )

@@ -201,6 +201,31 @@ type GuestAgentStatusStatus struct {
 	// +listMapKey=key
 	// +kubebuilder:validation:MaxItems=32
 	ExecutedCommands []ExecutedCommand `json:"executedCommands,omitempty"`
+
+	// release is the hand-over marker of a live migration: agentd on the node the object names
+	// sets it when the domain left that node by migration, before or while the destination
+	// adopts the object. The object is released (another node's agentd may take it over) only
+	// while release.nodeName equals spec.nodeName; the admission policy refuses any other
+	// take-over by an agentd. agentd writes it with its own field manager
+	// (FieldOwnerAgentdRelease), and removes it when the domain comes back to the releasing node
+	// before anyone adopted it. After an adoption it stays as the record of where the object came
+	// from (the controller moves pending commands only along such a hand-over), until the next
+	// release replaces it.
+	// +optional
+	Release *StatusRelease `json:"release,omitempty"`
+}
+
+// StatusRelease records that the agentd of a node released a GuestAgentStatus.
+type StatusRelease struct {
+	// nodeName is the node whose agentd released the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	NodeName string `json:"nodeName"`
+
+	// time is when the domain left that node.
+	// +required
+	Time metav1.Time `json:"time"`
 }
 
 // DomainRunState is the libvirt run state of a domain.

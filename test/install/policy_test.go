@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -135,6 +136,7 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 	grantAgentdRole(t, sa)
 
 	agentdA := impersonate(t, user, "node-a")  // agentd on node-a
+	agentdB := impersonate(t, user, "node-b")  // agentd on node-b
 	noNode := impersonate(t, user, "")         // agentd's account, token not bound to a node
 	other := impersonate(t, user+"-other", "") // another account with the same RBAC
 	grantAgentdRole(t, sa+"-other")
@@ -145,7 +147,8 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 	ofB := gas(p+"of-b", "node-b", "node-b")
 	toRelabel := gas(p+"relabel", "node-a", "node-a")
 	migrating := gas(p+"migrating", "node-b", "node-b")
-	for _, o := range []client.Object{ofB, toRelabel, migrating} {
+	staleRelease := gas(p+"stale-release", "node-b", "node-b")
+	for _, o := range []client.Object{ofB, toRelabel, migrating, staleRelease} {
 		mustCreate(t, o)
 	}
 	// Commands are bound to a node by status.nodeName (the controller's); the label is the
@@ -184,7 +187,8 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 			patch := client.RawPatch("application/merge-patch+json", []byte(`{"status":{"fqdn":"web-1.example"}}`))
 			return agentdA.Status().Patch(ctx, ownA, patch)
 		}},
-		{"adopt a status migrating from node-b", func() error {
+		{"node-b releases its own status", func() error { return release(ctx, agentdB, migrating, "node-b") }},
+		{"adopt a status node-b released", func() error {
 			return retryOnConflict(ctx, agentdA, migrating, func() {
 				migrating.Labels[gav1.LabelNode] = "node-a"
 				migrating.Spec.NodeName = "node-a"
@@ -248,6 +252,17 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 			return agentdA.Update(ctx, o)
 		}},
 		{"delete other-node status", func() error { return agentdA.Delete(ctx, fresh(ctx, t, ofB)) }},
+		{"take over a status node-b did not release", func() error {
+			o := fresh(ctx, t, ofB)
+			o.Labels[gav1.LabelNode], o.Spec.NodeName = "node-a", "node-a"
+			return agentdA.Update(ctx, o)
+		}},
+		{"take over a status whose release names another node than its own", func() error {
+			o := fresh(ctx, t, staleRelease)
+			o.Labels[gav1.LabelNode], o.Spec.NodeName = "node-a", "node-a"
+			return agentdA.Update(ctx, o)
+		}},
+		{"write another node's release marker", func() error { return release(ctx, agentdA, ofB, "node-b") }},
 		{"status update other-node command", func() error {
 			o := fresh(ctx, t, cmdB)
 			o.Status.Message = "claimed"
@@ -291,11 +306,25 @@ func testNodeRestriction(ctx context.Context, t *testing.T, sa string, policy []
 			return noNode.Status().Update(ctx, o)
 		}},
 	}
+	// An administrator's marker naming a node that is not the object's: no release.
+	if err := release(ctx, env.Client, staleRelease, "node-c"); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range denied {
 		if err := c.do(); !isDeniedBy(err, policyName) {
 			t.Errorf("denied: %s: want a denial by %s, got %v", c.name, policyName, err)
 		}
 	}
+}
+
+// release writes the release marker naming node on o, as agentd does (server-side apply of
+// status.release with agentd's release field manager), with client c.
+func release(ctx context.Context, c client.Client, o *gav1.GuestAgentStatus, node string) error {
+	body := fmt.Sprintf(`{"apiVersion":%q,"kind":"GuestAgentStatus","metadata":{"name":%q,"namespace":%q},`+
+		`"status":{"release":{"nodeName":%q,"time":"2026-01-01T00:00:00Z"}}}`, gav1.GroupVersion.String(), o.Name, o.Namespace, node)
+	target := &gav1.GuestAgentStatus{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace}}
+	return c.Status().Patch(ctx, target, client.RawPatch(types.ApplyPatchType, []byte(body)),
+		client.FieldOwner(gav1.FieldOwnerAgentdRelease), client.ForceOwnership)
 }
 
 // isDeniedBy reports whether err is a Forbidden error from the named admission policy (and not,

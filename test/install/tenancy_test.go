@@ -444,6 +444,57 @@ func TestTenantCannotMoveClaimedCommand(t *testing.T) {
 	})
 }
 
+// TestCompromisedNodeCannotTakeOverGuests: with its node-bound token, agentd of node-a cannot
+// take over a GuestAgentStatus of node-b (relabel it, rewrite spec.nodeName) while node-b has not
+// released it, so it cannot draw node-b's pending commands to itself, fake their outcomes or
+// delete the status. Once node-b released the object (the marker agentd writes when the domain
+// migrated away), node-a adopts it and the controller moves the pending command along; node-b
+// cannot take it back on the strength of its old marker.
+func TestCompromisedNodeCannotTakeOverGuests(t *testing.T) {
+	startTenancy(t)
+	g := NewWithT(t)
+	ctx := t.Context()
+	const policy = "t-agentd-node-restriction"
+	nodeA, nodeB := tenancy.agentd["node-a"], tenancy.agentd["node-b"]
+	gas := tenantStatus(t, "vm-hijack-target", "node-b")
+	cmd := tenantCommand(t, g, "ping-hijack", gas.Name, gav1.ActionPing)
+	waitCommand(g, cmd, func(g Gomega, c *gav1.GuestAgentCommand) {
+		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseScheduled))
+		g.Expect(c.Status.NodeName).To(Equal("node-b"))
+	})
+	relabel := func(c client.Client, node string) error {
+		o := fresh(ctx, t, gas)
+		o.Labels[gav1.LabelNode], o.Spec.NodeName = node, node
+		return c.Update(ctx, o)
+	}
+
+	err := relabel(nodeA, "node-a")
+	g.Expect(isDeniedBy(err, policy)).To(BeTrue(), "node-a relabelling node-b's status: %v", err)
+	err = nodeA.Delete(ctx, fresh(ctx, t, gas))
+	g.Expect(isDeniedBy(err, policy)).To(BeTrue(), "node-a deleting node-b's status: %v", err)
+	// Nor can node-a forge node-b's release marker.
+	err = release(ctx, nodeA, gas, "node-b")
+	g.Expect(isDeniedBy(err, policy)).To(BeTrue(), "node-a writing node-b's release marker: %v", err)
+	g.Consistently(func(g Gomega) {
+		c := &gav1.GuestAgentCommand{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(cmd), c)).To(Succeed())
+		g.Expect(c.Status.NodeName).To(Equal("node-b"))
+		g.Expect(fresh(ctx, t, gas).Spec.NodeName).To(Equal("node-b"))
+	}).WithTimeout(2 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	// node-b's agentd releases the object (its domain migrated to node-a): node-a adopts it.
+	g.Expect(release(ctx, nodeB, gas, "node-b")).To(Succeed())
+	g.Expect(relabel(nodeA, "node-a")).To(Succeed())
+	waitCommand(g, cmd, func(g Gomega, c *gav1.GuestAgentCommand) {
+		g.Expect(c.Status.Phase).To(Equal(gav1.PhaseScheduled))
+		g.Expect(c.Status.NodeName).To(Equal("node-a"))
+	})
+	// The marker stays as the record of the hand-over; it no longer lets node-b take the object.
+	g.Expect(fresh(ctx, t, gas).Status.Release).To(HaveField("NodeName", "node-b"))
+	err = relabel(nodeB, "node-b")
+	g.Expect(isDeniedBy(err, policy)).To(BeTrue(), "node-b taking back a status node-a adopted: %v", err)
+}
+
 // TestInvalidSpecIsNotAnOperatorError: a tenant's invalid command ends Failed/InvalidSpec with a
 // Warning Event, and the manager logs nothing at error level about it.
 func TestInvalidSpecIsNotAnOperatorError(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -203,4 +204,45 @@ func TestEditedStatusIsRestored(t *testing.T) {
 		}
 		return nil
 	}).WithTimeout(2 * time.Second).Should(Succeed())
+}
+
+// TestTakenOverStatusIsReclaimed: an agentd of another node (here an administrator acting like
+// one, no admission policy installed) relabels the status of a domain that runs on node-a and
+// that node-a never released. node-a's status watch sees the object leave its selection and
+// takes the same object back within seconds (not after the foreign re-check interval), with a
+// Warning Event on it.
+func TestTakenOverStatusIsReclaimed(t *testing.T) {
+	ctx := context.Background()
+	d, gas := quietGuest(t, "node-a", "dddddddd-0000-4000-8000-0000000000a1", "taken-over")
+	gas.Labels[gav1.LabelNode], gas.Spec.NodeName = "node-b", "node-b"
+	if err := env.Client.Update(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	NewWithT(t).Eventually(func() error {
+		g, err := getGAS(ctx, defaultNS, d.UUID)
+		switch {
+		case err != nil:
+			return err
+		case g.UID != gas.UID:
+			return fmt.Errorf("re-created (uid %s → %s) instead of taken back", gas.UID, g.UID)
+		case g.Spec.NodeName != "node-a" || g.Labels[gav1.LabelNode] != "node-a":
+			return fmt.Errorf("node %q / label %q", g.Spec.NodeName, g.Labels[gav1.LabelNode])
+		}
+		return nil
+	}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	t.Logf("taken back %v after the take-over", time.Since(taken).Round(time.Millisecond))
+	NewWithT(t).Eventually(func() (int, error) {
+		var list eventsv1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(defaultNS)); err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, e := range list.Items {
+			if e.Regarding.Name == gas.Name && e.Reason == "TakenOverWithoutRelease" && e.Type == corev1.EventTypeWarning {
+				n++
+			}
+		}
+		return n, nil
+	}).WithTimeout(10 * time.Second).Should(Equal(1))
 }

@@ -318,6 +318,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: qemuAgent
       type:
         namedType: io.guestagent.operator.api.v1alpha1.QemuAgentInfo
+    - name: release
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.StatusRelease
     - name: session
       type:
         scalar: string
@@ -562,6 +565,15 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: io.guestagent.operator.api.v1alpha1.ShutdownMode
       default: Powerdown
+- name: io.guestagent.operator.api.v1alpha1.StatusRelease
+  map:
+    fields:
+    - name: nodeName
+      type:
+        scalar: string
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: io.guestagent.operator.api.v1alpha1.TruncationCounts
   map:
     fields:

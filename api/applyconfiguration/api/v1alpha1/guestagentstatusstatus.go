@@ -77,6 +77,16 @@ type GuestAgentStatusStatusApplyConfiguration struct {
 	// executedCommands is a bounded history of the commands executed on this domain, so that a
 	// GuestAgentCommand re-created by a GitOps tool is not executed twice.
 	ExecutedCommands []ExecutedCommandApplyConfiguration `json:"executedCommands,omitempty"`
+	// release is the hand-over marker of a live migration: agentd on the node the object names
+	// sets it when the domain left that node by migration, before or while the destination
+	// adopts the object. The object is released (another node's agentd may take it over) only
+	// while release.nodeName equals spec.nodeName; the admission policy refuses any other
+	// take-over by an agentd. agentd writes it with its own field manager
+	// (FieldOwnerAgentdRelease), and removes it when the domain comes back to the releasing node
+	// before anyone adopted it. After an adoption it stays as the record of where the object came
+	// from (the controller moves pending commands only along such a hand-over), until the next
+	// release replaces it.
+	Release *StatusReleaseApplyConfiguration `json:"release,omitempty"`
 }
 
 // GuestAgentStatusStatusApplyConfiguration constructs a declarative configuration of the GuestAgentStatusStatus type for use with
@@ -300,5 +310,13 @@ func (b *GuestAgentStatusStatusApplyConfiguration) WithExecutedCommands(values .
 		}
 		b.ExecutedCommands = append(b.ExecutedCommands, *values[i])
 	}
+	return b
+}
+
+// WithRelease sets the Release field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Release field is set to the value of the last call.
+func (b *GuestAgentStatusStatusApplyConfiguration) WithRelease(value *StatusReleaseApplyConfiguration) *GuestAgentStatusStatusApplyConfiguration {
+	b.Release = value
 	return b
 }
