@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,6 +165,10 @@ func TestEnsureObjectFollowsTheLifecycle(t *testing.T) {
 		}
 		return o
 	}
+	released := func(o *v1alpha1.GuestAgentStatus, by string) *v1alpha1.GuestAgentStatus {
+		o.Status.Release = &v1alpha1.StatusRelease{NodeName: by, Time: metav1.Now()}
+		return o
+	}
 	cases := []struct {
 		name      string
 		from      objState
@@ -174,19 +179,27 @@ func TestEnsureObjectFollowsTheLifecycle(t *testing.T) {
 		want      objState
 		wantNodes map[client.ObjectKey]string // node named by each object afterwards; "" = absent
 		wantReads int64
+		wantErr   error
 	}{
 		{name: "unknown, nothing there: created", from: stUnknown,
 			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
-		{name: "unknown, another node's object: adopted", from: stUnknown, api: []client.Object{object(target, nodeB)},
+		{name: "unknown, another node's released object: adopted", from: stUnknown,
+			api:  []client.Object{released(object(target, nodeB), nodeB)},
 			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 2},
+		{name: "unknown, another node's object not released: waits", from: stUnknown, api: []client.Object{object(target, nodeB)},
+			want: stMisowned, wantNodes: map[client.ObjectKey]string{target: nodeB}, wantReads: 2, wantErr: errAwaitRelease},
 		{name: "seeded: used without a read", from: stSeeded, seed: object(target, nodeA),
 			want: stOwned, wantNodes: map[client.ObjectKey]string{target: ""}, wantReads: 0},
 		{name: "owned at an old place: moved", from: stOwned, at: old, api: []client.Object{object(old, nodeA)},
 			want: stOwned, wantNodes: map[client.ObjectKey]string{old: "", target: nodeA}, wantReads: 2},
 		{name: "lost and gone: created again", from: stLost, at: target,
 			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 1},
-		{name: "lost to another node: foreign", from: stLost, at: target, api: []client.Object{object(target, nodeB)},
+		{name: "lost to another node after this node released it: foreign", from: stLost, at: target,
+			api:  []client.Object{released(object(target, nodeB), nodeA)},
 			want: stForeign, wantNodes: map[client.ObjectKey]string{target: nodeB}, wantReads: 1},
+		{name: "taken over by another node without a release: taken back", from: stLost, at: target,
+			api:  []client.Object{object(target, nodeB)},
+			want: stOwned, wantNodes: map[client.ObjectKey]string{target: nodeA}, wantReads: 2},
 		{name: "foreign, re-read not due: left alone", from: stForeign, at: target, recheckAt: time.Second,
 			want: stForeign, wantNodes: map[client.ObjectKey]string{target: ""}, wantReads: 0},
 		{name: "foreign, re-read due, gone: created", from: stForeign, at: target, recheckAt: time.Hour,
@@ -214,8 +227,8 @@ func TestEnsureObjectFollowsTheLifecycle(t *testing.T) {
 			dd := d
 			e := &entry{uuid: uuid, desired: &dd, state: tc.from, ns: tc.at.Namespace, name: tc.at.Name, seedObj: tc.seed,
 				checkedAt: clk.now().Add(-tc.recheckAt)}
-			if err := p.ensureObject(context.Background(), e, &dd); err != nil {
-				t.Fatal(err)
+			if err := p.ensureObject(context.Background(), e, &dd); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("ensureObject: %v, want %v", err, tc.wantErr)
 			}
 			if e.state != tc.want || e.state != stForeign && (e.ns != target.Namespace || e.name != target.Name) {
 				t.Errorf("state %s at %s/%s, want %s at %s", e.state, e.ns, e.name, tc.want, target)
