@@ -101,10 +101,7 @@ func TestReleasedDomainComesBack(t *testing.T) {
 	if o.Status.Release != nil || o.Spec.NodeName != nodeA || o.Status.Hostname != "back" {
 		t.Fatalf("after the domain came back: release %+v node %s hostname %q", o.Status.Release, o.Spec.NodeName, o.Status.Hostname)
 	}
-	w := ca.writes.Load()
-	mustUpsert(t, pa, d)
-	settle(t, pa)
-	if n := ca.writes.Load() - w; n != 0 {
+	if n := upsertWrites(t, pa, ca, d); n != 0 {
 		t.Errorf("%d writes for an unchanged status after the marker's removal", n)
 	}
 }

@@ -266,6 +266,15 @@ func startPublisher(t *testing.T, node string, c *countingClient, mods ...func(*
 // quietLogger keeps big tests readable.
 func quietLogger(o *Options) { o.Logger = logr.Discard() }
 
+// upsertWrites upserts d, waits until it is published and returns the writes that cost.
+func upsertWrites(t *testing.T, p *Publisher, c *countingClient, d Desired) int64 {
+	t.Helper()
+	w := c.writes.Load()
+	mustUpsert(t, p, d)
+	settle(t, p)
+	return c.writes.Load() - w
+}
+
 // settle waits until the publisher has published every Upsert/Remove.
 func settle(t testing.TB, p *Publisher) {
 	t.Helper()

@@ -332,10 +332,7 @@ func TestHostileGuestIsAccepted(t *testing.T) {
 	t.Logf("hostile guest: object %d bytes, truncated %+v", len(raw), *s.Truncated)
 
 	// Unchanged hostile data: no further write.
-	w := c.writes.Load()
-	mustUpsert(t, p, d)
-	settle(t, p)
-	if got := c.writes.Load() - w; got != 0 {
+	if got := upsertWrites(t, p, c, d); got != 0 {
 		t.Errorf("unchanged hostile data wrote %d times", got)
 	}
 }
@@ -429,10 +426,7 @@ func TestNamespacePlacementAndOptOut(t *testing.T) {
 	if exists(t, nsDefault, name) {
 		t.Fatal("opted-out domain still published")
 	}
-	w := c.writes.Load()
-	mustUpsert(t, p, d)
-	settle(t, p)
-	if c.writes.Load() != w {
+	if upsertWrites(t, p, c, d) != 0 {
 		t.Error("repeated opt-out wrote")
 	}
 	d.Domain.OptOut = false
