@@ -245,7 +245,9 @@ func TestServiceTimeSync(t *testing.T) {
 			_, out := runService(t, Options{Watcher: w, QGA: q, TimeSync: c.enabled, TimeSyncTimeout: 30 * time.Second})
 			w.Set(d, c.lc)
 			g.Eventually(func() bool { _, ok := out.get(testUUID); return ok }).Should(BeTrue()) // the event was handled
-			settime := func() int { return len(slices.DeleteFunc(q.Calls(), func(s string) bool { return s != "settime "+testUUID })) }
+			settime := func() int {
+				return len(slices.DeleteFunc(q.Calls(), func(s string) bool { return s != "settime "+testUUID }))
+			}
 			if c.want > 0 {
 				g.Eventually(settime).Should(Equal(c.want))
 			}
