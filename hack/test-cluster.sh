@@ -10,10 +10,10 @@ log() { echo "test-cluster: $*" >&2; }
 
 bash hack/images.sh all >/dev/null
 bash hack/envtest-assets.sh --cluster >/dev/null
-before=$(bash hack/cluster.sh fingerprint)
+before=$(bash hack/cluster.sh fingerprint) || { log "cannot read the host's state (hack/cluster.sh fingerprint)"; exit 1; }
 check_host() {
   local after
-  after=$(bash hack/cluster.sh fingerprint)
+  after=$(bash hack/cluster.sh fingerprint) || { log "cannot read the host's state (hack/cluster.sh fingerprint)"; return 1; }
   if [ "$before" != "$after" ]; then
     log "the host differs from before \`up\` after \`down\` ($1):"
     diff <(echo "$before") <(echo "$after") >&2 || true
