@@ -88,6 +88,30 @@ snapshot_host() {
   mv "$SNAP.tmp" "$SNAP"
 }
 
+# empty_new_tables CMD SNAPSHOT: the tables CMD (iptables or ip6tables) has now but the snapshot has
+# not (the kubelet and kube-proxy made them) lose their rules and chains, and their built-in chains
+# accept again: as if they did not exist (restoring the snapshot only rewrites the tables it names).
+empty_new_tables() {
+  local cmd=$1 snap=$2 t c
+  for t in $("$cmd-save" 2>/dev/null | sed -n 's/^\*//p'); do
+    grep -qx "\*$t" "$snap" 2>/dev/null && continue
+    "$cmd" -t "$t" -F && "$cmd" -t "$t" -X || log "could not empty $cmd table $t"
+    for c in $("$cmd-save" -t "$t" 2>/dev/null | sed -n 's/^:\([^ ]*\) \(DROP\|REJECT\).*/\1/p'); do
+      "$cmd" -t "$t" -P "$c" ACCEPT || log "could not reset the policy of $cmd $t $c"
+    done
+  done
+}
+
+# tables_fingerprint: iptables-save output without counters, comments and tables that hold nothing
+# (only built-in chains accepting): an empty table is the same as no table.
+tables_fingerprint() {
+  { grep -v '^#' || true; } | sed -E 's/\[[0-9]+:[0-9]+\]//' | awk '
+    /^\*/ { tbl = $0; buf = $0 "\n"; keep = 0; next }
+    /^COMMIT/ { if (keep) printf "%s%s\n", buf, $0; tbl = ""; next }
+    tbl != "" { buf = buf $0 "\n"; if ($0 !~ /^:[^ ]+ ACCEPT/) keep = 1; next }
+    { print }'
+}
+
 restore_host() {
   [ -d "$SNAP" ] || return 0
   local line k v
@@ -96,7 +120,9 @@ restore_host() {
     [ "$(sysctl -n "$k" 2>/dev/null)" = "$v" ] && continue
     sysctl -q -w "$k=$v" >/dev/null 2>&1 && log "restored sysctl $k=$v" || log "could not restore sysctl $k"
   done <"$SNAP/sysctl"
-  iptables-restore <"$SNAP/iptables" || log "iptables-restore failed"
+  empty_new_tables iptables "$SNAP/iptables"
+  empty_new_tables ip6tables "$SNAP/ip6tables"
+  [ -s "$SNAP/iptables" ] && { iptables-restore <"$SNAP/iptables" || log "iptables-restore failed"; }
   [ -s "$SNAP/ip6tables" ] && { ip6tables-restore <"$SNAP/ip6tables" || log "ip6tables-restore failed"; }
   while IFS= read -r p; do
     [ -e "$p" ] || continue
@@ -341,8 +367,8 @@ fingerprint() {
   local k p
   for k in "${SYSCTLS[@]}"; do echo "sysctl $k=$(sysctl -n "$k" 2>/dev/null || echo absent)"; done
   for p in "${HOST_PATHS[@]}" "$D" "$RUN"; do [ -e "$p" ] && echo "path $p present" || echo "path $p absent"; done
-  iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//'
-  ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//'
+  iptables-save 2>/dev/null | tables_fingerprint
+  ip6tables-save 2>/dev/null | tables_fingerprint
   ip -o link show | awk -F': ' '{print "link " $2}' | sed 's/@.*//' | sort
   awk '{print "mount " $5}' /proc/self/mountinfo | sort
   for p in /sys/fs/cgroup/*/; do find "$p" -maxdepth 1 -mindepth 1 -type d | sed 's/^/cgroup /'; done | sort
