@@ -11,7 +11,8 @@
 //   - lifecycle-event runs the hooks for the event and then answers with completion when a
 //     reply_id was given, except when the hook directory of a known event is missing: the real
 //     agent then fails and never answers; "failure" is ignored;
-//   - set-number-of-cpus with count > 0 is answered with number-of-cpus carrying that count;
+//   - set-number-of-cpus with count > 0 sets the guest's vCPU count (later reports carry it too) and
+//     is answered with number-of-cpus carrying that count;
 //   - echo is answered with an echo carrying the same arguments.
 //
 // Every received command is recorded (Received) so tests can assert what reached the guest and
@@ -641,6 +642,9 @@ func (g *Guest) apply(ctx context.Context, c Command) {
 		}
 	case "set-number-of-cpus":
 		if n, ok := argInt(c.Args["count"]); ok && n > 0 {
+			// The guest has n vCPUs now: its periodic reports say so too (otherwise the next one
+			// would undo the answer before a test could see it).
+			g.SetData(func(d *Data) { d.CPUs = int(n) })
 			_ = g.Send("number-of-cpus", map[string]any{"count": n})
 		}
 	case "echo":
