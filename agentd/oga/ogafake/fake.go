@@ -644,7 +644,7 @@ func (g *Guest) apply(ctx context.Context, c Command) {
 		if n, ok := argInt(c.Args["count"]); ok && n > 0 {
 			// The guest has n vCPUs now: its periodic reports say so too (otherwise the next one
 			// would undo the answer before a test could see it).
-			g.SetData(func(d *Data) { d.CPUs = int(n) })
+			g.SetData(func(d *Data) { d.CPUs = n })
 			_ = g.Send("number-of-cpus", map[string]any{"count": n})
 		}
 	case "echo":
