@@ -96,6 +96,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		reg = crmetrics.Registry
 	}
 
+	pubQPS, pubBurst := cfg.PublishLimits()
 	pub, err := publish.New(publish.Options{
 		NodeName:            cfg.NodeName,
 		DefaultNamespace:    cfg.DefaultNamespace,
@@ -103,6 +104,8 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		APIReader:           mgr.GetAPIReader(),
 		Logger:              log.WithName("publish"),
 		MinInterval:         cfg.PublishMinInterval.Duration,
+		WriteQPS:            pubQPS,
+		WriteBurst:          pubBurst,
 		MemoryThreshold:     threshold(cfg),
 		FilesystemThreshold: threshold(cfg),
 		Events:              mgr.GetEventRecorder("agentd"),

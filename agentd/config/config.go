@@ -73,6 +73,11 @@ type Config struct {
 	// QPS and Burst limit agentd's API client.
 	QPS   float32 `json:"qps"`
 	Burst int     `json:"burst"`
+	// PublishQPS and PublishBurst limit the status writes within the client's limit, so that
+	// commands keep the rest of it while a node publishes many new or changed objects. 0 means
+	// 80 % of QPS and Burst (see PublishLimits).
+	PublishQPS   float32 `json:"publishQPS"`
+	PublishBurst int     `json:"publishBurst"`
 	// MetricsAddr serves /metrics ("0" disables); HealthAddr serves /healthz and /readyz.
 	MetricsAddr string `json:"metricsAddr"`
 	HealthAddr  string `json:"healthAddr"`
@@ -130,6 +135,9 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 	qps := float64(flagCfg.QPS)
 	fs.Float64Var(&qps, "kube-api-qps", qps, "Client-side QPS limit towards the API server.")
 	fs.IntVar(&flagCfg.Burst, "kube-api-burst", flagCfg.Burst, "Client-side burst towards the API server.")
+	pubQPS := float64(flagCfg.PublishQPS)
+	fs.Float64Var(&pubQPS, "publish-qps", pubQPS, "Status writes per second, within --kube-api-qps.")
+	fs.IntVar(&flagCfg.PublishBurst, "publish-burst", flagCfg.PublishBurst, "Status write burst, within --kube-api-burst.")
 	fs.StringVar(&flagCfg.MetricsAddr, "metrics-bind-address", flagCfg.MetricsAddr, "Metrics address (0 disables).")
 	fs.StringVar(&flagCfg.HealthAddr, "health-probe-bind-address", flagCfg.HealthAddr, "Health probe address.")
 	fs.DurationVar(&flagCfg.Poll.Capabilities.Duration, "poll-capabilities", flagCfg.Poll.Capabilities.Duration, "guest-info period.")
@@ -141,6 +149,7 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 		return cfg, err
 	}
 	flagCfg.QPS = float32(qps)
+	flagCfg.PublishQPS = float32(pubQPS)
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -179,6 +188,10 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.QPS = fl.QPS
 	case "kube-api-burst":
 		cfg.Burst = fl.Burst
+	case "publish-qps":
+		cfg.PublishQPS = fl.PublishQPS
+	case "publish-burst":
+		cfg.PublishBurst = fl.PublishBurst
 	case "metrics-bind-address":
 		cfg.MetricsAddr = fl.MetricsAddr
 	case "health-probe-bind-address":
@@ -194,6 +207,19 @@ func applyFlag(cfg, fl *Config, name string) {
 	case "poll-disks":
 		cfg.Poll.Disks = fl.Poll.Disks
 	}
+}
+
+// PublishLimits returns the status writes' rate and burst: the configured ones, or 80 % of the
+// client's (at least 1 and 1).
+func (c Config) PublishLimits() (float64, int) {
+	qps, burst := float64(c.PublishQPS), c.PublishBurst
+	if qps == 0 {
+		qps = max(float64(c.QPS)*0.8, 1)
+	}
+	if burst == 0 {
+		burst = max(c.Burst*4/5, 1)
+	}
+	return qps, burst
 }
 
 // Validate reports every problem of c at once.
@@ -247,6 +273,12 @@ func (c Config) Validate() error {
 	}
 	if c.Burst < 1 {
 		bad("burst must be at least 1, got %d", c.Burst)
+	}
+	if c.PublishQPS < 0 || c.PublishQPS > c.QPS {
+		bad("publishQPS must be in [0 (80%% of qps), qps (%v)], got %v", c.QPS, c.PublishQPS)
+	}
+	if c.PublishBurst < 0 || c.PublishBurst > c.Burst {
+		bad("publishBurst must be in [0 (80%% of burst), burst (%d)], got %d", c.Burst, c.PublishBurst)
 	}
 	for name, addr := range map[string]string{"metricsAddr": c.MetricsAddr, "healthAddr": c.HealthAddr} {
 		if addr == "0" || (name == "healthAddr" && addr == "") {

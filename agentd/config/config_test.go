@@ -100,3 +100,41 @@ func TestValidateReportsAllProblems(t *testing.T) {
 		}
 	}
 }
+
+// The status writes' limit must fit within the client's limit; values outside are refused with
+// the limit they exceed, flags set them, and unset they take 80 % of the client's.
+func TestPublishLimits(t *testing.T) {
+	for name, tc := range map[string]struct {
+		qps   float32
+		burst int
+		want  string
+	}{
+		"negative qps":           {-1, 10, "publishQPS must be in [0 (80% of qps), qps (50)], got -1"},
+		"above the client qps":   {51, 10, "publishQPS must be in [0 (80% of qps), qps (50)], got 51"},
+		"negative burst":         {10, -1, "publishBurst must be in [0 (80% of burst), burst (100)], got -1"},
+		"above the client burst": {10, 101, "publishBurst must be in [0 (80% of burst), burst (100)], got 101"},
+	} {
+		c := Default()
+		c.NodeName = "n1"
+		c.PublishQPS, c.PublishBurst = tc.qps, tc.burst
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+	cfg, err := Load(flag.NewFlagSet("t", flag.ContinueOnError),
+		[]string{"--node-name=n1", "--publish-qps=12.5", "--publish-burst=30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, b := cfg.PublishLimits(); q != 12.5 || b != 30 {
+		t.Errorf("flags not applied: %v %v", q, b)
+	}
+	d := Default()
+	if q, b := d.PublishLimits(); q != 40 || b != 80 {
+		t.Errorf("default limits %v/%v, want 40/80 (80 %% of the client's 50/100)", q, b)
+	}
+	d.QPS, d.Burst = 1, 1
+	if q, b := d.PublishLimits(); q != 1 || b != 1 {
+		t.Errorf("limits of a 1/1 client %v/%v, want 1/1", q, b)
+	}
+}

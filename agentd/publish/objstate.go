@@ -27,9 +27,13 @@ const (
 	stForeign
 	// stOptedOut: the domain opted out and its object was deleted.
 	stOptedOut
+	// stAbsent: the startup listing succeeded and did not return the object: it is created without
+	// a read (a new domain costs one write less). If it exists after all (created or adopted
+	// elsewhere since the listing), the create says so and it is read.
+	stAbsent
 )
 
-var stateNames = [...]string{"Unknown", "Seeded", "Owned", "Misowned", "Lost", "Foreign", "OptedOut"}
+var stateNames = [...]string{"Unknown", "Seeded", "Owned", "Misowned", "Lost", "Foreign", "OptedOut", "Absent"}
 
 func (s objState) String() string {
 	if int(s) < len(stateNames) {
@@ -71,10 +75,14 @@ const (
 	evOptOut
 	// evCleanup: the domain left this node: its object is deleted if its place is known.
 	evCleanup
+	// evNotListed: the startup listing succeeded without the object.
+	evNotListed
+	// evExists: a create says the object exists already.
+	evExists
 )
 
 var eventNames = [...]string{"Sync", "Moved", "RecheckDue", "Found", "FoundStale", "OtherNode", "Missing",
-	"Watch", "Listed", "OptOut", "Cleanup"}
+	"Watch", "Listed", "OptOut", "Cleanup", "NotListed", "Exists"}
 
 func (ev objEvent) String() string {
 	if int(ev) < len(eventNames) {
@@ -125,6 +133,8 @@ func step(s objState, ev objEvent) (objState, objAction) {
 			return stLost, actReread
 		case stOptedOut: // published again: it may exist from before the opt-out
 			return stUnknown, actRead
+		case stAbsent:
+			return stAbsent, actCreate
 		}
 	case evMoved:
 		switch s {
@@ -151,7 +161,7 @@ func step(s objState, ev objEvent) (objState, objAction) {
 		}
 	case evMissing:
 		switch s {
-		case stUnknown, stLost, stForeign:
+		case stUnknown, stLost, stForeign, stAbsent:
 			return stUnknown, actCreate
 		}
 		return stUnknown, actNone
@@ -160,9 +170,15 @@ func step(s objState, ev objEvent) (objState, objAction) {
 			return stLost, actReread
 		}
 	case evListed:
-		if s == stUnknown {
+		if s == stUnknown || s == stAbsent {
 			return stSeeded, actNone
 		}
+	case evNotListed:
+		if s == stUnknown {
+			return stAbsent, actNone
+		}
+	case evExists:
+		return stUnknown, actRead
 	case evOptOut:
 		if s == stOptedOut {
 			return stOptedOut, actNone

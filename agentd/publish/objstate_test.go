@@ -22,52 +22,60 @@ func TestObjectLifecycleTransitions(t *testing.T) {
 		next objState
 		act  objAction
 	}
-	states := []objState{stUnknown, stSeeded, stOwned, stMisowned, stLost, stForeign, stOptedOut}
+	states := []objState{stUnknown, stSeeded, stOwned, stMisowned, stLost, stForeign, stOptedOut, stAbsent}
 	// One row per event, one column per state in the order of states.
-	table := map[objEvent][7]out{
+	table := map[objEvent][8]out{
 		evSync: {
 			{stUnknown, actRead}, {stSeeded, actUseSeed}, {stOwned, actNone}, {stMisowned, actAdopt},
-			{stLost, actReread}, {stForeign, actNone}, {stUnknown, actRead},
+			{stLost, actReread}, {stForeign, actNone}, {stUnknown, actRead}, {stAbsent, actCreate},
 		},
 		evMoved: {
 			{stUnknown, actRead}, {stSeeded, actUseSeed}, {stUnknown, actMove}, {stUnknown, actMove},
-			{stLost, actReread}, {stForeign, actMove}, {stUnknown, actRead},
+			{stLost, actReread}, {stForeign, actMove}, {stUnknown, actRead}, {stAbsent, actCreate},
 		},
 		evRecheckDue: {
 			{stUnknown, actRead}, {stSeeded, actUseSeed}, {stOwned, actNone}, {stMisowned, actAdopt},
-			{stLost, actReread}, {stForeign, actRecheck}, {stUnknown, actRead},
+			{stLost, actReread}, {stForeign, actRecheck}, {stUnknown, actRead}, {stAbsent, actCreate},
 		},
 		evFound: {
 			{stOwned, actNone}, {stOwned, actNone}, {stOwned, actNone}, {stOwned, actNone},
-			{stOwned, actNone}, {stOwned, actNone}, {stOwned, actNone},
+			{stOwned, actNone}, {stOwned, actNone}, {stOwned, actNone}, {stOwned, actNone},
 		},
 		evFoundStale: {
 			{stMisowned, actAdopt}, {stMisowned, actAdopt}, {stMisowned, actAdopt}, {stMisowned, actAdopt},
-			{stMisowned, actAdopt}, {stMisowned, actAdopt}, {stMisowned, actAdopt},
+			{stMisowned, actAdopt}, {stMisowned, actAdopt}, {stMisowned, actAdopt}, {stMisowned, actAdopt},
 		},
 		evOtherNode: {
 			{stUnknown, actNone}, {stSeeded, actNone}, {stForeign, actNone}, {stForeign, actNone},
-			{stForeign, actNone}, {stForeign, actNone}, {stOptedOut, actNone},
+			{stForeign, actNone}, {stForeign, actNone}, {stOptedOut, actNone}, {stAbsent, actNone},
 		},
 		evMissing: {
 			{stUnknown, actCreate}, {stUnknown, actNone}, {stUnknown, actNone}, {stUnknown, actNone},
-			{stUnknown, actCreate}, {stUnknown, actCreate}, {stUnknown, actNone},
+			{stUnknown, actCreate}, {stUnknown, actCreate}, {stUnknown, actNone}, {stUnknown, actCreate},
 		},
 		evWatch: {
 			{stUnknown, actNone}, {stSeeded, actNone}, {stLost, actReread}, {stLost, actReread},
-			{stLost, actReread}, {stLost, actReread}, {stOptedOut, actNone},
+			{stLost, actReread}, {stLost, actReread}, {stOptedOut, actNone}, {stAbsent, actNone},
 		},
 		evListed: {
 			{stSeeded, actNone}, {stSeeded, actNone}, {stOwned, actNone}, {stMisowned, actNone},
-			{stLost, actNone}, {stForeign, actNone}, {stOptedOut, actNone},
+			{stLost, actNone}, {stForeign, actNone}, {stOptedOut, actNone}, {stSeeded, actNone},
 		},
 		evOptOut: {
 			{stOptedOut, actDelete}, {stOptedOut, actDelete}, {stOptedOut, actDelete}, {stOptedOut, actDelete},
-			{stOptedOut, actDelete}, {stOptedOut, actDelete}, {stOptedOut, actNone},
+			{stOptedOut, actDelete}, {stOptedOut, actDelete}, {stOptedOut, actNone}, {stOptedOut, actDelete},
 		},
 		evCleanup: {
 			{stUnknown, actNone}, {stUnknown, actDelete}, {stUnknown, actDelete}, {stUnknown, actDelete},
-			{stUnknown, actDelete}, {stUnknown, actDelete}, {stOptedOut, actNone},
+			{stUnknown, actDelete}, {stUnknown, actDelete}, {stOptedOut, actNone}, {stAbsent, actNone},
+		},
+		evNotListed: {
+			{stAbsent, actNone}, {stSeeded, actNone}, {stOwned, actNone}, {stMisowned, actNone},
+			{stLost, actNone}, {stForeign, actNone}, {stOptedOut, actNone}, {stAbsent, actNone},
+		},
+		evExists: {
+			{stUnknown, actRead}, {stUnknown, actRead}, {stUnknown, actRead}, {stUnknown, actRead},
+			{stUnknown, actRead}, {stUnknown, actRead}, {stUnknown, actRead}, {stUnknown, actRead},
 		},
 	}
 	if len(table) != len(eventNames) || len(states) != len(stateNames) {
@@ -99,6 +107,13 @@ func TestObjectLifecyclePaths(t *testing.T) {
 		"first sight, no object: read, create": {stUnknown, []hop{
 			{evSync, stUnknown, actRead}, {evMissing, stUnknown, actCreate}, {evFound, stOwned, actNone},
 			{evSync, stOwned, actNone},
+		}},
+		"new domain after a startup listing without it: create at once": {stUnknown, []hop{
+			{evNotListed, stAbsent, actNone}, {evSync, stAbsent, actCreate}, {evFound, stOwned, actNone},
+		}},
+		"not listed, but created elsewhere since: the create fails, then read and adopt": {stUnknown, []hop{
+			{evNotListed, stAbsent, actNone}, {evSync, stAbsent, actCreate}, {evExists, stUnknown, actRead},
+			{evFoundStale, stMisowned, actAdopt}, {evFound, stOwned, actNone},
 		}},
 		"migrated in: the object names the source node and is adopted": {stUnknown, []hop{
 			{evSync, stUnknown, actRead}, {evFoundStale, stMisowned, actAdopt}, {evFound, stOwned, actNone},

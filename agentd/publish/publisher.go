@@ -25,8 +25,8 @@ import (
 // Defaults of Options.
 const (
 	DefaultMinInterval    = time.Second
-	DefaultWriteQPS       = 5.0
-	DefaultWriteBurst     = 10
+	DefaultWriteQPS       = 40.0
+	DefaultWriteBurst     = 80
 	DefaultRetryBaseDelay = 500 * time.Millisecond
 	DefaultRetryMaxDelay  = time.Minute
 	DefaultWorkers        = 2
@@ -53,8 +53,9 @@ type Options struct {
 	// MinInterval is the minimum time between two writes for one object (default 1 s). Updates
 	// arriving in between are coalesced into one write of the latest state.
 	MinInterval time.Duration
-	// WriteQPS and WriteBurst bound all of the publisher's writes together (default 5 and 10);
-	// this is on top of the client's own QPS/Burst.
+	// WriteQPS and WriteBurst bound all of the publisher's writes together (default 40 and 80);
+	// this is on top of the client's own QPS/Burst: keep them below it, so that other users of
+	// the client (agentd's command executor) are not starved while many objects are written.
 	WriteQPS   float64
 	WriteBurst int
 	// RetryBaseDelay and RetryMaxDelay bound the per-object exponential backoff after a transient
@@ -337,6 +338,8 @@ func (p *Publisher) entryLocked(uuid string) *entry {
 			e.seedObj = obj
 			e.on(evListed)
 			delete(p.seed, uuid)
+		} else if p.seed != nil { // listed, and not there
+			e.on(evNotListed)
 		}
 		p.entries[uuid] = e
 	}
@@ -396,10 +399,15 @@ func (p *Publisher) seedFromAPI(ctx context.Context) {
 	p.mu.Lock()
 	p.seed = seed
 	for u, e := range p.entries { // Upserts that arrived before Run
-		if obj := seed[u]; obj != nil && e.state == stUnknown {
+		if e.state != stUnknown {
+			continue
+		}
+		if obj := seed[u]; obj != nil {
 			e.seedObj = obj
 			e.on(evListed)
 			delete(p.seed, u)
+		} else {
+			e.on(evNotListed)
 		}
 	}
 	p.mu.Unlock()

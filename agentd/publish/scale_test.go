@@ -34,6 +34,11 @@ func TestScaleUnchangedDomains(t *testing.T) {
 	settle(t, p1)
 	t.Logf("initial publish of %d domains: %d writes, %d reads in %v", n, c1.writes.Load(), c1.reads.Load(),
 		time.Since(start).Round(time.Millisecond))
+	// a new domain costs its create and its status write, and no read: the startup listing said
+	// that its object does not exist (the reads left are the listing and the Node)
+	if w, r := c1.writes.Load(), c1.reads.Load(); w != 2*n || r > 3 {
+		t.Errorf("initial publish of %d new domains: %d writes, %d reads; want %d writes and no per-domain read", n, w, r, 2*n)
+	}
 
 	c2 := newCounting()
 	start = time.Now()

@@ -23,6 +23,9 @@ import (
 // errRetry asks for a rate-limited retry after the object's state was refreshed.
 var errRetry = errors.New("object changed under the publisher; retrying with fresh state")
 
+// errExists says a create found the object already there; the entry's state asks for a read.
+var errExists = fmt.Errorf("%w: the object exists already", errRetry)
+
 // errStartupHeld defers a status that would regress an existing object during the startup grace.
 var errStartupHeld = errors.New("status held back during the startup grace")
 
@@ -96,6 +99,10 @@ func (p *Publisher) ensureObject(ctx context.Context, e *entry, d *Desired) erro
 			}
 		case actRecheck:
 			return p.recheckForeign(ctx, e, d, ns, name)
+		case actCreate: // not in the startup listing: create without reading first
+			if err := p.create(ctx, e, d, ns, name); !errors.Is(err, errExists) {
+				return err
+			} // it exists after all: the next step reads it
 		case actRead:
 			missing, err := p.discover(ctx, e, d, ns, name)
 			if err != nil {
@@ -233,8 +240,9 @@ func (p *Publisher) create(ctx context.Context, e *entry, d *Desired, ns, name s
 	err = p.write(ctx, e, func() error {
 		return p.opts.Client.Create(ctx, obj, client.FieldOwner(v1alpha1.FieldOwnerAgentd))
 	})
-	if apierrors.IsAlreadyExists(err) {
-		return errRetry // created concurrently (e.g. by another node); read it next time
+	if apierrors.IsAlreadyExists(err) { // created concurrently (e.g. by another node): read it
+		e.on(evExists)
+		return errExists
 	}
 	if err != nil {
 		return fmt.Errorf("creating GuestAgentStatus %s/%s: %w", ns, name, err)
