@@ -80,6 +80,10 @@ func normalizeTimes(st *v1alpha1.GuestAgentStatusStatus) {
 	for i := range st.Users {
 		utc(st.Users[i].LoginTime)
 	}
+	if ls := st.LastSession; ls != nil {
+		utc(ls.LoginTime)
+		utc(ls.LogoutTime)
+	}
 	for i := range st.ExecutedCommands {
 		utc(&st.ExecutedCommands[i].Time)
 	}
@@ -118,7 +122,28 @@ func fillIdentity(st *v1alpha1.GuestAgentStatusStatus, info *guest.Info, l *limi
 	}
 	if s := info.Session; s != nil {
 		st.Session = sessionState(s.State)
+		st.LastSession = lastSession(s, l)
 	}
+}
+
+// lastSession is the previous session as the agent reported it; nil when it reported none.
+func lastSession(s *guest.Session, l *limiter) *v1alpha1.GuestLastSession {
+	out := v1alpha1.GuestLastSession{User: l.str(s.LastUser, 256),
+		LoginTime: apiTime(s.LastLogin), LogoutTime: apiTime(s.LastLogout)}
+	if out == (v1alpha1.GuestLastSession{}) {
+		return nil
+	}
+	return &out
+}
+
+// apiTime is t as the API stores it, or nil for a zero time or one the API cannot represent
+// (before 1970 or after 9999, e.g. a hostile guest's): the apiserver would reject the whole status.
+func apiTime(t time.Time) *metav1.Time {
+	if y := t.UTC().Year(); t.IsZero() || y < 1970 || y > 9999 {
+		return nil
+	}
+	st := statusTime(t)
+	return &st
 }
 
 func osType(t guest.OSType) string {
@@ -163,6 +188,36 @@ func fillLists(st *v1alpha1.GuestAgentStatusStatus, info *guest.Info, l *limiter
 	if c := info.Containers; c != nil {
 		st.Containers = containers(c.List, l)
 	}
+	if p := info.PCIDevices; p != nil {
+		st.PCIDevices = pciDevices(p.List, l)
+	}
+}
+
+func pciDevices(in []guest.PCIDevice, l *limiter) []v1alpha1.GuestPCIDevice {
+	if len(in) == 0 {
+		return nil
+	}
+	n := capLen(len(in), v1alpha1.MaxPCIDevices, &l.t.PCIDevices)
+	out := make([]v1alpha1.GuestPCIDevice, n)
+	for i, d := range in[:n] {
+		out[i] = v1alpha1.GuestPCIDevice{
+			VendorID: ptr.To(int32(d.VendorID)), DeviceID: ptr.To(int32(d.DeviceID)),
+			DriverName: l.str(d.DriverName, 256), DriverVersion: l.str(d.DriverVersion, 128),
+			DriverDate: isoDate(d.DriverDate),
+		}
+	}
+	return out
+}
+
+// isoDate returns s if it is a valid YYYY-MM-DD date, else "" (a guest may send anything).
+func isoDate(s string) string {
+	if len(s) != len(time.DateOnly) {
+		return ""
+	}
+	if _, err := time.Parse(time.DateOnly, s); err != nil {
+		return ""
+	}
+	return s
 }
 
 func users(in []guest.User, l *limiter) []v1alpha1.GuestUser {
@@ -173,12 +228,7 @@ func users(in []guest.User, l *limiter) []v1alpha1.GuestUser {
 	out := make([]v1alpha1.GuestUser, n)
 	for i, u := range in[:n] {
 		out[i] = v1alpha1.GuestUser{Name: l.str(u.Name, 256), Domain: l.str(u.Domain, 256)}
-		// A time the API cannot represent (before year 1 or after 9999, e.g. a hostile guest's
-		// login time) is dropped; otherwise the apiserver would reject the whole status.
-		if y := u.LoginTime.UTC().Year(); !u.LoginTime.IsZero() && y >= 1970 && y <= 9999 {
-			t := statusTime(u.LoginTime)
-			out[i].LoginTime = &t
-		}
+		out[i].LoginTime = apiTime(u.LoginTime)
 	}
 	return out
 }
@@ -417,8 +467,8 @@ func mergeHistory(prev, add []v1alpha1.ExecutedCommand, l *limiter) []v1alpha1.E
 func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatusStatus, now metav1.Time) []v1alpha1.DataGroupStatus {
 	var out []v1alpha1.DataGroupStatus
 	for _, g := range guest.Groups {
-		if g == guest.GroupPCIDevices || (!info.Has(g) && !d.Stale[g]) {
-			continue // the API has no PCI device field yet; carried groups are stale
+		if !info.Has(g) && !d.Stale[g] {
+			continue // carried groups are stale
 		}
 		src := d.Sources[g]
 		if src != v1alpha1.AgentQemu && src != v1alpha1.AgentOvirt && src != v1alpha1.AgentACPI {
@@ -455,7 +505,7 @@ func project(st *v1alpha1.GuestAgentStatusStatus, g guest.Group) any {
 	case guest.GroupUsers:
 		return st.Users
 	case guest.GroupSession:
-		return st.Session
+		return [2]any{st.Session, st.LastSession}
 	case guest.GroupNetwork:
 		return st.Interfaces
 	case guest.GroupFilesystems:
@@ -470,6 +520,8 @@ func project(st *v1alpha1.GuestAgentStatusStatus, g guest.Group) any {
 		return st.Applications
 	case guest.GroupContainers:
 		return st.Containers
+	case guest.GroupPCIDevices:
+		return st.PCIDevices
 	}
 	return nil
 }

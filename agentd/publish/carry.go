@@ -45,7 +45,7 @@ func copyGroup(st, prev *v1alpha1.GuestAgentStatusStatus, g guest.Group) {
 	case guest.GroupUsers:
 		st.Users = p.Users
 	case guest.GroupSession:
-		st.Session = p.Session
+		st.Session, st.LastSession = p.Session, p.LastSession
 	case guest.GroupNetwork:
 		st.Interfaces = p.Interfaces
 	case guest.GroupFilesystems:
@@ -60,6 +60,8 @@ func copyGroup(st, prev *v1alpha1.GuestAgentStatusStatus, g guest.Group) {
 		st.Applications = p.Applications
 	case guest.GroupContainers:
 		st.Containers = p.Containers
+	case guest.GroupPCIDevices:
+		st.PCIDevices = p.PCIDevices
 	}
 }
 

@@ -87,7 +87,7 @@ func clampInt32(v, lo, hi int) int32 {
 }
 
 // guardSize keeps the marshalled status at or below maxBytes. It drops applications first, then
-// containers, then halves the longest remaining list, counting every dropped entry. The cheap
+// containers, then PCI devices, then halves the longest remaining list, counting every dropped entry. The cheap
 // upper-bound estimate keeps the common case free of marshalling.
 func guardSize(st *v1alpha1.GuestAgentStatusStatus, l *limiter, maxBytes int) {
 	if approxSize(st) <= maxBytes {
@@ -117,6 +117,9 @@ func shrinkOnce(st *v1alpha1.GuestAgentStatusStatus, l *limiter) bool {
 	case len(st.Containers) > 0:
 		addCount(&l.t.Containers, len(st.Containers))
 		st.Containers = nil
+	case len(st.PCIDevices) > 0:
+		addCount(&l.t.PCIDevices, len(st.PCIDevices))
+		st.PCIDevices = nil
 	default:
 		return halveLongest(st, l)
 	}
@@ -184,6 +187,12 @@ func approxSize(st *v1alpha1.GuestAgentStatusStatus) int {
 	for _, c := range st.Containers {
 		s.add(c.ID, c.Image, c.Status, c.Command)
 		s.add(c.Names...)
+	}
+	for _, d := range st.PCIDevices {
+		s.add(d.DriverName, d.DriverVersion, d.DriverDate)
+	}
+	if ls := st.LastSession; ls != nil {
+		s.add(ls.User)
 	}
 	if q := st.QemuAgent; q != nil {
 		s.add(q.Version, q.LastError)

@@ -305,9 +305,17 @@ func TestHostileGuestIsAccepted(t *testing.T) {
 	for i := range d.Info.Containers.List {
 		d.Info.Containers.List[i] = guest.Container{ID: huge[:300], Names: addrs, Image: huge[:2000], Command: huge[:2000]}
 	}
+	d.Info.PCIDevices = &guest.PCIDevices{List: make([]guest.PCIDevice, 5000)}
+	for i := range d.Info.PCIDevices.List {
+		d.Info.PCIDevices.List[i] = guest.PCIDevice{VendorID: 0xffff, DeviceID: uint16(i), DriverName: huge[:2000],
+			DriverVersion: huge[:2000], DriverDate: "9999-99-99"}
+	}
 	d.Info.VCPUs.Online = 1 << 30
 	d.Info.Timezone.OffsetMinutes = -99999
 	d.Info.Session.State = "Hacked"
+	d.Info.Session.LastUser = huge
+	d.Info.Session.LastLogin = time.Unix(1<<40, 0)
+	d.Info.Session.LastLogout = time.Unix(-1<<40, 0)
 	d.Agents.QGA.LastErrorClass = "Bogus"
 	d.Agents.QGA.Supported = append(addrs, addrs...)
 	d.Agents.OGA.APIVersion = 99
@@ -317,7 +325,7 @@ func TestHostileGuestIsAccepted(t *testing.T) {
 	o := getStatus(t, nsDefault, ObjectName(d.Domain.Name, uuid))
 	s := o.Status
 	if s.Truncated == nil || s.Truncated.Applications == 0 || s.Truncated.Interfaces == 0 || s.Truncated.Strings == 0 ||
-		s.Truncated.Addresses == 0 || s.Truncated.Filesystems == 0 {
+		s.Truncated.Addresses == 0 || s.Truncated.Filesystems == 0 || s.Truncated.PCIDevices < 5000-v1alpha1.MaxPCIDevices {
 		t.Fatalf("truncated = %+v", s.Truncated)
 	}
 	raw, _ := json.Marshal(o)
@@ -328,6 +336,14 @@ func TestHostileGuestIsAccepted(t *testing.T) {
 		s.Session != "Unknown" || s.QemuAgent.LastErrorClass != "" || *s.OvirtAgent.APIVersion != 3 {
 		t.Errorf("sanitising failed: hostname %d runes, vcpus %d, tz %d, session %q", len([]rune(s.Hostname)), *s.VCPUs,
 			s.Timezone.OffsetMinutes, s.Session)
+	}
+	if ls := s.LastSession; ls == nil || len([]rune(ls.User)) != 256 || ls.LoginTime != nil || ls.LogoutTime != nil {
+		t.Errorf("last session not sanitised: %+v", ls)
+	}
+	for _, pd := range s.PCIDevices { // the size guard may have dropped them all (counted above)
+		if pd.DriverDate != "" || len([]rune(pd.DriverName)) > 256 || len([]rune(pd.DriverVersion)) > 128 {
+			t.Fatalf("PCI device not sanitised: date %q, name %d runes", pd.DriverDate, len([]rune(pd.DriverName)))
+		}
 	}
 	t.Logf("hostile guest: object %d bytes, truncated %+v", len(raw), *s.Truncated)
 

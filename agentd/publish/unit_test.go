@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,51 @@ func TestUnrepresentableLoginTimeIsDropped(t *testing.T) {
 	st := b.build(&d, nil, newClock().at())
 	if len(st.Users) != 2 || st.Users[0].LoginTime != nil || st.Users[1].LoginTime == nil {
 		t.Fatalf("users = %+v", st.Users)
+	}
+}
+
+// PCI devices and the previous session are published as the agents report them, within caps:
+// invalid driver dates are dropped, lists are capped and counted, and the group's source is
+// recorded.
+func TestPCIDevicesAndLastSession(t *testing.T) {
+	b := &builder{memory: DefaultThreshold, filesystem: DefaultThreshold, maxBytes: DefaultMaxStatusBytes}
+	d := sampleDesired("0123abcd-0000-4000-8000-000000000002", "y")
+	devs := make([]guest.PCIDevice, v1alpha1.MaxPCIDevices+3)
+	for i := range devs {
+		devs[i] = guest.PCIDevice{VendorID: 0x1af4, DeviceID: 0x1000, DriverName: "netkvm", DriverVersion: "100.95.104.26200",
+			DriverDate: "2024-07-15"}
+	}
+	devs[1].DriverDate = "2024-13-45"
+	devs[2].DriverDate = "15.07.2024"
+	d.Info.PCIDevices = &guest.PCIDevices{List: devs}
+	d.Sources = maps.Clone(d.Sources)
+	d.Sources[guest.GroupPCIDevices] = v1alpha1.AgentQemu
+	login := time.Date(2026, 11, 30, 8, 0, 0, 500, time.FixedZone("x", 3600))
+	d.Info.Session = &guest.Session{State: guest.SessionLoggedOff, LastUser: "alice", LastLogin: login,
+		LastLogout: login.Add(time.Hour)}
+	st := b.build(&d, nil, newClock().at())
+	if len(st.PCIDevices) != v1alpha1.MaxPCIDevices || st.Truncated == nil || st.Truncated.PCIDevices != 3 {
+		t.Fatalf("%d PCI devices, truncated %+v", len(st.PCIDevices), st.Truncated)
+	}
+	p := st.PCIDevices[0]
+	if *p.VendorID != 0x1af4 || *p.DeviceID != 0x1000 || p.DriverName != "netkvm" || p.DriverVersion != "100.95.104.26200" ||
+		p.DriverDate != "2024-07-15" {
+		t.Errorf("device = %+v", p)
+	}
+	if st.PCIDevices[1].DriverDate != "" || st.PCIDevices[2].DriverDate != "" {
+		t.Errorf("invalid dates published: %q %q", st.PCIDevices[1].DriverDate, st.PCIDevices[2].DriverDate)
+	}
+	ls := st.LastSession
+	if ls == nil || ls.User != "alice" || !ls.LoginTime.Equal(&metav1.Time{Time: time.Unix(login.Unix(), 0)}) ||
+		ls.LogoutTime.Sub(ls.LoginTime.Time) != time.Hour || st.Session != "LoggedOff" {
+		t.Errorf("session %q, last session %+v", st.Session, ls)
+	}
+	if g := findGroup(st.DataGroups, "PCIDevices"); g == nil || g.Source != v1alpha1.AgentQemu {
+		t.Errorf("PCIDevices group = %+v", g)
+	}
+	// no previous session reported: no block
+	d.Info.Session = &guest.Session{State: guest.SessionActive}
+	if st := b.build(&d, nil, newClock().at()); st.LastSession != nil {
+		t.Errorf("last session without a report: %+v", st.LastSession)
 	}
 }

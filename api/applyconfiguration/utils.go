@@ -60,10 +60,14 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.GuestFilesystemApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestInterface"):
 		return &apiv1alpha1.GuestInterfaceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GuestLastSession"):
+		return &apiv1alpha1.GuestLastSessionApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestMemory"):
 		return &apiv1alpha1.GuestMemoryApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestOSInfo"):
 		return &apiv1alpha1.GuestOSInfoApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GuestPCIDevice"):
+		return &apiv1alpha1.GuestPCIDeviceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestTimezone"):
 		return &apiv1alpha1.GuestTimezoneApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestUser"):

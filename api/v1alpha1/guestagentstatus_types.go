@@ -15,6 +15,7 @@ const (
 	MaxUsers            = 64
 	MaxApplications     = 1024
 	MaxContainers       = 256
+	MaxPCIDevices       = 256
 	MaxContainerNames   = 16
 	MaxCommands         = 256
 	MaxExecutedCommands = 32
@@ -140,6 +141,10 @@ type GuestAgentStatusStatus struct {
 	// +kubebuilder:validation:Enum=Unknown;UserLoggedOn;Active;Locked;LoggedOff
 	Session string `json:"session,omitempty"`
 
+	// lastSession is the guest's previous desktop session (oVirt guest agent), when known.
+	// +optional
+	LastSession *GuestLastSession `json:"lastSession,omitempty"`
+
 	// interfaces are the guest network interfaces.
 	// +optional
 	// +listType=atomic
@@ -181,6 +186,14 @@ type GuestAgentStatusStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Containers []GuestContainer `json:"containers,omitempty"`
+
+	// pciDevices are the guest's PCI devices with the driver the guest bound to each (QEMU guest
+	// agent guest-get-devices, reported by Windows guests): what to check for virtio driver
+	// updates.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	PCIDevices []GuestPCIDevice `json:"pciDevices,omitempty"`
 
 	// truncated counts the list entries dropped because a list exceeded its cap.
 	// +optional
@@ -460,6 +473,47 @@ type GuestMemory struct {
 	SwapUsedBytes *int64 `json:"swapUsedBytes,omitempty"`
 }
 
+// GuestLastSession is the guest's previous desktop session.
+type GuestLastSession struct {
+	// user is the user of the previous session.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	User string `json:"user,omitempty"`
+	// loginTime is when that session started, when known.
+	// +optional
+	LoginTime *metav1.Time `json:"loginTime,omitempty"`
+	// logoutTime is when that session ended, when known.
+	// +optional
+	LogoutTime *metav1.Time `json:"logoutTime,omitempty"`
+}
+
+// GuestPCIDevice is one PCI device of the guest and its driver.
+type GuestPCIDevice struct {
+	// vendorID is the PCI vendor ID (e.g. 6900 = 0x1af4, Red Hat / virtio).
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	VendorID *int32 `json:"vendorID,omitempty"`
+	// deviceID is the PCI device ID.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	DeviceID *int32 `json:"deviceID,omitempty"`
+	// driverName is the name of the driver the guest bound to the device.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	DriverName string `json:"driverName,omitempty"`
+	// driverVersion is the driver's version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	DriverVersion string `json:"driverVersion,omitempty"`
+	// driverDate is the driver's date, YYYY-MM-DD.
+	// +optional
+	// +kubebuilder:validation:MaxLength=10
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+	DriverDate string `json:"driverDate,omitempty"`
+}
+
 // GuestContainer is a container running in the guest.
 type GuestContainer struct {
 	// id is the container id.
@@ -516,6 +570,10 @@ type TruncationCounts struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Containers int32 `json:"containers,omitempty"`
+	// pciDevices dropped.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	PCIDevices int32 `json:"pciDevices,omitempty"`
 	// strings shortened to their maximum length.
 	// +optional
 	// +kubebuilder:validation:Minimum=0

@@ -303,6 +303,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             namedType: io.guestagent.operator.api.v1alpha1.GuestInterface
           elementRelationship: atomic
+    - name: lastSession
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.GuestLastSession
     - name: memory
       type:
         namedType: io.guestagent.operator.api.v1alpha1.GuestMemory
@@ -312,6 +315,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: ovirtAgent
       type:
         namedType: io.guestagent.operator.api.v1alpha1.OvirtAgentInfo
+    - name: pciDevices
+      type:
+        list:
+          elementType:
+            namedType: io.guestagent.operator.api.v1alpha1.GuestPCIDevice
+          elementRelationship: atomic
     - name: primaryIP
       type:
         scalar: string
@@ -411,6 +420,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: name
       type:
         scalar: string
+- name: io.guestagent.operator.api.v1alpha1.GuestLastSession
+  map:
+    fields:
+    - name: loginTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: logoutTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: user
+      type:
+        scalar: string
 - name: io.guestagent.operator.api.v1alpha1.GuestMemory
   map:
     fields:
@@ -462,6 +483,24 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: versionID
       type:
         scalar: string
+- name: io.guestagent.operator.api.v1alpha1.GuestPCIDevice
+  map:
+    fields:
+    - name: deviceID
+      type:
+        scalar: numeric
+    - name: driverDate
+      type:
+        scalar: string
+    - name: driverName
+      type:
+        scalar: string
+    - name: driverVersion
+      type:
+        scalar: string
+    - name: vendorID
+      type:
+        scalar: numeric
 - name: io.guestagent.operator.api.v1alpha1.GuestTimezone
   map:
     fields:
@@ -593,6 +632,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
     - name: interfaces
+      type:
+        scalar: numeric
+    - name: pciDevices
       type:
         scalar: numeric
     - name: strings

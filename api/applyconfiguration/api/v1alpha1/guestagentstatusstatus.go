@@ -54,6 +54,8 @@ type GuestAgentStatusStatusApplyConfiguration struct {
 	Users []GuestUserApplyConfiguration `json:"users,omitempty"`
 	// session is the guest desktop session state: Unknown, UserLoggedOn, Active, Locked, LoggedOff.
 	Session *string `json:"session,omitempty"`
+	// lastSession is the guest's previous desktop session (oVirt guest agent), when known.
+	LastSession *GuestLastSessionApplyConfiguration `json:"lastSession,omitempty"`
 	// interfaces are the guest network interfaces.
 	Interfaces []GuestInterfaceApplyConfiguration `json:"interfaces,omitempty"`
 	// filesystems are the guest's mounted filesystems.
@@ -69,6 +71,10 @@ type GuestAgentStatusStatusApplyConfiguration struct {
 	Applications []string `json:"applications,omitempty"`
 	// containers are containers running in the guest.
 	Containers []GuestContainerApplyConfiguration `json:"containers,omitempty"`
+	// pciDevices are the guest's PCI devices with the driver the guest bound to each (QEMU guest
+	// agent guest-get-devices, reported by Windows guests): what to check for virtio driver
+	// updates.
+	PCIDevices []GuestPCIDeviceApplyConfiguration `json:"pciDevices,omitempty"`
 	// truncated counts the list entries dropped because a list exceeded its cap.
 	Truncated *TruncationCountsApplyConfiguration `json:"truncated,omitempty"`
 	// dataGroups tells, per data group, which agent supplied it (for debugging; consumers must not
@@ -201,6 +207,14 @@ func (b *GuestAgentStatusStatusApplyConfiguration) WithSession(value string) *Gu
 	return b
 }
 
+// WithLastSession sets the LastSession field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastSession field is set to the value of the last call.
+func (b *GuestAgentStatusStatusApplyConfiguration) WithLastSession(value *GuestLastSessionApplyConfiguration) *GuestAgentStatusStatusApplyConfiguration {
+	b.LastSession = value
+	return b
+}
+
 // WithInterfaces adds the given value to the Interfaces field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the Interfaces field.
@@ -275,6 +289,19 @@ func (b *GuestAgentStatusStatusApplyConfiguration) WithContainers(values ...*Gue
 			panic("nil value passed to WithContainers")
 		}
 		b.Containers = append(b.Containers, *values[i])
+	}
+	return b
+}
+
+// WithPCIDevices adds the given value to the PCIDevices field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the PCIDevices field.
+func (b *GuestAgentStatusStatusApplyConfiguration) WithPCIDevices(values ...*GuestPCIDeviceApplyConfiguration) *GuestAgentStatusStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithPCIDevices")
+		}
+		b.PCIDevices = append(b.PCIDevices, *values[i])
 	}
 	return b
 }

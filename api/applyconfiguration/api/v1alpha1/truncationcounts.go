@@ -37,6 +37,8 @@ type TruncationCountsApplyConfiguration struct {
 	Applications *int32 `json:"applications,omitempty"`
 	// containers dropped.
 	Containers *int32 `json:"containers,omitempty"`
+	// pciDevices dropped.
+	PCIDevices *int32 `json:"pciDevices,omitempty"`
 	// strings shortened to their maximum length.
 	Strings *int32 `json:"strings,omitempty"`
 }
@@ -100,6 +102,14 @@ func (b *TruncationCountsApplyConfiguration) WithApplications(value int32) *Trun
 // If called multiple times, the Containers field is set to the value of the last call.
 func (b *TruncationCountsApplyConfiguration) WithContainers(value int32) *TruncationCountsApplyConfiguration {
 	b.Containers = &value
+	return b
+}
+
+// WithPCIDevices sets the PCIDevices field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PCIDevices field is set to the value of the last call.
+func (b *TruncationCountsApplyConfiguration) WithPCIDevices(value int32) *TruncationCountsApplyConfiguration {
+	b.PCIDevices = &value
 	return b
 }
 
