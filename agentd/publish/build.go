@@ -475,6 +475,9 @@ func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatu
 			continue
 		}
 		e := v1alpha1.DataGroupStatus{Name: string(g), Source: src, Stale: d.Stale[g], LastChanged: &now}
+		if e.Stale {
+			e.StaleReason = staleReason(d, g, src)
+		}
 		if p := findGroup(prev.DataGroups, string(g)); p != nil && p.LastChanged != nil &&
 			semanticEqual(project(st, g), project(prev, g)) {
 			e.LastChanged = p.LastChanged.DeepCopy()
@@ -482,6 +485,18 @@ func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatu
 		out = append(out, e)
 	}
 	return out
+}
+
+// staleReason says why group g (from src) is stale: carried over without a report, refused by a
+// frozen guest, or its agent stopped answering.
+func staleReason(d *Desired, g guest.Group, src v1alpha1.AgentType) v1alpha1.StaleReason {
+	switch {
+	case d.carried[g]:
+		return v1alpha1.StaleNotReported
+	case src == v1alpha1.AgentQemu && d.Agents.QGA.FSFreeze == guest.FreezeFrozen:
+		return v1alpha1.StaleFilesystemsFrozen
+	}
+	return v1alpha1.StaleAgentNotResponsive
 }
 
 func findGroup(list []v1alpha1.DataGroupStatus, name string) *v1alpha1.DataGroupStatus {

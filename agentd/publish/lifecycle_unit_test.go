@@ -65,11 +65,48 @@ func TestFreezePublishedWithStaleReason(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonFilesystemsFrozen {
 		t.Errorf("Stale = %+v", c)
 	}
+	for _, g := range st.DataGroups {
+		want := v1alpha1.StaleReason("")
+		if g.Name == "OS" || g.Name == "Network" {
+			want = v1alpha1.StaleFilesystemsFrozen
+		}
+		if g.StaleReason != want || g.Stale != (want != "") {
+			t.Errorf("group %s: stale %v reason %q, want reason %q", g.Name, g.Stale, g.StaleReason, want)
+		}
+	}
 	d.Agents.QGA.FSFreeze = guest.FreezeThawed
 	d.Stale = nil
 	st = b.build(&d, st, clk.at())
 	c = meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStale)
 	if st.QemuAgent.FSFreezeStatus != "Thawed" || c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("after the thaw: qemuAgent %+v, Stale %+v", st.QemuAgent, c)
+	}
+}
+
+// Every stale data group says why: its agent stopped answering, or nothing reported it since
+// agentd started (carried over from the object) — next to the frozen case above.
+func TestStaleReasonPerGroup(t *testing.T) {
+	b := &builder{memory: DefaultThreshold, filesystem: DefaultThreshold, maxBytes: DefaultMaxStatusBytes}
+	clk := newClock()
+	d := sampleDesired("0123abcd-0000-4000-8000-000000000003", "x")
+	prev := b.build(&d, nil, clk.at())
+
+	// after a restart: no OS data yet (carried over); the oVirt agent stopped answering
+	d2 := sampleDesired("0123abcd-0000-4000-8000-000000000003", "x")
+	d2.Info.OS = nil
+	d2.Agents.OGA.Responsive = false
+	d2.Stale = map[guest.Group]bool{guest.GroupSession: true, guest.GroupMemory: true, guest.GroupApplications: true}
+	st := b.build(&d2, prev, clk.at())
+	want := map[string]v1alpha1.StaleReason{
+		"OS": v1alpha1.StaleNotReported, "Session": v1alpha1.StaleAgentNotResponsive,
+		"Memory": v1alpha1.StaleAgentNotResponsive, "Applications": v1alpha1.StaleAgentNotResponsive,
+	}
+	for _, g := range st.DataGroups {
+		if g.StaleReason != want[g.Name] || g.Stale != (want[g.Name] != "") {
+			t.Errorf("group %s: stale %v reason %q, want %q", g.Name, g.Stale, g.StaleReason, want[g.Name])
+		}
+	}
+	if st.OS == nil || st.OS.PrettyName != prev.OS.PrettyName {
+		t.Errorf("carried OS lost: %+v", st.OS)
 	}
 }

@@ -596,7 +596,24 @@ type DataGroupStatus struct {
 	// stale is True when the group could not be refreshed and shows the last known content.
 	// +optional
 	Stale bool `json:"stale,omitempty"`
+	// staleReason says why a stale group could not be refreshed: AgentNotResponsive (its agent
+	// stopped answering), FilesystemsFrozen (the guest's filesystems are frozen, and the QEMU guest
+	// agent refuses most commands until the thaw) or NotReported (no agent has reported the group
+	// since agentd started or since the agent came back).
+	// +optional
+	// +kubebuilder:validation:Enum=AgentNotResponsive;FilesystemsFrozen;NotReported
+	StaleReason StaleReason `json:"staleReason,omitempty"`
 }
+
+// StaleReason says why a data group could not be refreshed.
+type StaleReason string
+
+// Stale reasons of a data group.
+const (
+	StaleAgentNotResponsive StaleReason = "AgentNotResponsive"
+	StaleFilesystemsFrozen  StaleReason = "FilesystemsFrozen"
+	StaleNotReported        StaleReason = "NotReported"
+)
 
 // ExecutedCommand records one executed GuestAgentCommand.
 type ExecutedCommand struct {

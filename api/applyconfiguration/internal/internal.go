@@ -66,6 +66,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: stale
       type:
         scalar: boolean
+    - name: staleReason
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.StaleReason
 - name: io.guestagent.operator.api.v1alpha1.DomainRunState
   map:
     fields:
@@ -604,6 +607,8 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: io.guestagent.operator.api.v1alpha1.ShutdownMode
       default: Powerdown
+- name: io.guestagent.operator.api.v1alpha1.StaleReason
+  scalar: string
 - name: io.guestagent.operator.api.v1alpha1.StatusRelease
   map:
     fields:

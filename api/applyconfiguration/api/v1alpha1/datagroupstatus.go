@@ -37,6 +37,11 @@ type DataGroupStatusApplyConfiguration struct {
 	LastChanged *v1.Time `json:"lastChanged,omitempty"`
 	// stale is True when the group could not be refreshed and shows the last known content.
 	Stale *bool `json:"stale,omitempty"`
+	// staleReason says why a stale group could not be refreshed: AgentNotResponsive (its agent
+	// stopped answering), FilesystemsFrozen (the guest's filesystems are frozen, and the QEMU guest
+	// agent refuses most commands until the thaw) or NotReported (no agent has reported the group
+	// since agentd started or since the agent came back).
+	StaleReason *apiv1alpha1.StaleReason `json:"staleReason,omitempty"`
 }
 
 // DataGroupStatusApplyConfiguration constructs a declarative configuration of the DataGroupStatus type for use with
@@ -74,5 +79,13 @@ func (b *DataGroupStatusApplyConfiguration) WithLastChanged(value v1.Time) *Data
 // If called multiple times, the Stale field is set to the value of the last call.
 func (b *DataGroupStatusApplyConfiguration) WithStale(value bool) *DataGroupStatusApplyConfiguration {
 	b.Stale = &value
+	return b
+}
+
+// WithStaleReason sets the StaleReason field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the StaleReason field is set to the value of the last call.
+func (b *DataGroupStatusApplyConfiguration) WithStaleReason(value apiv1alpha1.StaleReason) *DataGroupStatusApplyConfiguration {
+	b.StaleReason = &value
 	return b
 }
