@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -349,4 +350,74 @@ func TestRealLibvirt(t *testing.T) {
 	u := uuidOf(m, g)
 	st, _ := p.State(u)
 	NewWithT(t).Eventually(func() bool { s, _ := p.State(u); return s.LastSuccess.After(st.LastSuccess) }).WithTimeout(30*time.Second).Should(BeTrue(), "polling after reconnect")
+}
+
+// TestRealAgentTimeoutRestored: agentd bounds its own agent calls with a short response timeout,
+// and the node's libvirtd is shared with other clients (virsh, backup tools): after each call the
+// domain's agent timeout must be back at BLOCK, libvirt's own behaviour, not agentd's 1 s. libvirt
+// keeps the timeout in the domain's status XML (<agentTimeout>, written when it is not the
+// default), which the test reads back after calls that succeeded and after one that timed out.
+func TestRealAgentTimeoutRestored(t *testing.T) {
+	guests := realEnv(t)
+	conn, err := libvirt.NewConnect(virt.DefaultURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Close() }()
+	dom, err := conn.LookupDomainByName(guests[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = dom.Free() }()
+	uuid, err := dom.GetUUIDString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := NewLibvirtAPI(func(string) (*libvirt.Domain, error) { return conn.LookupDomainByUUIDString(uuid) })
+	status := filepath.Join("/run/libvirt/qemu", guests[0]+".xml")
+	timeoutNow := func() string {
+		b, err := os.ReadFile(status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i := strings.Index(s, "<agentTimeout>")
+		if i < 0 {
+			return "default"
+		}
+		return s[i+len("<agentTimeout>") : i+strings.Index(s[i:], "</agentTimeout>")]
+	}
+	blocked := strconv.Itoa(int(libvirt.DOMAIN_AGENT_RESPONSE_TIMEOUT_BLOCK))
+	bg := context.Background()
+	NewWithT(t).Eventually(func() error {
+		_, err := api.GuestInfo(bg, uuid, InfoHostname, time.Second)
+		return err
+	}).WithTimeout(60 * time.Second).Should(Succeed())
+	if got := timeoutNow(); got != blocked {
+		t.Errorf("agent timeout after a successful call: %s, want %s (BLOCK)", got, blocked)
+	}
+	if _, err := api.Raw(bg, uuid, CmdPing, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := timeoutNow(); got != blocked {
+		t.Errorf("agent timeout after a raw call: %s, want %s (BLOCK)", got, blocked)
+	}
+
+	// a hung agent: agentd's call times out after its bound; the timeout is restored all the same
+	_, err = dom.QemuAgentCommand(`{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","kill -STOP $(pidof qemu-ga); sleep 6; kill -CONT $(pidof qemu-ga)"]}}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	NewWithT(t).Eventually(func() ErrorClass {
+		_, err := api.GuestInfo(bg, uuid, InfoHostname, time.Second)
+		return ClassOf(err)
+	}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(Equal(ErrTimeout), "hung agent")
+	if got := timeoutNow(); got != blocked {
+		t.Errorf("agent timeout after a timed-out call: %s, want %s (BLOCK)", got, blocked)
+	}
+	// the agent serves other clients again once it runs
+	NewWithT(t).Eventually(func() error {
+		_, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+		return err
+	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "agent back for other clients")
 }
