@@ -95,6 +95,21 @@ func Start() (*Env, error) {
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.Env.Stop() }
 
+// WriteKubeconfig adds a cluster-admin user (system:masters) to the control plane and writes its
+// kubeconfig to dir/kubeconfig, for binaries under test that run as their own processes.
+func (e *Env) WriteKubeconfig(dir, user string) (string, error) {
+	u, err := e.Env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "kubeconfig")
+	return p, os.WriteFile(p, kc, 0o600)
+}
+
 // NodeGVK is the GroupVersionKind of a core Node, handy for owner references in tests.
 var NodeGVK = schema.GroupVersionKind{Version: "v1", Kind: "Node"}
 

@@ -23,7 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	gav1 "guestagent.io/operator/api/v1alpha1"
 	"guestagent.io/operator/internal/hostcmd"
@@ -101,16 +100,7 @@ func mainErr(m *testing.M) (int, error) {
 		return 1, err
 	}
 	defer func() { _ = env.Stop() }()
-	user, err := env.Env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return 1, err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return 1, err
-	}
-	kubecfg = filepath.Join(workDir, "kubeconfig")
-	if err := os.WriteFile(kubecfg, kc, 0o600); err != nil {
+	if kubecfg, err = env.WriteKubeconfig(workDir, "e2e-admin"); err != nil {
 		return 1, err
 	}
 	ctx := context.Background()
