@@ -235,8 +235,10 @@ func (s *Source) desired() []Entry {
 		return out
 	}
 	byUUID := make(map[string]string, len(out))
+	listed := make(map[string]bool, len(out))
 	for _, e := range out {
 		byUUID[e.UUID] = e.Socket
+		listed[filepath.Clean(e.Socket)] = true
 	}
 	ents, err := os.ReadDir(s.cfg.Directory)
 	s.mu.Lock()
@@ -264,6 +266,9 @@ func (s *Source) desired() []Entry {
 			continue
 		}
 		path := filepath.Join(s.cfg.Directory, de.Name())
+		if listed[path] {
+			continue // a configured domain's socket kept in the directory
+		}
 		name, uuid, ok := ParseSocketName(de.Name())
 		if !ok || de.Type()&fs.ModeSocket == 0 {
 			badNow[de.Name()] = true

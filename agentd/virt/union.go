@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -14,10 +15,14 @@ import (
 // UUID, that is a configuration conflict. The earlier member in the list wins, the conflict is
 // logged as an error when it starts and when it ends, and the later member's snapshot is hidden
 // while the conflict lasts (and delivered again, as an update, when the earlier member drops the
-// domain).
+// domain). A later member starts only once every earlier one is synced (or after StartWait), so
+// that at startup a conflict is settled before the later member's domain is ever delivered.
 type Union struct {
 	members []Watcher
 	log     logr.Logger
+	// StartWait bounds how long a member waits for the earlier ones to sync before it starts
+	// anyway (e.g. libvirtd is down: the socket domains must not wait for it forever).
+	StartWait time.Duration
 
 	hmu sync.Mutex // serialises delivery to the handler
 
@@ -31,7 +36,7 @@ var _ Watcher = (*Union)(nil)
 
 // NewUnion returns a Union of members; on a UUID conflict the earlier member wins.
 func NewUnion(log logr.Logger, members ...Watcher) *Union {
-	u := &Union{members: members, log: log, owner: map[string]int{}, conflicts: map[string]bool{}}
+	u := &Union{members: members, log: log, StartWait: 30 * time.Second, owner: map[string]int{}, conflicts: map[string]bool{}}
 	for range members {
 		u.known = append(u.known, map[string]Domain{})
 	}
@@ -46,11 +51,40 @@ func (u *Union) Run(ctx context.Context, h Handler) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if !u.awaitEarlier(ctx, i) {
+				return
+			}
 			errs[i] = m.Run(ctx, func(ev Event) { u.deliver(i, ev, h) })
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// awaitEarlier waits until the members before i are synced, StartWait passed or ctx ended
+// (false).
+func (u *Union) awaitEarlier(ctx context.Context, i int) bool {
+	deadline := time.NewTimer(u.StartWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		synced := true
+		for _, m := range u.members[:i] {
+			synced = synced && m.Synced()
+		}
+		if synced {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			u.log.Info("Starting a domain source before the earlier ones are synced", "waited", u.StartWait)
+			return true
+		case <-poll.C:
+		}
+	}
 }
 
 func (u *Union) deliver(i int, ev Event, h Handler) {

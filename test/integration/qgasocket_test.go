@@ -19,6 +19,7 @@ import (
 	"guestagent.io/operator/agentd/app"
 	"guestagent.io/operator/agentd/config"
 	"guestagent.io/operator/agentd/qgasock"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 	"guestagent.io/operator/internal/qgatest"
 	"guestagent.io/operator/internal/testenv"
@@ -167,4 +168,98 @@ func TestQGASocketsOnlyNode(t *testing.T) {
 		}
 		return nil
 	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+// TestQGASocketsBesideLibvirt: a node with libvirt (the test:/// driver, in process) and extra
+// socket domains. Socket domains publish their agent's data through the socket (qga.Route), the
+// libvirt domain is unaffected, and a socket entry with the UUID of a libvirt domain is a
+// reported conflict that libvirt wins.
+func TestQGASocketsBesideLibvirt(t *testing.T) {
+	qgatest.Require(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	const (
+		nodeName = "node-both"
+		uTest    = "6695eb01-f6a4-8304-79aa-97f2502e193f" // the test:///default driver's domain "test"
+		uExtra   = "5b000000-0000-4000-8000-00000000000c"
+	)
+	if err := env.Client.Create(ctx, testenv.Node(nodeName)); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "qgas")
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	qgatest.Start(t, filepath.Join(dir, "extra_"+uExtra+".sock"))
+	dup := qgatest.Start(t, filepath.Join(dir, "dup.sock"))
+
+	cfg := config.Default()
+	cfg.NodeName = nodeName
+	cfg.DefaultNamespace = defaultNS
+	cfg.MetricsAddr, cfg.HealthAddr = "0", "0"
+	cfg.PublishMinInterval.Duration = 20 * time.Millisecond
+	cfg.EnableOvirtAgent = false
+	cfg.LibvirtURI = "test:///default"
+	cfg.QGASockets = config.QGASockets{Directory: dir, Interval: config.Duration{Duration: 200 * time.Millisecond},
+		Domains: []config.SocketDomain{{Name: "dup", UUID: uTest, Socket: dup.Socket}}}
+	g.Expect(cfg.Validate()).To(Succeed())
+	deps, closeAgents, err := app.NewNodeDeps(cfg, testLogger(t).WithName("deps"))
+	g.Expect(err).NotTo(HaveOccurred())
+	deps.Controller = crconfig.Controller{SkipNameValidation: ptr.To(true)}
+	deps.Registry = prometheus.NewRegistry()
+	a, err := app.Build(cfg, env.Config, env.Scheme, deps, testLogger(t).WithName(nodeName))
+	g.Expect(err).NotTo(HaveOccurred())
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- a.Start(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agentd: %v", err)
+		}
+		closeAgents()
+	})
+
+	hostname, _ := os.Hostname()
+	g.Eventually(func() error {
+		gas, err := getGAS(ctx, defaultNS, uExtra)
+		if err != nil {
+			return err
+		}
+		if gas.Status.Hostname != hostname || gas.Status.OS == nil || gas.Spec.NodeName != nodeName {
+			return fmt.Errorf("status %+v", gas.Status)
+		}
+		return nil
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Eventually(func() error {
+		gas, err := getGAS(ctx, defaultNS, uTest)
+		if err != nil {
+			return err
+		}
+		if gas.Spec.DomainName != "test" || gas.Status.Domain == nil || gas.Status.Domain.Reason == qgasock.StateReason {
+			return fmt.Errorf("the libvirt domain must win: spec %+v domain %+v", gas.Spec, gas.Status.Domain)
+		}
+		return nil
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	u, ok := deps.Watcher.(*virt.Union)
+	g.Expect(ok).To(BeTrue())
+	g.Eventually(u.Conflicts).Should(ConsistOf(uTest))
+	g.Consistently(func() string {
+		gas, err := getGAS(ctx, defaultNS, uTest)
+		if err != nil {
+			return err.Error()
+		}
+		return gas.Spec.DomainName
+	}).WithTimeout(time.Second).Should(Equal("test"))
+	// the socket entry never showed under its own name: libvirt listed the domain first
+	gasList := &gav1.GuestAgentStatusList{}
+	g.Expect(env.Client.List(ctx, gasList)).To(Succeed())
+	for _, o := range gasList.Items {
+		g.Expect(o.Spec.DomainName).NotTo(Equal("dup"))
+	}
+	// the ACPI button still goes to libvirt for libvirt domains (the test driver rejects the
+	// ACPI flag) and refuses the socket domain
+	err = deps.PowerButton.ACPIShutdown(ctx, uTest)
+	g.Expect(err).To(MatchError(ContainSubstring("testDomainShutdownFlags")))
+	err = deps.PowerButton.ACPIReboot(ctx, uExtra)
+	g.Expect(err).To(MatchError(ContainSubstring("ACPI reboot needs libvirt, and domain extra is not run by libvirt")))
 }
