@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -45,12 +46,44 @@ type Periods struct {
 	FailureDelay Duration `json:"failureThrottle"`
 }
 
+// QGASockets configures the domains agentd reaches on a direct QEMU guest agent socket.
+type QGASockets struct {
+	// Directory is watched for sockets named <name>_<uuid>.sock: one domain per socket file,
+	// present while the file exists. Empty: no directory.
+	Directory string `json:"directory,omitempty"`
+	// Domains are configured domains; each exists as long as it is configured.
+	Domains []SocketDomain `json:"domains,omitempty"`
+	// Interval is how often the directory is scanned and every socket probed (guest-sync).
+	Interval Duration `json:"interval"`
+}
+
+// SocketDomain is one configured socket domain.
+type SocketDomain struct {
+	// Name is the domain name (spec.domainName of its GuestAgentStatus).
+	Name string `json:"name"`
+	// UUID is the domain UUID (canonical 8-4-4-4-12 hex form): the identity of its status.
+	UUID string `json:"uuid"`
+	// Socket is the host path of the agent's unix socket (QEMU's chardev for the
+	// org.qemu.guest_agent.0 port).
+	Socket string `json:"socket"`
+}
+
+// Enabled reports whether any socket domain is configured.
+func (q QGASockets) Enabled() bool { return q.Directory != "" || len(q.Domains) > 0 }
+
+// LibvirtEnabled reports whether agentd connects to libvirt.
+func (c Config) LibvirtEnabled() bool { return c.LibvirtURI != "" }
+
 // Config is agentd's whole configuration.
 type Config struct {
 	// NodeName is this node's name (Downward API: spec.nodeName, env NODE_NAME).
 	NodeName string `json:"nodeName"`
-	// LibvirtURI is the libvirt connection URI.
+	// LibvirtURI is the libvirt connection URI. Empty disables libvirt: agentd then serves only
+	// the domains of QGASockets (sockets-only mode, for nodes without libvirtd).
 	LibvirtURI string `json:"libvirtURI"`
+	// QGASockets are QEMU guest agent sockets of domains libvirt does not run (plain QEMU, other
+	// launchers); agentd talks to those agents directly.
+	QGASockets QGASockets `json:"qgaSockets"`
 	// DefaultNamespace receives the GuestAgentStatus of domains without placement metadata.
 	DefaultNamespace string `json:"defaultNamespace"`
 	// Poll holds the QGA polling periods.
@@ -99,6 +132,7 @@ func Default() Config {
 			CallTimeout:  Duration{1 * time.Second},
 			FailureDelay: Duration{60 * time.Second},
 		},
+		QGASockets:          QGASockets{Interval: Duration{5 * time.Second}},
 		PollWorkers:         4,
 		EnableOvirtAgent:    true,
 		LifecycleHooks:      true,
@@ -119,7 +153,12 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 	flagCfg := Default()
 	fs.StringVar(&file, "config", "", "Path of a YAML configuration file (optional).")
 	fs.StringVar(&flagCfg.NodeName, "node-name", flagCfg.NodeName, "Name of this node (default $NODE_NAME).")
-	fs.StringVar(&flagCfg.LibvirtURI, "libvirt-uri", flagCfg.LibvirtURI, "libvirt connection URI.")
+	fs.StringVar(&flagCfg.LibvirtURI, "libvirt-uri", flagCfg.LibvirtURI,
+		"libvirt connection URI; empty disables libvirt (sockets-only mode, needs --qga-socket-dir or qgaSockets.domains).")
+	fs.StringVar(&flagCfg.QGASockets.Directory, "qga-socket-dir", "",
+		"Directory of QEMU guest agent sockets named <name>_<uuid>.sock, of domains libvirt does not run.")
+	fs.DurationVar(&flagCfg.QGASockets.Interval.Duration, "qga-socket-interval", flagCfg.QGASockets.Interval.Duration,
+		"How often the QGA socket directory is scanned and every socket probed.")
 	fs.StringVar(&flagCfg.DefaultNamespace, "default-namespace", flagCfg.DefaultNamespace,
 		"Namespace of GuestAgentStatus objects for domains without placement metadata.")
 	fs.IntVar(&flagCfg.PollWorkers, "poll-workers", flagCfg.PollWorkers, "Concurrent QEMU guest agent calls.")
@@ -170,6 +209,10 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.NodeName = fl.NodeName
 	case "libvirt-uri":
 		cfg.LibvirtURI = fl.LibvirtURI
+	case "qga-socket-dir":
+		cfg.QGASockets.Directory = fl.QGASockets.Directory
+	case "qga-socket-interval":
+		cfg.QGASockets.Interval = fl.QGASockets.Interval
 	case "default-namespace":
 		cfg.DefaultNamespace = fl.DefaultNamespace
 	case "poll-workers":
@@ -232,10 +275,14 @@ func (c Config) Validate() error {
 		bad("nodeName %q: %s", c.NodeName, strings.Join(msgs, "; "))
 	}
 	if c.LibvirtURI == "" {
-		bad("libvirtURI must not be empty")
+		if !c.QGASockets.Enabled() {
+			bad("libvirtURI is empty (libvirt disabled) and no qgaSockets are configured: agentd would serve no domain " +
+				"(set libvirtURI, e.g. qemu:///system, or qgaSockets.directory / qgaSockets.domains)")
+		}
 	} else if !strings.Contains(c.LibvirtURI, ":") {
 		bad("libvirtURI %q is not a URI (e.g. qemu:///system)", c.LibvirtURI)
 	}
+	errs = append(errs, c.QGASockets.validate()...)
 	if msgs := validation.IsDNS1123Label(c.DefaultNamespace); len(msgs) > 0 {
 		bad("defaultNamespace %q: %s", c.DefaultNamespace, strings.Join(msgs, "; "))
 	}
@@ -289,4 +336,78 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxSocketPath is the longest unix socket path (sockaddr_un.sun_path without its NUL).
+const maxSocketPath = 107
+
+// validate reports every problem of the socket configuration.
+func (q QGASockets) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if q.Directory != "" && !filepath.IsAbs(q.Directory) {
+		bad("qgaSockets.directory %q must be an absolute path", q.Directory)
+	}
+	if q.Enabled() && (q.Interval.Duration < 100*time.Millisecond || q.Interval.Duration > time.Hour) {
+		bad("qgaSockets.interval must be in [100ms, 1h], got %s", q.Interval.Duration)
+	}
+	names, uuids, socks := map[string]int{}, map[string]int{}, map[string]int{}
+	for i, d := range q.Domains {
+		at := fmt.Sprintf("qgaSockets.domains[%d]", i)
+		if d.Name == "" {
+			bad("%s.name is required", at)
+		} else if len(d.Name) > 253 || strings.ContainsAny(d.Name, "\x00/") {
+			bad("%s.name %q must be 1-253 characters without '/'", at, d.Name)
+		} else if j, dup := names[d.Name]; dup {
+			bad("%s.name %q is also the name of qgaSockets.domains[%d]", at, d.Name, j)
+		} else {
+			names[d.Name] = i
+		}
+		if d.UUID == "" {
+			bad("%s.uuid is required (the domain's identity; e.g. QEMU's -uuid)", at)
+		} else if u, ok := CanonicalUUID(d.UUID); !ok {
+			bad("%s.uuid %q is not a UUID (want 8-4-4-4-12 hex digits, e.g. 6f1c2a9e-1b7d-4c55-9a0e-3f2b8c1d4e5a)", at, d.UUID)
+		} else if j, dup := uuids[u]; dup {
+			bad("%s.uuid %s is also the UUID of qgaSockets.domains[%d]", at, u, j)
+		} else {
+			uuids[u] = i
+		}
+		switch {
+		case d.Socket == "":
+			bad("%s.socket is required", at)
+		case !filepath.IsAbs(d.Socket):
+			bad("%s.socket %q must be an absolute path", at, d.Socket)
+		case len(d.Socket) > maxSocketPath:
+			bad("%s.socket %q is %d bytes long; unix socket paths are limited to %d", at, d.Socket, len(d.Socket), maxSocketPath)
+		default:
+			if j, dup := socks[filepath.Clean(d.Socket)]; dup {
+				bad("%s.socket %q is also the socket of qgaSockets.domains[%d]", at, d.Socket, j)
+			} else {
+				socks[filepath.Clean(d.Socket)] = i
+			}
+		}
+	}
+	return errs
+}
+
+// CanonicalUUID returns u in canonical lower-case 8-4-4-4-12 form; ok is false when u is not
+// a UUID in that form (upper-case hex digits are accepted).
+func CanonicalUUID(u string) (string, bool) {
+	if len(u) != 36 {
+		return "", false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return "", false
+			}
+		}
+	}
+	return strings.ToLower(u), true
 }

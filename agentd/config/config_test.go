@@ -138,3 +138,92 @@ func TestPublishLimits(t *testing.T) {
 		t.Errorf("limits of a 1/1 client %v/%v, want 1/1", q, b)
 	}
 }
+
+func TestQGASocketsFromFileAndFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-a")
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	body := `libvirtURI: ""
+qgaSockets:
+  interval: 2s
+  domains:
+  - name: vm1
+    uuid: 6F1C2A9E-1B7D-4C55-9A0E-3F2B8C1D4E5A
+    socket: /run/vm1/qga.sock
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := load(t, "--config", p, "--qga-socket-dir", "/run/qga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LibvirtEnabled() || !cfg.QGASockets.Enabled() {
+		t.Errorf("libvirt enabled %v, sockets enabled %v", cfg.LibvirtEnabled(), cfg.QGASockets.Enabled())
+	}
+	q := cfg.QGASockets
+	if q.Directory != "/run/qga" || q.Interval.Duration != 2*time.Second || len(q.Domains) != 1 || q.Domains[0].Socket != "/run/vm1/qga.sock" {
+		t.Errorf("qgaSockets = %+v", q)
+	}
+	// sockets-only from flags alone
+	cfg, err = load(t, "--libvirt-uri=", "--qga-socket-dir=/run/qga")
+	if err != nil || cfg.LibvirtEnabled() || cfg.QGASockets.Interval.Duration != 5*time.Second {
+		t.Errorf("flags-only sockets mode: %+v, %v", cfg.QGASockets, err)
+	}
+	// both libvirt and sockets
+	if cfg, err = load(t, "--qga-socket-dir=/run/qga"); err != nil || !cfg.LibvirtEnabled() {
+		t.Errorf("libvirt + sockets: %v", err)
+	}
+}
+
+func TestQGASocketsBadInput(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-a")
+	dir := t.TempDir()
+	const u1 = "6f1c2a9e-1b7d-4c55-9a0e-3f2b8c1d4e5a"
+	long := "/" + strings.Repeat("s", 120)
+	cases := map[string]struct{ body, want string }{
+		"no domain source": {"libvirtURI: \"\"\n", "libvirtURI is empty (libvirt disabled) and no qgaSockets are configured"},
+		"relative dir":     {"qgaSockets: {directory: run/qga}\n", `qgaSockets.directory "run/qga" must be an absolute path`},
+		"bad interval":     {"qgaSockets: {directory: /run/qga, interval: 10ms}\n", "qgaSockets.interval must be in [100ms, 1h], got 10ms"},
+		"missing uuid":     {"qgaSockets: {domains: [{name: a, socket: /a.sock}]}\n", "qgaSockets.domains[0].uuid is required"},
+		"bad uuid":         {"qgaSockets: {domains: [{name: a, uuid: 1234, socket: /a.sock}]}\n", `qgaSockets.domains[0].uuid "1234" is not a UUID`},
+		"bad uuid digit":   {"qgaSockets: {domains: [{name: a, uuid: 6f1c2a9e-1b7d-4c55-9a0e-3f2b8c1d4e5g, socket: /a.sock}]}\n", "is not a UUID"},
+		"missing name":     {"qgaSockets: {domains: [{uuid: " + u1 + ", socket: /a.sock}]}\n", "qgaSockets.domains[0].name is required"},
+		"slash in name":    {"qgaSockets: {domains: [{name: a/b, uuid: " + u1 + ", socket: /a.sock}]}\n", `qgaSockets.domains[0].name "a/b" must be`},
+		"missing socket":   {"qgaSockets: {domains: [{name: a, uuid: " + u1 + "}]}\n", "qgaSockets.domains[0].socket is required"},
+		"relative socket":  {"qgaSockets: {domains: [{name: a, uuid: " + u1 + ", socket: a.sock}]}\n", `qgaSockets.domains[0].socket "a.sock" must be an absolute path`},
+		"long socket":      {"qgaSockets: {domains: [{name: a, uuid: " + u1 + ", socket: " + long + "}]}\n", "unix socket paths are limited to 107"},
+		"duplicate uuid": {"qgaSockets: {domains: [{name: a, uuid: " + u1 + ", socket: /a.sock}, {name: b, uuid: " + strings.ToUpper(u1) + ", socket: /b.sock}]}\n",
+			"qgaSockets.domains[1].uuid " + u1 + " is also the UUID of qgaSockets.domains[0]"},
+		"duplicate name": {"qgaSockets: {domains: [{name: a, uuid: " + u1 + ", socket: /a.sock}, {name: a, uuid: 00000000-0000-0000-0000-000000000001, socket: /b.sock}]}\n",
+			`qgaSockets.domains[1].name "a" is also the name of qgaSockets.domains[0]`},
+		"duplicate socket": {"qgaSockets: {domains: [{name: a, uuid: " + u1 + ", socket: /x/a.sock}, {name: b, uuid: 00000000-0000-0000-0000-000000000001, socket: /x/./a.sock}]}\n",
+			`qgaSockets.domains[1].socket "/x/./a.sock" is also the socket of qgaSockets.domains[0]`},
+		"unknown key": {"qgaSockets: {dir: /run/qga}\n", `unknown field "dir"`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := load(t, "--config", p)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("config %q: error %v, want it to contain %q", c.body, err, c.want)
+			}
+		})
+	}
+	if _, err := load(t, "--qga-socket-dir=relative"); err == nil || !strings.Contains(err.Error(), "must be an absolute path") {
+		t.Errorf("relative --qga-socket-dir: %v", err)
+	}
+}
+
+func TestCanonicalUUID(t *testing.T) {
+	if u, ok := CanonicalUUID("6F1C2A9E-1B7D-4C55-9A0E-3F2B8C1D4E5A"); !ok || u != "6f1c2a9e-1b7d-4c55-9a0e-3f2b8c1d4e5a" {
+		t.Errorf("got %q %v", u, ok)
+	}
+	for _, bad := range []string{"", "6f1c2a9e1b7d4c559a0e3f2b8c1d4e5a", "6f1c2a9e-1b7d-4c55-9a0e-3f2b8c1d4e5", "6f1c2a9e_1b7d-4c55-9a0e-3f2b8c1d4e5a"} {
+		if _, ok := CanonicalUUID(bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -42,6 +42,39 @@ func (s *SocketAPI) Close() error {
 	return nil
 }
 
+// Probe checks that the domain's agent answers: it dials its socket if no connection is open and
+// synchronises (guest-sync-delimited). A connection that fails is dropped, so the next call or
+// probe dials afresh. This is how agentd/qgasock derives the channel state of a socket domain;
+// it shares the connection with the poller (the agent serves one client at a time).
+func (s *SocketAPI) Probe(ctx context.Context, uuid string, timeout time.Duration) error {
+	const cmd = "guest-sync-delimited"
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s.mu.Lock()
+	c := s.conns[uuid]
+	s.mu.Unlock()
+	if c == nil {
+		_, err := s.client(ctx, uuid, cmd, timeout) // a fresh connection has just synchronised
+		return err
+	}
+	if err := c.Sync(ctx); err != nil {
+		s.drop(uuid, c)
+		return classifySocket(cmd, err)
+	}
+	return nil
+}
+
+// Forget closes the domain's connection (the domain is gone).
+func (s *SocketAPI) Forget(uuid string) {
+	s.mu.Lock()
+	c := s.conns[uuid]
+	delete(s.conns, uuid)
+	s.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
 func (s *SocketAPI) client(ctx context.Context, uuid, cmd string, timeout time.Duration) (*qgaclient.Client, error) {
 	s.mu.Lock()
 	c := s.conns[uuid]

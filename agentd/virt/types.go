@@ -88,7 +88,15 @@ type Domain struct {
 	OGAChannelName string
 	// Placement is parsed from our metadata element.
 	Placement Placement
+	// QGASocket is set for a domain libvirt does not run: the host path of its QEMU guest
+	// agent's unix socket, which agentd talks to directly (agentd/qgasock). Such a domain has no
+	// libvirt run state, lifecycle events or host-side actions (ACPI power button, destroy,
+	// libvirt statistics). Empty for libvirt domains.
+	QGASocket string
 }
+
+// Libvirt reports whether libvirt runs the domain (false for a direct QGA socket domain).
+func (d Domain) Libvirt() bool { return d.QGASocket == "" }
 
 // EventType classifies an Event. See the package documentation for the semantics.
 type EventType int

@@ -1,8 +1,8 @@
 // Command agentd is the node agent of guestagent-operator. One instance runs per node
-// (DaemonSet): it talks to libvirt on its node, serves the QEMU and oVirt guest agents of every
-// domain, publishes one GuestAgentStatus per domain and executes the GuestAgentCommands
-// scheduled to its node. The parts are assembled by agentd/app; this file builds the
-// libvirt-backed ones.
+// (DaemonSet): it talks to libvirt on its node (and/or directly to the QEMU guest agent sockets
+// of domains libvirt does not run), serves the QEMU and oVirt guest agents of every domain,
+// publishes one GuestAgentStatus per domain and executes the GuestAgentCommands scheduled to its
+// node. The parts are built and assembled by agentd/app.
 package main
 
 import (
@@ -56,41 +56,20 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	if err := virt.EnsureEventLoop(); err != nil {
-		return fmt.Errorf("starting the libvirt event loop: %w", err)
-	}
-	watcher := virt.NewManager(virt.Config{URI: cfg.LibvirtURI, Log: log.WithName("virt")})
-	qgaAgent, err := app.NewQGA(qga.Config{
-		API:     qga.Instrument(qga.NewLibvirtAPI(watcher.LookupDomain)),
-		Domains: watcher.Domains,
-		Periods: qga.Periods{
-			Caps:  cfg.Poll.Capabilities.Duration,
-			Users: cfg.Poll.Users.Duration,
-			Sys:   cfg.Poll.System.Duration,
-			CPUs:  cfg.Poll.CPUs.Duration,
-			Disks: cfg.Poll.Disks.Duration,
-		},
-		BootWindow:      cfg.Poll.BootWindow.Duration,
-		CallTimeout:     cfg.Poll.CallTimeout.Duration,
-		FailureThrottle: cfg.Poll.FailureDelay.Duration,
-		Workers:         cfg.PollWorkers,
-		Log:             log.WithName("qga"),
-	})
-	if err != nil {
-		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
-	}
-	qga.MustRegisterMetrics(crmetrics.Registry)
-	virt.MustRegisterMetrics(crmetrics.Registry)
-	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
-		Watcher:     watcher,
-		QGA:         qgaAgent,
-		PowerButton: virt.PowerButton{M: watcher},
-		InstanceID:  os.Getenv("POD_UID"),
-	}, log)
+	deps, closeAgents, err := app.NewNodeDeps(cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("Starting agentd", "libvirtURI", cfg.LibvirtURI, "defaultNamespace", cfg.DefaultNamespace)
+	defer closeAgents()
+	qga.MustRegisterMetrics(crmetrics.Registry)
+	virt.MustRegisterMetrics(crmetrics.Registry)
+	deps.InstanceID = os.Getenv("POD_UID")
+	agent, err := app.Build(cfg, restCfg, scheme, deps, log)
+	if err != nil {
+		return err
+	}
+	log.Info("Starting agentd", "libvirtURI", cfg.LibvirtURI, "libvirt", cfg.LibvirtEnabled(),
+		"qgaSocketDirectory", cfg.QGASockets.Directory, "qgaSocketDomains", len(cfg.QGASockets.Domains), "defaultNamespace", cfg.DefaultNamespace)
 	if err := agent.Start(ctx); err != nil {
 		return err
 	}

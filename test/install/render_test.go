@@ -33,6 +33,9 @@ const installNS = "guestagent-system"
 // allValues enables every optional part of the chart.
 var allValues = filepath.Join(chartDir, "ci", "all-values.yaml")
 
+// socketValues configure sockets-only nodes (no libvirt, QEMU guest agent sockets).
+var socketValues = filepath.Join(chartDir, "ci", "qga-sockets-values.yaml")
+
 // TestChartCopiesInSync checks that the chart's copies of generated and shared files are
 // identical to their sources (run hack/sync-chart-crds.sh after `make manifests`).
 func TestChartCopiesInSync(t *testing.T) {
@@ -237,6 +240,7 @@ func TestAgentdConfigAccepted(t *testing.T) {
 	sources := map[string][]*unstructured.Unstructured{
 		"helm default":    helmTemplate(t, installNS),
 		"helm all values": helmTemplate(t, installNS, "-f", allValues),
+		"helm sockets":    helmTemplate(t, installNS, "-f", socketValues),
 		"kustomize":       decodeAll(t, run(t, "kustomize", "build", "config/default")),
 	}
 	for name, objs := range sources {
@@ -259,6 +263,9 @@ func TestAgentdConfigAccepted(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: agentd rejects its agentd.yaml: %v\n%s", name, err, data)
 			continue
+		}
+		if name == "helm sockets" && (cfg.LibvirtEnabled() || cfg.QGASockets.Directory != "/run/qga" || len(cfg.QGASockets.Domains) != 1) {
+			t.Errorf("%s: sockets-only configuration lost: %+v", name, cfg)
 		}
 		if name == "helm default" {
 			def := agentdconfig.Default()
@@ -571,4 +578,32 @@ func relTo(t *testing.T, dir, rel string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestChartQGASocketMounts: sockets-only nodes mount the socket directory and nothing of
+// libvirt; by default nothing of the sockets is mounted.
+func TestChartQGASocketMounts(t *testing.T) {
+	volumes := func(objs []*unstructured.Unstructured) map[string]string {
+		out := map[string]string{}
+		for _, o := range objs {
+			if o.GetKind() != "DaemonSet" {
+				continue
+			}
+			vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+			for _, v := range vols {
+				m := v.(map[string]any)
+				p, _, _ := unstructured.NestedString(m, "hostPath", "path")
+				out[m["name"].(string)] = p
+			}
+		}
+		return out
+	}
+	def := volumes(helmTemplate(t, installNS))
+	if _, ok := def["qga-sockets"]; ok || def["libvirt-run"] == "" {
+		t.Errorf("default volumes: %v", def)
+	}
+	sock := volumes(helmTemplate(t, installNS, "-f", socketValues))
+	if sock["qga-sockets"] != "/run/qga" || sock["libvirt-run"] != "" || sock["ovirt-channels"] != "" {
+		t.Errorf("sockets-only volumes: %v", sock)
+	}
 }

@@ -130,6 +130,26 @@ func (c *Client) readLine() ([]byte, error) {
 	}
 }
 
+// Sync checks that the agent answers on this connection: guest-sync with a random id must come
+// back with that id (after a failed call the full 0xFF + guest-sync-delimited resync runs
+// first). Every agent enables guest-sync, so it is a liveness probe independent of the
+// agent's command set.
+func (c *Client) Sync(ctx context.Context) error {
+	id := rand.Int64N(1 << 50)
+	raw, err := c.Call(ctx, "guest-sync", map[string]any{"id": id})
+	if err != nil {
+		return err
+	}
+	var got int64
+	if err := json.Unmarshal(raw, &got); err != nil || got != id {
+		c.mu.Lock()
+		c.needSync = true
+		c.mu.Unlock()
+		return fmt.Errorf("guest-sync: answered %.40q, want id %d", raw, id)
+	}
+	return nil
+}
+
 // Call sends cmd with args (nil for none) and returns the raw "return" member. An agent error
 // reply is returned as *AgentError; a deadline as an error wrapping os.ErrDeadlineExceeded.
 func (c *Client) Call(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
