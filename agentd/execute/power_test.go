@@ -277,7 +277,11 @@ func TestPowerAlreadyOff(t *testing.T) {
 	g := NewWithT(t)
 	r := newPowerRig(t, up, absent)
 	r.shutOff()
-	g.Eventually(func() bool { w, _ := r.e.Service.WatchPower(testUUID); defer w.Close(); return w.State == virt.StateShutOff }).Should(BeTrue())
+	g.Eventually(func() bool {
+		w, _ := r.e.Service.WatchPower(testUUID)
+		defer w.Close()
+		return w.State == virt.StateShutOff
+	}).Should(BeTrue())
 	st := r.start(t, r.command(t, "off", powerSpec(gav1.ActionShutdown)))().Status
 	g.Expect(st.Reason).To(Equal(gav1.ReasonShutOff))
 	g.Expect(st.Message).To(ContainSubstring("nothing was sent"))
