@@ -209,7 +209,8 @@ const (
 
 // ShutdownParams parameterise Shutdown.
 type ShutdownParams struct {
-	// delaySeconds asks the guest to wait before shutting down (oVirt agent only; QGA acts at once).
+	// delaySeconds asks the guest to wait before shutting down (oVirt agent only: refused when the
+	// power methods include QemuGuestAgent, which acts at once).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=86400
@@ -311,13 +312,15 @@ type GuestAgentCommandSpec struct {
 	// +optional
 	Freeze *FreezeParams `json:"freeze,omitempty"`
 
-	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both.
+	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
+	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
+	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
 	// +optional
 	// +kubebuilder:default=Auto
 	Agent AgentSelector `json:"agent,omitempty"`
 
-	// fallback is taken only when no selected agent can serve a power action: None (default) or
-	// ACPI (libvirt's power button). It is never taken silently: status.agent reports it.
+	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// appended to the methods of the power policy (see power).
 	// +optional
 	// +kubebuilder:default=None
 	Fallback Fallback `json:"fallback,omitempty"`

@@ -39,10 +39,12 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	Hook *HookParamsApplyConfiguration `json:"hook,omitempty"`
 	// freeze parameterises action FreezeFilesystems.
 	Freeze *FreezeParamsApplyConfiguration `json:"freeze,omitempty"`
-	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both.
+	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
+	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
+	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
 	Agent *apiv1alpha1.AgentSelector `json:"agent,omitempty"`
-	// fallback is taken only when no selected agent can serve a power action: None (default) or
-	// ACPI (libvirt's power button). It is never taken silently: status.agent reports it.
+	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// appended to the methods of the power policy (see power).
 	Fallback *apiv1alpha1.Fallback `json:"fallback,omitempty"`
 	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period
 	// of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
