@@ -368,8 +368,10 @@ func TestRealStack(t *testing.T) {
 	// agent and the oVirt agent accept (or refuse) and nothing happens, the ACPI button is
 	// ignored, and only the listed Destroy brings the domain down. Each step is recorded.
 	t.Run("ShutdownIgnoredEscalatesToDestroy", func(t *testing.T) {
-		guestExec(t, gBoth, "for b in /sbin/shutdown /sbin/poweroff /sbin/halt /sbin/reboot /usr/sbin/shutdown /usr/sbin/poweroff; do "+
-			"[ -e $b ] && mount --bind /bin/true $b; done; pkill -x acpid; true")
+		// A script, not a link to /bin/true: busybox applets dispatch on their link name.
+		guestExec(t, gBoth, "printf '#!/bin/sh\\nexit 0\\n' >/run/noop && chmod +x /run/noop && "+
+			"for b in /sbin/shutdown /sbin/poweroff /sbin/halt /usr/sbin/shutdown /usr/sbin/poweroff /bin/poweroff; do "+
+			"if [ -e $b ] || [ -L $b ]; then rm -f $b && cp /run/noop $b || mount --bind /run/noop $b; fi; done; pkill -x acpid; true")
 		c := command(t, "e2e-shutdown-ignored", bothName, gav1.ActionShutdown, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Power = &gav1.PowerPolicy{
 				Methods:            []gav1.PowerMethod{gav1.PowerQemu, gav1.PowerOvirt, gav1.PowerACPI, gav1.PowerDestroy},
