@@ -370,7 +370,7 @@ func TestRealStack(t *testing.T) {
 	t.Run("ShutdownIgnoredEscalatesToDestroy", func(t *testing.T) {
 		// A script, not a link to /bin/true: busybox applets dispatch on their link name.
 		guestExec(t, gBoth, "printf '#!/bin/sh\\nexit 0\\n' >/run/noop && chmod +x /run/noop && "+
-			"for b in /sbin/shutdown /sbin/poweroff /sbin/halt /usr/sbin/shutdown /usr/sbin/poweroff /bin/poweroff; do "+
+			"for b in /sbin/shutdown /sbin/poweroff /sbin/halt /usr/sbin/shutdown /usr/sbin/poweroff /usr/bin/poweroff /bin/poweroff /bin/halt; do "+
 			"if [ -e $b ] || [ -L $b ]; then rm -f $b && cp /run/noop $b || mount --bind /run/noop $b; fi; done; pkill -x acpid; true")
 		c := command(t, "e2e-shutdown-ignored", bothName, gav1.ActionShutdown, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Power = &gav1.PowerPolicy{
