@@ -89,6 +89,23 @@ func TestCommandInvalidAgentForAction(t *testing.T) {
 	g.Expect(ev.ReportingController).To(Equal(EventRecorderName))
 }
 
+// TestCommandPowerPolicyTooLong fails a power command whose policy's waits cannot fit in its
+// deadline (the schema cannot compare them), with the numbers in the message and a Warning Event.
+func TestCommandPowerPolicyTooLong(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	gas := createStatus(t, ns, "vm-1", nodeName("node"))
+	spec := gav1.GuestAgentCommandSpec{Target: gas.Name, Action: gav1.ActionShutdown, DeadlineSeconds: ptr.To[int32](100),
+		Power: &gav1.PowerPolicy{Methods: []gav1.PowerMethod{gav1.PowerQemu, gav1.PowerACPI, gav1.PowerDestroy}}}
+	cmd := createCommand(t, ns, "off-too-long", spec)
+
+	failed := waitPhase(t, client.ObjectKeyFromObject(cmd), gav1.PhaseFailed)
+	g.Expect(failed.Status.Reason).To(Equal(gav1.ReasonInvalidSpec))
+	g.Expect(failed.Status.Message).To(ContainSubstring("deadlineSeconds 100 is shorter than the power policy's waits (3 methods x gracePeriodSeconds 60 = 180s)"))
+	g.Expect(failed.Status.NodeName).To(BeEmpty())
+	expectEventsOnce(t, ns, cmd.Name, string(gav1.PhaseFailed))
+}
+
 // TestCommandCrossNamespaceTargetRefused: a command never resolves a status of another namespace,
 // even when one with the target's name exists there; it stays Pending and then misses its deadline.
 func TestCommandCrossNamespaceTargetRefused(t *testing.T) {
@@ -151,6 +168,7 @@ func TestCommandAlreadyExecuted(t *testing.T) {
 	gas := createStatus(t, ns, "vm-1", nodeName("node"))
 	spec := rebootSpec(gas.Name)
 	spec.Reboot = &gav1.RebootParams{DelaySeconds: ptr.To[int32](5), Message: "maintenance"}
+	spec.Power.Methods = []gav1.PowerMethod{gav1.PowerOvirt} // delay and message: the oVirt agent only
 	first := createCommand(t, ns, "reboot-gitops", spec)
 	key := client.ObjectKeyFromObject(first)
 	claimed := claim(t, key)

@@ -155,8 +155,10 @@ func createStatus(t *testing.T, ns, name, node string) *gav1.GuestAgentStatus {
 	return gas
 }
 
+// rebootSpec is a Reboot whose policy fits in the short deadlines of these tests.
 func rebootSpec(target string) gav1.GuestAgentCommandSpec {
-	return gav1.GuestAgentCommandSpec{Target: target, Action: gav1.ActionReboot}
+	return gav1.GuestAgentCommandSpec{Target: target, Action: gav1.ActionReboot,
+		Power: &gav1.PowerPolicy{Methods: []gav1.PowerMethod{gav1.PowerQemu}, GracePeriodSeconds: ptr.To[int32](1)}}
 }
 
 func createCommand(t *testing.T, ns, name string, spec gav1.GuestAgentCommandSpec) *gav1.GuestAgentCommand {

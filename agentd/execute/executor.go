@@ -52,6 +52,10 @@ import (
 // Service executes requests against a domain's guest (GuestAgentService).
 type Service interface {
 	Execute(ctx context.Context, uuid string, req service.Request) (service.Result, error)
+	// WatchPower delivers a domain's power changes (shut off, rebooted) as libvirt reports them.
+	WatchPower(uuid string) (*service.PowerWatch, bool)
+	// HostPower takes a host-side step of a power policy (ACPI, Destroy).
+	HostPower(ctx context.Context, uuid string, action gav1.Action, m gav1.PowerMethod) error
 }
 
 // History records executed commands in the target's GuestAgentStatus (the publisher).
@@ -78,6 +82,8 @@ type Executor struct {
 	TargetReuse time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// After waits on the same clock as Now (default time.After): the grace periods of power steps.
+	After func(d time.Duration) <-chan time.Time
 
 	sweepOnce sync.Once
 	swept     chan struct{}
@@ -124,6 +130,9 @@ func (e *Executor) SetupWithManager(mgr ctrl.Manager) error {
 func (e *Executor) setDefaults() {
 	if e.Now == nil {
 		e.Now = time.Now
+	}
+	if e.After == nil {
+		e.After = time.After
 	}
 	if e.MaxConcurrent == 0 {
 		e.MaxConcurrent = 4
@@ -195,6 +204,13 @@ func (e *Executor) sweep(ctx context.Context) error {
 		}
 		msg := fmt.Sprintf("agentd restarted while the command was running (claimed by %s); it is not re-sent, "+
 			"so it may or may not have reached the guest", cmd.Status.ClaimedBy)
+		if steps := cmd.Status.PowerSteps; len(steps) > 0 || gav1.IsPowerAction(cmd.Spec.Action) {
+			// A power policy is not continued: the step in flight at the restart may or may not
+			// have been sent, and its grace period is lost. Create a new command to try again.
+			msg = fmt.Sprintf("agentd restarted during the power policy (claimed by %s); the policy is not continued. "+
+				"Steps recorded before the restart: %s. A step after the last recorded one may have been sent; "+
+				"create a new command to try again", cmd.Status.ClaimedBy, summarize(steps))
+		}
 		e.finish(cmd, false, gav1.ReasonAgentRestarted, msg, nil)
 		err := retryTransient(ctx, log, "failing a command left running", func() error {
 			return e.Client.Status().Update(ctx, cmd)
@@ -350,6 +366,27 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	log.Info("Executing command", "guestAgentCommand", klog.KObj(cmd), "action", cmd.Spec.Action, "domainUUID", uuid)
 
+	executed := gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action}
+	if gav1.IsPowerAction(cmd.Spec.Action) {
+		out := e.runPower(ctx, cmd, uuid)
+		if out.aborted {
+			return ctrl.Result{}, nil // the command changed under us, or agentd stops: its successor's sweep reports it
+		}
+		if out.touched {
+			// The guest (or libvirt) was asked, whatever the outcome: a re-created command must
+			// not run the policy again.
+			executed.Time = metav1.NewTime(e.Now())
+			e.executedOn(cmd, executed)
+			if e.History != nil {
+				e.History.RecordExecuted(uuid, executed)
+			}
+		}
+		if out.reason == gav1.ReasonDomainNotFound {
+			e.forgetTarget(cmd)
+		}
+		return ctrl.Result{}, e.complete(ctx, cmd, out.ok, out.reason, out.msg, out.agents)
+	}
+
 	execCtx, cancel := context.WithTimeout(ctx, e.timeout(cmd))
 	res, xerr := e.Service.Execute(execCtx, uuid, service.Request{Spec: cmd.Spec})
 	cancel()
@@ -366,7 +403,7 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, e.complete(ctx, cmd, false, reason, xerr.Error(), res.Agents)
 	}
-	executed := gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action, Time: metav1.NewTime(e.Now())}
+	executed.Time = metav1.NewTime(e.Now())
 	e.executedOn(cmd, executed)
 	if e.History != nil {
 		e.History.RecordExecuted(uuid, executed)

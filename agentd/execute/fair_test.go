@@ -2,6 +2,7 @@ package execute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"guestagent.io/operator/agentd/service"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 	"guestagent.io/operator/internal/testenv"
 )
@@ -27,6 +29,23 @@ type recordingService struct {
 	order    []string // "<uuid> <action>"
 	inFlight map[string]int
 	overlaps []string
+	watches  map[string]chan service.PowerChange
+}
+
+// WatchPower: the domain runs, and a delivered power action takes effect at once.
+func (s *recordingService) WatchPower(uuid string) (*service.PowerWatch, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watches == nil {
+		s.watches = map[string]chan service.PowerChange{}
+	}
+	ch := make(chan service.PowerChange, 4)
+	s.watches[uuid] = ch
+	return service.NewPowerWatch(ch, virt.StateRunning, nil), true
+}
+
+func (s *recordingService) HostPower(context.Context, string, gav1.Action, gav1.PowerMethod) error {
+	return errors.New("not used")
 }
 
 func (s *recordingService) Execute(_ context.Context, uuid string, req service.Request) (service.Result, error) {
@@ -45,6 +64,11 @@ func (s *recordingService) Execute(_ context.Context, uuid string, req service.R
 		time.Sleep(time.Millisecond)
 		s.mu.Lock()
 		s.inFlight[uuid]--
+		ev := service.PowerStopped
+		if req.Spec.Action == gav1.ActionReboot {
+			ev = service.PowerRebooted
+		}
+		s.watches[uuid] <- service.PowerChange{Event: ev}
 		s.mu.Unlock()
 	}
 	return service.Result{Agents: []gav1.AgentType{gav1.AgentQemu}, Message: "done"}, nil

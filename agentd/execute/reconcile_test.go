@@ -54,16 +54,34 @@ func (h *history) keys() []string {
 	return out
 }
 
-type powerButton struct{ pressed []string }
+type powerButton struct {
+	mu      sync.Mutex
+	pressed []string
+	onPress func(what string)
+}
 
-func (p *powerButton) ACPIShutdown(_ context.Context, uuid string) error {
-	p.pressed = append(p.pressed, "shutdown")
+func (p *powerButton) press(what string) error {
+	p.mu.Lock()
+	p.pressed = append(p.pressed, what)
+	f := p.onPress
+	p.mu.Unlock()
+	if f != nil {
+		f(what)
+	}
 	return nil
 }
-func (p *powerButton) ACPIReboot(_ context.Context, uuid string) error {
-	p.pressed = append(p.pressed, "reboot")
-	return nil
+
+func (p *powerButton) Pressed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.pressed...)
 }
+
+func (p *powerButton) Destroy(_ context.Context, uuid string) error { return p.press("destroy") }
+func (p *powerButton) Reset(_ context.Context, uuid string) error   { return p.press("reset") }
+
+func (p *powerButton) ACPIShutdown(_ context.Context, uuid string) error { return p.press("shutdown") }
+func (p *powerButton) ACPIReboot(_ context.Context, uuid string) error   { return p.press("reboot") }
 
 type agentState = servicefake.AgentState
 
@@ -83,6 +101,8 @@ type rig struct {
 	oga     *servicefake.OGA
 	power   *powerButton
 	history *history
+	virt    *virt.Fake
+	domain  virt.Domain
 }
 
 func newRig(t *testing.T, qgaState, ogaState agentState, executed ...gav1.ExecutedCommand) *rig {
@@ -95,11 +115,15 @@ func newRig(t *testing.T, qgaState, ogaState agentState, executed ...gav1.Execut
 		Spec: gav1.GuestAgentStatusSpec{DomainUUID: testUUID, NodeName: testNode}}
 	target.Status.ExecutedCommands = executed
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(target).
+		WithIndex(&gav1.GuestAgentCommand{}, FieldNodeName, func(o client.Object) []string {
+			return []string{o.(*gav1.GuestAgentCommand).Status.NodeName}
+		}).
 		WithStatusSubresource(&gav1.GuestAgentCommand{}, &gav1.GuestAgentStatus{}).Build()
 
 	r := &rig{c: c, qga: servicefake.NewQGA(), oga: servicefake.NewOGA(), power: &powerButton{}, history: &history{}}
 	d := servicefake.Domain(testUUID, "vm1", virt.StateRunning, qgaState, ogaState)
-	svc := service.New(service.Options{Log: testr.New(t), Watcher: virt.NewFake(d), QGA: r.qga, OGA: r.oga, PowerButton: r.power})
+	r.virt, r.domain = virt.NewFake(d), d
+	svc := service.New(service.Options{Log: testr.New(t), Watcher: r.virt, QGA: r.qga, OGA: r.oga, PowerButton: r.power})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
@@ -160,16 +184,6 @@ func TestReconcileOutcomes(t *testing.T) {
 		wantCalls  int // requests that reached the guest agents
 		wantACPI   []string
 	}{
-		{"shutdown auto, qga up", gav1.ActionShutdown, gav1.AgentAuto, "", up, up,
-			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentQemu}, 1, nil},
-		{"shutdown auto, qga down", gav1.ActionShutdown, gav1.AgentAuto, "", down, up,
-			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentOvirt}, 1, nil},
-		{"shutdown auto, both down, ACPI", gav1.ActionShutdown, gav1.AgentAuto, gav1.FallbackACPI, down, down,
-			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentACPI}, 0, []string{"shutdown"}},
-		{"reboot auto, both down, no fallback", gav1.ActionReboot, gav1.AgentAuto, "", down, down,
-			gav1.PhaseFailed, gav1.ReasonAgentUnavailable, nil, 0, nil},
-		{"reboot both", gav1.ActionReboot, gav1.AgentBoth, "", up, up,
-			gav1.PhaseSucceeded, gav1.ReasonCompleted, []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, 2, nil},
 		{"set time, qga failing", gav1.ActionSetTime, gav1.AgentAuto, "", failing, up,
 			gav1.PhaseFailed, gav1.ReasonAgentError, nil, 1, nil},
 		{"lock screen to qga", gav1.ActionLockScreen, gav1.AgentSelectQemu, "", up, up,
@@ -195,8 +209,8 @@ func TestReconcileOutcomes(t *testing.T) {
 			if n := len(r.qga.Calls()) + len(r.oga.Calls()); n != c.wantCalls {
 				t.Errorf("%d requests reached the agents (%v %v), want %d", n, r.qga.Calls(), r.oga.Calls(), c.wantCalls)
 			}
-			if !slices.Equal(r.power.pressed, c.wantACPI) {
-				t.Errorf("ACPI presses %v, want %v", r.power.pressed, c.wantACPI)
+			if !slices.Equal(r.power.Pressed(), c.wantACPI) {
+				t.Errorf("ACPI presses %v, want %v", r.power.Pressed(), c.wantACPI)
 			}
 			wantHistory := []string(nil)
 			if c.wantPhase == gav1.PhaseSucceeded {

@@ -30,6 +30,8 @@ type Result struct {
 type ExecError struct {
 	Reason string
 	Err    error
+	// NotSent is true when nothing reached any agent (none was usable).
+	NotSent bool
 }
 
 func (e *ExecError) Error() string { return e.Err.Error() }
@@ -71,12 +73,14 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 	var res Result
 	var failures []string
 	var lastReason string
+	sent := false
 	for _, a := range agents {
 		if why := usable(a, v); why != "" {
 			failures = append(failures, fmt.Sprintf("%s: %s", a, why))
 			lastReason = gav1.ReasonAgentUnavailable
 			continue
 		}
+		sent = true
 		msg, err := s.send(ctx, a, uuid, spec)
 		if err != nil {
 			reason := classify(err)
@@ -110,7 +114,9 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 	if lastReason == "" {
 		lastReason = gav1.ReasonAgentUnavailable
 	}
-	return Result{}, execErr(lastReason, "%s not delivered: %s", spec.Action, strings.Join(failures, "; "))
+	ee := execErr(lastReason, "%s not delivered: %s", spec.Action, strings.Join(failures, "; "))
+	ee.NotSent = !sent
+	return Result{}, ee
 }
 
 // usable says why agent a cannot take a request now ("" when it can).

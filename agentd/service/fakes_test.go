@@ -27,6 +27,13 @@ func (p *fakePower) ACPIReboot(_ context.Context, uuid string) error {
 	return p.press("acpi-reboot", uuid)
 }
 
+func (p *fakePower) Destroy(_ context.Context, uuid string) error {
+	return p.press("destroy", uuid)
+}
+func (p *fakePower) Reset(_ context.Context, uuid string) error {
+	return p.press("reset", uuid)
+}
+
 func (p *fakePower) Calls() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -80,10 +80,14 @@ type OvirtAPIVersions interface {
 	OvirtAPIVersion(ctx context.Context, uuid string) (int, error)
 }
 
-// PowerButton is libvirt's ACPI power button, the explicit fallback for power actions.
+// PowerButton is libvirt's host-side power control: the ACPI and Destroy steps of power policies.
 type PowerButton interface {
 	ACPIShutdown(ctx context.Context, uuid string) error
 	ACPIReboot(ctx context.Context, uuid string) error
+	// Destroy stops the domain: gracefully (SIGTERM) first, then forcibly.
+	Destroy(ctx context.Context, uuid string) error
+	// Reset resets the domain (the reset button): the guest reboots without a shutdown.
+	Reset(ctx context.Context, uuid string) error
 }
 
 // View is everything known about one domain: identity, merged guest data and agent states.
@@ -146,6 +150,7 @@ type GuestAgentService struct {
 	hookWG   sync.WaitGroup
 	runCtx   context.Context
 	domLocks map[string]*sync.Mutex
+	power    powerWatchers
 
 	timeSyncs *prometheus.CounterVec
 }
@@ -325,6 +330,7 @@ func (s *GuestAgentService) ogaState(uuid string) (guest.OGAState, bool) {
 
 // handle applies one libvirt event. It runs on the watcher's goroutine.
 func (s *GuestAgentService) handle(ev virt.Event) {
+	s.notifyPower(ev)
 	switch ev.Type {
 	case virt.EventDomainAdded, virt.EventDomainUpdated, virt.EventAgentChannel:
 		s.upsert(ev)

@@ -37,3 +37,34 @@ func (p PowerButton) ACPIReboot(_ context.Context, uuid string) error {
 	}
 	return nil
 }
+
+// Destroy stops the domain: virDomainDestroyFlags(GRACEFUL) first (SIGTERM, libvirt waits a
+// few seconds for QEMU to exit), then a plain destroy (SIGKILL) if QEMU did not exit.
+func (p PowerButton) Destroy(_ context.Context, uuid string) error {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Free() }()
+	if gerr := d.DestroyFlags(libvirt.DOMAIN_DESTROY_GRACEFUL); gerr == nil {
+		return nil
+	}
+	if err := d.DestroyFlags(libvirt.DOMAIN_DESTROY_DEFAULT); err != nil {
+		return fmt.Errorf("destroy of %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// Reset resets the domain (virDomainReset: the reset button, no guest shutdown); libvirt then
+// emits its REBOOT event.
+func (p PowerButton) Reset(_ context.Context, uuid string) error {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Free() }()
+	if err := d.Reset(0); err != nil {
+		return fmt.Errorf("reset of %s: %w", uuid, err)
+	}
+	return nil
+}

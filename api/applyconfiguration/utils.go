@@ -76,6 +76,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.HookParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("OvirtAgentInfo"):
 		return &apiv1alpha1.OvirtAgentInfoApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PowerPolicy"):
+		return &apiv1alpha1.PowerPolicyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PowerStep"):
+		return &apiv1alpha1.PowerStepApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("QemuAgentInfo"):
 		return &apiv1alpha1.QemuAgentInfoApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RebootParams"):

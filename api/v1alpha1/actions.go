@@ -2,7 +2,9 @@ package v1alpha1
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 )
 
 // ActionSupport says which guest agents can serve an action.
@@ -90,7 +92,87 @@ func ValidateCommandSpec(spec *GuestAgentCommandSpec) error {
 			errs = append(errs, fmt.Sprintf("fallback ACPI exists only for power actions, not %s", spec.Action))
 		}
 	}
-	if spec.Agent == AgentSelectQemu {
+	if spec.Power != nil && !IsPowerAction(spec.Action) {
+		errs = append(errs, fmt.Sprintf("power is only for Shutdown and Reboot, not %s", spec.Action))
+	}
+	if IsPowerAction(spec.Action) {
+		errs = append(errs, validatePower(spec)...)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// IsPowerAction reports whether a is Shutdown or Reboot, the actions run as a power policy.
+func IsPowerAction(a Action) bool { return a == ActionShutdown || a == ActionReboot }
+
+// DefaultPowerMethods are the methods of a power policy that names none, with agent Auto.
+var DefaultPowerMethods = []PowerMethod{PowerQemu, PowerOvirt, PowerACPI}
+
+// PowerMethods returns the methods of a power action's policy, in order: spec.power.methods when
+// given, else derived from agent and fallback: Auto gives DefaultPowerMethods; QemuGuestAgent or
+// OvirtGuestAgent that agent; Both QemuGuestAgent then OvirtGuestAgent; fallback ACPI appends ACPI.
+func PowerMethods(spec *GuestAgentCommandSpec) []PowerMethod {
+	if spec.Power != nil && len(spec.Power.Methods) > 0 {
+		return append([]PowerMethod(nil), spec.Power.Methods...)
+	}
+	var m []PowerMethod
+	switch spec.Agent {
+	case AgentAuto, "":
+		return append(m, DefaultPowerMethods...)
+	case AgentSelectQemu:
+		m = []PowerMethod{PowerQemu}
+	case AgentSelectOvirt:
+		m = []PowerMethod{PowerOvirt}
+	case AgentBoth:
+		m = []PowerMethod{PowerQemu, PowerOvirt}
+	}
+	if spec.Fallback == FallbackACPI {
+		m = append(m, PowerACPI)
+	}
+	return m
+}
+
+// PowerGracePeriod returns the grace period of each step of a power policy.
+func PowerGracePeriod(spec *GuestAgentCommandSpec) time.Duration {
+	g := DefaultPowerGracePeriodSeconds
+	if spec.Power != nil && spec.Power.GracePeriodSeconds != nil {
+		g = *spec.Power.GracePeriodSeconds
+	}
+	return time.Duration(g) * time.Second
+}
+
+// validatePower checks a power action's policy: known, unique methods (the CRD checks them too),
+// power.methods not mixed with agent/fallback, options only methods that honour them, and waits
+// that fit in the deadline.
+func validatePower(spec *GuestAgentCommandSpec) []string {
+	var errs []string
+	if p := spec.Power; p != nil {
+		if p.Methods != nil && len(p.Methods) == 0 {
+			errs = append(errs, "power.methods is empty: list at least one of QemuGuestAgent, OvirtGuestAgent, ACPI, Destroy")
+		}
+		if len(p.Methods) > 4 {
+			errs = append(errs, fmt.Sprintf("power.methods has %d entries; at most 4", len(p.Methods)))
+		}
+		if len(p.Methods) > 0 && ((spec.Agent != AgentAuto && spec.Agent != "") || (spec.Fallback != FallbackNone && spec.Fallback != "")) {
+			errs = append(errs, "power.methods replaces agent and fallback: leave agent Auto and fallback None")
+		}
+		seen := map[PowerMethod]bool{}
+		for _, m := range p.Methods {
+			switch m {
+			case PowerQemu, PowerOvirt, PowerACPI, PowerDestroy:
+			default:
+				errs = append(errs, fmt.Sprintf("unknown power method %q: use QemuGuestAgent, OvirtGuestAgent, ACPI or Destroy", m))
+			}
+			if seen[m] {
+				errs = append(errs, fmt.Sprintf("power method %s is listed twice", m))
+			}
+			seen[m] = true
+		}
+	}
+	methods := PowerMethods(spec)
+	if slices.Contains(methods, PowerQemu) {
 		var delay *int32
 		var msg string
 		switch {
@@ -100,16 +182,27 @@ func ValidateCommandSpec(spec *GuestAgentCommandSpec) error {
 			delay, msg = spec.Reboot.DelaySeconds, spec.Reboot.Message
 		}
 		if delay != nil && *delay > 0 {
-			errs = append(errs, "delaySeconds is served only by the oVirt guest agent, but agent is QemuGuestAgent")
+			errs = append(errs, "delaySeconds is served only by the oVirt guest agent, but the power methods include QemuGuestAgent "+
+				"(its guest-shutdown acts at once): list only OvirtGuestAgent (and ACPI/Destroy), or drop delaySeconds")
 		}
 		if msg != "" {
-			errs = append(errs, "message is served only by the oVirt guest agent, but agent is QemuGuestAgent")
+			errs = append(errs, "message is served only by the oVirt guest agent, but the power methods include QemuGuestAgent "+
+				"(its guest-shutdown shows no message): list only OvirtGuestAgent (and ACPI/Destroy), or drop message")
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	if spec.Shutdown != nil && spec.Shutdown.Mode == ShutdownHalt && slices.ContainsFunc(methods, func(m PowerMethod) bool { return m != PowerQemu }) {
+		errs = append(errs, "mode Halt is served only by the QEMU guest agent: with mode Halt list only QemuGuestAgent in power.methods")
 	}
-	return nil
+	deadline := DefaultDeadlineSeconds
+	if spec.DeadlineSeconds != nil {
+		deadline = *spec.DeadlineSeconds
+	}
+	grace := PowerGracePeriod(spec)
+	if total := time.Duration(len(methods)) * grace; len(methods) > 0 && total > time.Duration(deadline)*time.Second {
+		errs = append(errs, fmt.Sprintf("deadlineSeconds %d is shorter than the power policy's waits (%d methods x gracePeriodSeconds %d = %ds): "+
+			"raise deadlineSeconds, lower power.gracePeriodSeconds or list fewer methods", deadline, len(methods), int(grace/time.Second), int(total/time.Second)))
+	}
+	return errs
 }
 
 func joinAgents(agents []AgentType) string {

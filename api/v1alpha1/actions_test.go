@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,10 @@ func TestValidateCommandSpec(t *testing.T) {
 		{Action: ActionReboot, Agent: AgentSelectQemu, Reboot: &RebootParams{DelaySeconds: int32p(0)}},
 		{Action: ActionHook, Agent: AgentAuto, Hook: &HookParams{Name: HookBeforeMigration}},
 		{Action: ActionPing, Agent: AgentBoth},
+		{Action: ActionShutdown, Agent: AgentAuto, Power: &PowerPolicy{Methods: []PowerMethod{PowerOvirt, PowerACPI, PowerDestroy}},
+			Shutdown: &ShutdownParams{DelaySeconds: int32p(60), Message: "bye"}},
+		{Action: ActionReboot, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}, GracePeriodSeconds: int32p(5)}, DeadlineSeconds: int32p(5)},
+		{Action: ActionShutdown, Agent: AgentSelectQemu, Shutdown: &ShutdownParams{Mode: ShutdownHalt}},
 	}
 	for _, s := range ok {
 		if err := ValidateCommandSpec(&s); err != nil {
@@ -80,11 +85,46 @@ func TestValidateCommandSpec(t *testing.T) {
 		"fallback ACPI":   {Action: ActionPing, Agent: AgentAuto, Fallback: FallbackACPI},
 		"delaySeconds":    {Action: ActionShutdown, Agent: AgentSelectQemu, Shutdown: &ShutdownParams{DelaySeconds: int32p(10)}},
 		"message":         {Action: ActionReboot, Agent: AgentSelectQemu, Reboot: &RebootParams{Message: "hi"}},
+		"delaySeconds is served only by the oVirt guest agent, but the power methods include QemuGuestAgent": {
+			Action: ActionShutdown, Agent: AgentAuto, Shutdown: &ShutdownParams{DelaySeconds: int32p(10)}},
+		"message is served only by the oVirt guest agent": {Action: ActionReboot,
+			Power: &PowerPolicy{Methods: []PowerMethod{PowerACPI, PowerQemu}}, Reboot: &RebootParams{Message: "hi"}},
+		"listed twice":                     {Action: ActionShutdown, Power: &PowerPolicy{Methods: []PowerMethod{PowerACPI, PowerQemu, PowerACPI}}},
+		"power.methods is empty":           {Action: ActionShutdown, Power: &PowerPolicy{Methods: []PowerMethod{}}},
+		`unknown power method "Hibernate"`: {Action: ActionShutdown, Power: &PowerPolicy{Methods: []PowerMethod{"Hibernate"}}},
+		"replaces agent and fallback": {Action: ActionShutdown, Agent: AgentAuto, Fallback: FallbackACPI,
+			Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
+		"power is only for Shutdown and Reboot": {Action: ActionPing, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
+		"deadlineSeconds 120 is shorter than the power policy's waits (3 methods x gracePeriodSeconds 60 = 180s)": {
+			Action: ActionShutdown, Agent: AgentAuto, DeadlineSeconds: int32p(120)},
+		"mode Halt is served only by the QEMU guest agent": {Action: ActionShutdown, Shutdown: &ShutdownParams{Mode: ShutdownHalt}},
 	}
 	for want, s := range bad {
 		if err := ValidateCommandSpec(&s); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidateCommandSpec(%+v) = %v, want an error mentioning %q", s, err, want)
 		}
+	}
+}
+
+func TestPowerMethods(t *testing.T) {
+	cases := []struct {
+		spec GuestAgentCommandSpec
+		want []PowerMethod
+	}{
+		{GuestAgentCommandSpec{Action: ActionShutdown, Agent: AgentAuto}, []PowerMethod{PowerQemu, PowerOvirt, PowerACPI}},
+		{GuestAgentCommandSpec{Action: ActionShutdown, Agent: AgentSelectQemu}, []PowerMethod{PowerQemu}},
+		{GuestAgentCommandSpec{Action: ActionShutdown, Agent: AgentSelectOvirt, Fallback: FallbackACPI}, []PowerMethod{PowerOvirt, PowerACPI}},
+		{GuestAgentCommandSpec{Action: ActionReboot, Agent: AgentBoth}, []PowerMethod{PowerQemu, PowerOvirt}},
+		{GuestAgentCommandSpec{Action: ActionReboot, Power: &PowerPolicy{Methods: []PowerMethod{PowerACPI, PowerDestroy}}},
+			[]PowerMethod{PowerACPI, PowerDestroy}},
+	}
+	for _, c := range cases {
+		if got := PowerMethods(&c.spec); !slices.Equal(got, c.want) {
+			t.Errorf("PowerMethods(%+v) = %v, want %v", c.spec, got, c.want)
+		}
+	}
+	if DefaultPowerMethods[0] != PowerQemu || slices.Contains(DefaultPowerMethods, PowerDestroy) {
+		t.Errorf("default methods %v: must start with QemuGuestAgent and never destroy", DefaultPowerMethods)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -158,6 +159,40 @@ func TestCommandValidation(t *testing.T) {
 	long := newCommand("long-delay", gav1.ActionShutdown)
 	long.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](86401)}
 	mustInvalid(t, c.Create(ctx, long), "delaySeconds")
+
+	// Power policies.
+	power := func(name string, action gav1.Action, methods ...gav1.PowerMethod) *gav1.GuestAgentCommand {
+		cmd := newCommand(name, action)
+		cmd.Spec.Power = &gav1.PowerPolicy{Methods: methods}
+		return cmd
+	}
+	qgaDelay := power("qga-delay", gav1.ActionShutdown, gav1.PowerQemu, gav1.PowerACPI)
+	qgaDelay.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](30)}
+	mustInvalid(t, c.Create(ctx, qgaDelay), "delaySeconds and message are served only by the oVirt guest agent")
+	autoMessage := newCommand("auto-message", gav1.ActionReboot)
+	autoMessage.Spec.Reboot = &gav1.RebootParams{Message: "bye"}
+	mustInvalid(t, c.Create(ctx, autoMessage), "delaySeconds and message are served only by the oVirt guest agent")
+	mustInvalid(t, c.Create(ctx, power("dup-methods", gav1.ActionShutdown, gav1.PowerACPI, gav1.PowerACPI)), "Duplicate value")
+	// An empty list as YAML sends it (a Go client omits it).
+	empty := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": gav1.GroupVersion.String(), "kind": "GuestAgentCommand",
+		"metadata": map[string]any{"name": "no-methods", "namespace": ns},
+		"spec":     map[string]any{"target": "vm", "action": "Shutdown", "power": map[string]any{"methods": []any{}}},
+	}}
+	mustInvalid(t, c.Create(ctx, empty), "spec.power.methods")
+	mustInvalid(t, c.Create(ctx, power("odd-method", gav1.ActionShutdown, "Hibernate")), "spec.power.methods[0]")
+	mustInvalid(t, c.Create(ctx, power("ping-power", gav1.ActionPing, gav1.PowerACPI)), "power is only for Shutdown and Reboot")
+	mixed := power("mixed", gav1.ActionShutdown, gav1.PowerACPI)
+	mixed.Spec.Agent = gav1.AgentSelectQemu
+	mustInvalid(t, c.Create(ctx, mixed), "power.methods replaces agent and fallback")
+	ogaDelay := power("oga-delay", gav1.ActionShutdown, gav1.PowerOvirt, gav1.PowerACPI, gav1.PowerDestroy)
+	ogaDelay.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](30), Message: "bye"}
+	if err := c.Create(ctx, ogaDelay); err != nil {
+		t.Fatalf("an oVirt-only policy with delay and message must be accepted: %v", err)
+	}
+	if ptr.Deref(ogaDelay.Spec.Power.GracePeriodSeconds, 0) != gav1.DefaultPowerGracePeriodSeconds {
+		t.Fatalf("gracePeriodSeconds default not applied: %+v", ogaDelay.Spec.Power)
+	}
 
 	ok := newCommand("reboot-1", gav1.ActionReboot)
 	if err := c.Create(ctx, ok); err != nil {

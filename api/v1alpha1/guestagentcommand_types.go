@@ -48,6 +48,80 @@ const (
 	FallbackACPI Fallback = "ACPI"
 )
 
+// PowerMethod is one step of a power policy (Shutdown, Reboot).
+// +kubebuilder:validation:Enum=QemuGuestAgent;OvirtGuestAgent;ACPI;Destroy
+type PowerMethod string
+
+// Power methods.
+const (
+	// PowerQemu asks the QEMU guest agent (guest-shutdown).
+	PowerQemu PowerMethod = "QemuGuestAgent"
+	// PowerOvirt asks the oVirt guest agent (shutdown message, with delay and message).
+	PowerOvirt PowerMethod = "OvirtGuestAgent"
+	// PowerACPI presses the ACPI power button through libvirt (Reboot: libvirt's ACPI reboot).
+	PowerACPI PowerMethod = "ACPI"
+	// PowerDestroy forces it: Shutdown destroys the domain (SIGTERM, then SIGKILL after libvirt's
+	// grace), Reboot resets it (virDomainReset, the reset button). Taken only when listed.
+	PowerDestroy PowerMethod = "Destroy"
+)
+
+// PowerStepResult is what one step of a power policy did.
+// +kubebuilder:validation:Enum=Accepted;Refused;Skipped;TimedOut;Error
+type PowerStepResult string
+
+// Power step results.
+const (
+	// StepAccepted: the method took the request and the domain then reached the wanted state.
+	StepAccepted PowerStepResult = "Accepted"
+	// StepRefused: the agent answered with an error (or does not support the request).
+	StepRefused PowerStepResult = "Refused"
+	// StepSkipped: the agent is not connected or not responsive; nothing was sent.
+	StepSkipped PowerStepResult = "Skipped"
+	// StepTimedOut: the method took the request but the domain did not shut off (or reboot)
+	// within the grace period.
+	StepTimedOut PowerStepResult = "TimedOut"
+	// StepError: the request could not be delivered (agent timeout, libvirt error).
+	StepError PowerStepResult = "Error"
+)
+
+// PowerPolicy says how a Shutdown or Reboot is carried out: the methods tried in order and how long
+// each one is given to bring the domain down (or through a reboot).
+type PowerPolicy struct {
+	// methods are tried in order until the domain is shut off (Shutdown) or has rebooted (Reboot).
+	// The next method is tried when one is skipped (agent not connected or not responsive), refused,
+	// fails, or does not bring the domain down within gracePeriodSeconds. Default
+	// [QemuGuestAgent, OvirtGuestAgent, ACPI]; Destroy is never taken unless listed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	Methods []PowerMethod `json:"methods,omitempty"`
+	// gracePeriodSeconds is how long each method that took the request is given before the next
+	// one is tried. The sum over the methods must fit in deadlineSeconds.
+	// +optional
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	GracePeriodSeconds *int32 `json:"gracePeriodSeconds,omitempty"`
+}
+
+// PowerStep records one step of a power policy.
+type PowerStep struct {
+	// method is the method of this step.
+	// +required
+	Method PowerMethod `json:"method"`
+	// result is what the step did.
+	// +required
+	Result PowerStepResult `json:"result"`
+	// time is when the step was taken (its request sent, or skipped).
+	// +required
+	Time metav1.Time `json:"time"`
+	// message explains the result.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+}
+
 // ShutdownMode selects how the guest powers off.
 // +kubebuilder:validation:Enum=Powerdown;Halt
 type ShutdownMode string
@@ -112,6 +186,14 @@ const (
 	ReasonAgentTimeout     = "AgentTimeout"
 	ReasonAgentError       = "AgentError"
 	ReasonFallbackFailed   = "FallbackFailed"
+	// ReasonShutOff: a Shutdown succeeded; libvirt shows the domain shut off.
+	ReasonShutOff = "ShutOff"
+	// ReasonRebooted: a Reboot succeeded; libvirt reported the domain's reboot.
+	ReasonRebooted = "Rebooted"
+	// ReasonNotShutOff: every method of a Shutdown's policy was tried; the domain still runs.
+	ReasonNotShutOff = "NotShutOff"
+	// ReasonNotRebooted: every method of a Reboot's policy was tried without a reboot being seen.
+	ReasonNotRebooted = "NotRebooted"
 )
 
 // Defaults.
@@ -120,11 +202,15 @@ const (
 	DefaultTTLSecondsAfterFinished int32 = 3600
 	DefaultHookTimeoutSeconds      int32 = 10
 	DefaultThawAfterSeconds        int32 = 60
+	DefaultPowerGracePeriodSeconds int32 = 60
+	// MaxPowerSteps caps status.powerSteps (one entry per method, at most 4 methods).
+	MaxPowerSteps = 8
 )
 
 // ShutdownParams parameterise Shutdown.
 type ShutdownParams struct {
-	// delaySeconds asks the guest to wait before shutting down (oVirt agent only; QGA acts at once).
+	// delaySeconds asks the guest to wait before shutting down (oVirt agent only: refused when the
+	// power methods include QemuGuestAgent, which acts at once).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=86400
@@ -195,6 +281,9 @@ type FreezeParams struct {
 // +kubebuilder:validation:XValidation:rule="has(self.hook) == (self.action == 'Hook')",message="action Hook needs hook parameters, and only it takes them"
 // +kubebuilder:validation:XValidation:rule="!has(self.freeze) || self.action == 'FreezeFilesystems'",message="freeze parameters need action FreezeFilesystems"
 // +kubebuilder:validation:XValidation:rule="!has(self.fallback) || self.fallback == 'None' || self.action in ['Shutdown', 'Reboot']",message="fallback is only for Shutdown and Reboot"
+// +kubebuilder:validation:XValidation:rule="!has(self.power) || self.action in ['Shutdown', 'Reboot']",message="power is only for Shutdown and Reboot"
+// +kubebuilder:validation:XValidation:rule="!has(self.power) || !has(self.power.methods) || ((!has(self.agent) || self.agent == 'Auto') && (!has(self.fallback) || self.fallback == 'None'))",message="power.methods replaces agent and fallback: leave agent Auto and fallback None"
+// +kubebuilder:validation:XValidation:rule="!((has(self.power) && has(self.power.methods)) ? ('QemuGuestAgent' in self.power.methods) : (self.action in ['Shutdown', 'Reboot'] && (!has(self.agent) || self.agent != 'OvirtGuestAgent'))) || ((!has(self.shutdown) || ((!has(self.shutdown.delaySeconds) || self.shutdown.delaySeconds == 0) && (!has(self.shutdown.message) || size(self.shutdown.message) == 0))) && (!has(self.reboot) || ((!has(self.reboot.delaySeconds) || self.reboot.delaySeconds == 0) && (!has(self.reboot.message) || size(self.reboot.message) == 0))))",message="delaySeconds and message are served only by the oVirt guest agent, but the power methods include QemuGuestAgent (its guest-shutdown has neither): list only OvirtGuestAgent (and ACPI/Destroy), or drop them"
 type GuestAgentCommandSpec struct {
 	// target is the name of a GuestAgentStatus in the same namespace.
 	// +required
@@ -223,16 +312,24 @@ type GuestAgentCommandSpec struct {
 	// +optional
 	Freeze *FreezeParams `json:"freeze,omitempty"`
 
-	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both.
+	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
+	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
+	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
 	// +optional
 	// +kubebuilder:default=Auto
 	Agent AgentSelector `json:"agent,omitempty"`
 
-	// fallback is taken only when no selected agent can serve a power action: None (default) or
-	// ACPI (libvirt's power button). It is never taken silently: status.agent reports it.
+	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// appended to the methods of the power policy (see power).
 	// +optional
 	// +kubebuilder:default=None
 	Fallback Fallback `json:"fallback,omitempty"`
+
+	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period
+	// of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
+	// OvirtGuestAgent, ACPI).
+	// +optional
+	Power *PowerPolicy `json:"power,omitempty"`
 
 	// deadlineSeconds bounds the whole command from creation; past it the command fails with
 	// DeadlineExceeded.
@@ -286,6 +383,12 @@ type GuestAgentCommandStatus struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=3
 	Agents []AgentType `json:"agents,omitempty"`
+
+	// powerSteps records the steps of a Shutdown's or Reboot's power policy, in order.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	PowerSteps []PowerStep `json:"powerSteps,omitempty"`
 
 	// claimedBy identifies the agentd instance that claimed the command (its pod UID or boot id).
 	// +optional

@@ -364,6 +364,41 @@ func TestRealStack(t *testing.T) {
 			return nil
 		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("conditions follow the guest"))
 	})
+	// A guest that ignores every polite request: its shutdown binaries do nothing, so the QEMU
+	// agent and the oVirt agent accept (or refuse) and nothing happens, the ACPI button is
+	// ignored, and only the listed Destroy brings the domain down. Each step is recorded.
+	t.Run("ShutdownIgnoredEscalatesToDestroy", func(t *testing.T) {
+		// A script, not a link to /bin/true: busybox applets dispatch on their link name.
+		guestExec(t, gBoth, "printf '#!/bin/sh\\nexit 0\\n' >/run/noop && chmod +x /run/noop && "+
+			"for b in /sbin/shutdown /sbin/poweroff /sbin/halt /usr/sbin/shutdown /usr/sbin/poweroff /usr/bin/poweroff /bin/poweroff /bin/halt; do "+
+			"if [ -e $b ] || [ -L $b ]; then rm -f $b && cp /run/noop $b || mount --bind /run/noop $b; fi; done; pkill -x acpid; true")
+		c := command(t, "e2e-shutdown-ignored", bothName, gav1.ActionShutdown, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Power = &gav1.PowerPolicy{
+				Methods:            []gav1.PowerMethod{gav1.PowerQemu, gav1.PowerOvirt, gav1.PowerACPI, gav1.PowerDestroy},
+				GracePeriodSeconds: ptr.To[int32](15),
+			}
+			c.Spec.DeadlineSeconds = ptr.To[int32](85)
+		})
+		st := c.Status
+		if st.Phase != gav1.PhaseSucceeded || st.Reason != gav1.ReasonShutOff || !strings.HasPrefix(st.Message, "domain shut off after Destroy") {
+			t.Fatalf("shutdown ignored: %s %s %q", st.Phase, st.Reason, st.Message)
+		}
+		if n := len(st.PowerSteps); n != 4 || st.PowerSteps[n-1].Method != gav1.PowerDestroy || st.PowerSteps[n-1].Result != gav1.StepAccepted {
+			t.Fatalf("steps %+v, want 4 ending with Destroy Accepted", st.PowerSteps)
+		}
+		for _, s := range st.PowerSteps[:3] {
+			if s.Result == gav1.StepAccepted || s.Result == gav1.StepError {
+				t.Errorf("step %s %s (%s): the guest was expected to ignore or refuse it", s.Method, s.Result, s.Message)
+			}
+		}
+		if st.PowerSteps[2].Method != gav1.PowerACPI || st.PowerSteps[2].Result != gav1.StepTimedOut {
+			t.Errorf("ACPI step %+v, want TimedOut", st.PowerSteps[2])
+		}
+		out, _ := virsh("domstate", gBoth)
+		if !strings.Contains(out, "shut off") {
+			t.Fatalf("domstate %q after Destroy", strings.TrimSpace(out))
+		}
+	})
 	_ = context.Background
 }
 

@@ -115,6 +115,18 @@ func expect(t testing.TB, got *gav1.GuestAgentCommand, phase gav1.CommandPhase, 
 	}
 }
 
+// obey makes libvirt report the effect of a power action on d (shut off, or a reboot) and
+// returns the reason the command then succeeds with.
+func (e *cmdEnv) obey(action gav1.Action, d virt.Domain) string {
+	if action == gav1.ActionReboot {
+		e.n.watcher.Set(d, virt.LifecycleRebooted)
+		return gav1.ReasonRebooted
+	}
+	d.State, d.StateReason = virt.StateShutOff, "Shutdown"
+	e.n.watcher.Set(d, virt.LifecycleStopped)
+	return gav1.ReasonShutOff
+}
+
 func received(g *ogafake.Guest, name string) int { return len(g.ReceivedNamed(name)) }
 
 // TestEveryActionThroughEveryAgent sends each action through each agent that can serve it and
@@ -135,15 +147,6 @@ func TestEveryActionThroughEveryAgent(t *testing.T) {
 		ogaName string
 		guest   *ogafake.Guest
 	}{
-		{"shutdown-qga", qgaT, gav1.ActionShutdown, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "shutdown " + e.qOnly.UUID, "", nil},
-		{"halt-qga", qgaT, gav1.ActionShutdown, gav1.AgentSelectQemu, func(c *gav1.GuestAgentCommand) {
-			c.Spec.Shutdown = &gav1.ShutdownParams{Mode: gav1.ShutdownHalt}
-		}, []gav1.AgentType{gav1.AgentQemu}, "halt " + e.qOnly.UUID, "", nil},
-		{"shutdown-oga", ogaT, gav1.ActionShutdown, gav1.AgentAuto, func(c *gav1.GuestAgentCommand) {
-			c.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](90), Message: "bye"}
-		}, []gav1.AgentType{gav1.AgentOvirt}, "", "shutdown", e.gO},
-		{"reboot-both-auto", bothT, gav1.ActionReboot, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "reboot " + e.bo.UUID, "", nil},
-		{"reboot-oga", bothT, gav1.ActionReboot, gav1.AgentSelectOvirt, nil, []gav1.AgentType{gav1.AgentOvirt}, "", "shutdown", e.gB},
 		{"hook", ogaT, gav1.ActionHook, gav1.AgentAuto, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration}
 		}, []gav1.AgentType{gav1.AgentOvirt}, "", "lifecycle-event", e.gO},
@@ -155,7 +158,19 @@ func TestEveryActionThroughEveryAgent(t *testing.T) {
 		{"ping-qga", qgaT, gav1.ActionPing, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "ping " + e.qOnly.UUID, "", nil},
 		{"ping-oga", ogaT, gav1.ActionPing, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentOvirt}, "", "", nil},
 		{"ping-both", bothT, gav1.ActionPing, gav1.AgentBoth, nil, []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, "ping " + e.bo.UUID, "", nil},
+		// Power actions last: each shutdown is the last use of its domain (the guest obeys and
+		// libvirt reports it shut off); a reboot keeps the domain running.
+		{"reboot-both-auto", bothT, gav1.ActionReboot, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "reboot " + e.bo.UUID, "", nil},
+		{"reboot-oga", bothT, gav1.ActionReboot, gav1.AgentSelectOvirt, nil, []gav1.AgentType{gav1.AgentOvirt}, "", "shutdown", e.gB},
+		{"halt-qga", bothT, gav1.ActionShutdown, gav1.AgentSelectQemu, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Shutdown = &gav1.ShutdownParams{Mode: gav1.ShutdownHalt}
+		}, []gav1.AgentType{gav1.AgentQemu}, "halt " + e.bo.UUID, "", nil},
+		{"shutdown-qga", qgaT, gav1.ActionShutdown, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "shutdown " + e.qOnly.UUID, "", nil},
+		{"shutdown-oga", ogaT, gav1.ActionShutdown, gav1.AgentSelectOvirt, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Shutdown = &gav1.ShutdownParams{DelaySeconds: ptr.To[int32](90), Message: "bye"}
+		}, []gav1.AgentType{gav1.AgentOvirt}, "", "shutdown", e.gO},
 	}
+	domains := map[string]virt.Domain{qgaT: e.qOnly, ogaT: e.oOnly, bothT: e.bo}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := 0
@@ -167,8 +182,23 @@ func TestEveryActionThroughEveryAgent(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(cmd)
 			}
-			got := run(t, cmd)
-			expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, tc.served...)
+			if err := env.Client.Create(context.Background(), cmd); err != nil {
+				t.Fatal(err)
+			}
+			reason := gav1.ReasonCompleted
+			if gav1.IsPowerAction(tc.action) {
+				// A power action succeeds only once libvirt reports its effect: the guest obeys
+				// when the request reached it.
+				NewWithT(t).Eventually(func() bool {
+					if tc.qgaCall != "" {
+						return slices.Contains(q.Calls(), tc.qgaCall)
+					}
+					return received(tc.guest, tc.ogaName) == before+1
+				}).WithTimeout(10 * time.Second).Should(BeTrue())
+				reason = e.obey(tc.action, domains[tc.target])
+			}
+			got := waitTerminal(t, cmd)
+			expect(t, got, gav1.PhaseSucceeded, reason, tc.served...)
 			if tc.qgaCall != "" && !slices.Contains(q.Calls(), tc.qgaCall) {
 				t.Fatalf("QGA did not receive %q: %v", tc.qgaCall, q.Calls())
 			}
@@ -229,16 +259,27 @@ func TestRoutingRefusalsAndFallback(t *testing.T) {
 		}
 		return nil
 	}).WithTimeout(10 * time.Second).Should(Succeed())
-	got = run(t, newCmd(e.ns, "shutdown-no-agent", qgaT, gav1.ActionShutdown))
-	expect(t, got, gav1.PhaseFailed, gav1.ReasonAgentUnavailable)
-
-	// Same with the explicit ACPI fallback: served by ACPI, and it says so.
-	c = newCmd(e.ns, "shutdown-acpi", qgaT, gav1.ActionShutdown)
-	c.Spec.Fallback = gav1.FallbackACPI
+	c = newCmd(e.ns, "shutdown-no-agent", qgaT, gav1.ActionShutdown)
+	c.Spec.Agent = gav1.AgentSelectQemu
 	got = run(t, c)
-	expect(t, got, gav1.PhaseSucceeded, gav1.ReasonCompleted, gav1.AgentACPI)
-	if !slices.Contains(acpi.Calls(), "acpi-shutdown "+e.qOnly.UUID) || !strings.Contains(got.Status.Message, "fallback") {
-		t.Fatalf("ACPI fallback not taken or not reported: %v %q", acpi.Calls(), got.Status.Message)
+	expect(t, got, gav1.PhaseFailed, gav1.ReasonNotShutOff)
+	if len(got.Status.PowerSteps) != 1 || got.Status.PowerSteps[0].Result != gav1.StepSkipped ||
+		!strings.Contains(got.Status.PowerSteps[0].Message, "not connected") {
+		t.Errorf("the unusable agent's step is not recorded as skipped: %+v", got.Status.PowerSteps)
+	}
+
+	// The default policy: both agents skipped, then the ACPI button; success once libvirt shows
+	// the domain shut off, attributed to ACPI.
+	c = newCmd(e.ns, "shutdown-acpi", qgaT, gav1.ActionShutdown)
+	if err := env.Client.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	NewWithT(t).Eventually(acpi.Calls).WithTimeout(10 * time.Second).Should(ContainElement("acpi-shutdown " + e.qOnly.UUID))
+	e.obey(gav1.ActionShutdown, e.qOnly)
+	got = waitTerminal(t, c)
+	expect(t, got, gav1.PhaseSucceeded, gav1.ReasonShutOff, gav1.AgentACPI)
+	if !strings.HasPrefix(got.Status.Message, "domain shut off after ACPI") || len(got.Status.PowerSteps) != 3 {
+		t.Fatalf("ACPI step not reported: %q %+v", got.Status.Message, got.Status.PowerSteps)
 	}
 
 	// Cross-namespace: a command in tenant-a naming a tenant-b status never reaches it.

@@ -126,6 +126,14 @@ func (p *powerButton) ACPIReboot(_ context.Context, uuid string) error {
 	p.add("acpi-reboot " + uuid)
 	return nil
 }
+func (p *powerButton) Destroy(_ context.Context, uuid string) error {
+	p.add("destroy " + uuid)
+	return nil
+}
+func (p *powerButton) Reset(_ context.Context, uuid string) error {
+	p.add("reset " + uuid)
+	return nil
+}
 func (p *powerButton) add(c string) { p.mu.Lock(); p.calls = append(p.calls, c); p.mu.Unlock() }
 func (p *powerButton) Calls() []string {
 	p.mu.Lock()

@@ -147,6 +147,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: hook
       type:
         namedType: io.guestagent.operator.api.v1alpha1.HookParams
+    - name: power
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.PowerPolicy
     - name: reboot
       type:
         namedType: io.guestagent.operator.api.v1alpha1.RebootParams
@@ -201,6 +204,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: phase
       type:
         namedType: io.guestagent.operator.api.v1alpha1.CommandPhase
+    - name: powerSteps
+      type:
+        list:
+          elementType:
+            namedType: io.guestagent.operator.api.v1alpha1.PowerStep
+          elementRelationship: atomic
     - name: reason
       type:
         scalar: string
@@ -553,6 +562,38 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: channelState
       type:
         namedType: io.guestagent.operator.api.v1alpha1.ChannelState
+- name: io.guestagent.operator.api.v1alpha1.PowerMethod
+  scalar: string
+- name: io.guestagent.operator.api.v1alpha1.PowerPolicy
+  map:
+    fields:
+    - name: gracePeriodSeconds
+      type:
+        scalar: numeric
+      default: 60
+    - name: methods
+      type:
+        list:
+          elementType:
+            namedType: io.guestagent.operator.api.v1alpha1.PowerMethod
+          elementRelationship: associative
+- name: io.guestagent.operator.api.v1alpha1.PowerStep
+  map:
+    fields:
+    - name: message
+      type:
+        scalar: string
+    - name: method
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.PowerMethod
+    - name: result
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.PowerStepResult
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+- name: io.guestagent.operator.api.v1alpha1.PowerStepResult
+  scalar: string
 - name: io.guestagent.operator.api.v1alpha1.QemuAgentInfo
   map:
     fields:

@@ -39,11 +39,17 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	Hook *HookParamsApplyConfiguration `json:"hook,omitempty"`
 	// freeze parameterises action FreezeFilesystems.
 	Freeze *FreezeParamsApplyConfiguration `json:"freeze,omitempty"`
-	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both.
+	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
+	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
+	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
 	Agent *apiv1alpha1.AgentSelector `json:"agent,omitempty"`
-	// fallback is taken only when no selected agent can serve a power action: None (default) or
-	// ACPI (libvirt's power button). It is never taken silently: status.agent reports it.
+	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// appended to the methods of the power policy (see power).
 	Fallback *apiv1alpha1.Fallback `json:"fallback,omitempty"`
+	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period
+	// of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
+	// OvirtGuestAgent, ACPI).
+	Power *PowerPolicyApplyConfiguration `json:"power,omitempty"`
 	// deadlineSeconds bounds the whole command from creation; past it the command fails with
 	// DeadlineExceeded.
 	DeadlineSeconds *int32 `json:"deadlineSeconds,omitempty"`
@@ -118,6 +124,14 @@ func (b *GuestAgentCommandSpecApplyConfiguration) WithAgent(value apiv1alpha1.Ag
 // If called multiple times, the Fallback field is set to the value of the last call.
 func (b *GuestAgentCommandSpecApplyConfiguration) WithFallback(value apiv1alpha1.Fallback) *GuestAgentCommandSpecApplyConfiguration {
 	b.Fallback = &value
+	return b
+}
+
+// WithPower sets the Power field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Power field is set to the value of the last call.
+func (b *GuestAgentCommandSpecApplyConfiguration) WithPower(value *PowerPolicyApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
+	b.Power = value
 	return b
 }
 

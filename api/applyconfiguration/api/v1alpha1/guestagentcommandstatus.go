@@ -43,6 +43,8 @@ type GuestAgentCommandStatusApplyConfiguration struct {
 	DomainUUID *string `json:"domainUUID,omitempty"`
 	// agents are what served the command: QemuGuestAgent, OvirtGuestAgent, or ACPI for a fallback.
 	Agents []apiv1alpha1.AgentType `json:"agents,omitempty"`
+	// powerSteps records the steps of a Shutdown's or Reboot's power policy, in order.
+	PowerSteps []PowerStepApplyConfiguration `json:"powerSteps,omitempty"`
 	// claimedBy identifies the agentd instance that claimed the command (its pod UID or boot id).
 	ClaimedBy *string `json:"claimedBy,omitempty"`
 	// startTime is when agentd claimed the command.
@@ -111,6 +113,19 @@ func (b *GuestAgentCommandStatusApplyConfiguration) WithDomainUUID(value string)
 func (b *GuestAgentCommandStatusApplyConfiguration) WithAgents(values ...apiv1alpha1.AgentType) *GuestAgentCommandStatusApplyConfiguration {
 	for i := range values {
 		b.Agents = append(b.Agents, values[i])
+	}
+	return b
+}
+
+// WithPowerSteps adds the given value to the PowerSteps field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the PowerSteps field.
+func (b *GuestAgentCommandStatusApplyConfiguration) WithPowerSteps(values ...*PowerStepApplyConfiguration) *GuestAgentCommandStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithPowerSteps")
+		}
+		b.PowerSteps = append(b.PowerSteps, *values[i])
 	}
 	return b
 }

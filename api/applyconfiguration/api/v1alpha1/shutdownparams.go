@@ -27,7 +27,8 @@ import (
 //
 // ShutdownParams parameterise Shutdown.
 type ShutdownParamsApplyConfiguration struct {
-	// delaySeconds asks the guest to wait before shutting down (oVirt agent only; QGA acts at once).
+	// delaySeconds asks the guest to wait before shutting down (oVirt agent only: refused when the
+	// power methods include QemuGuestAgent, which acts at once).
 	DelaySeconds *int32 `json:"delaySeconds,omitempty"`
 	// message is shown to logged-in users (oVirt agent only).
 	Message *string `json:"message,omitempty"`
