@@ -98,7 +98,8 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 	return Deps{Watcher: w, QGA: q, PowerButton: LibvirtOnly{Watcher: w, Next: button}}, closeFn, nil
 }
 
-// LibvirtOnly guards a host-side action that only libvirt can perform (the ACPI power button):
+// LibvirtOnly guards the host-side actions that only libvirt can perform (ACPI power button,
+// destroy, reset):
 // it refuses, with a clear error, domains reached through a direct QGA socket and every domain
 // when libvirt is disabled (Next nil); other domains go to Next.
 type LibvirtOnly struct {
@@ -122,6 +123,22 @@ func (l LibvirtOnly) ACPIReboot(ctx context.Context, uuid string) error {
 		return err
 	}
 	return l.Next.ACPIReboot(ctx, uuid)
+}
+
+// Destroy implements service.PowerButton.
+func (l LibvirtOnly) Destroy(ctx context.Context, uuid string) error {
+	if err := l.check(uuid, "Destroy"); err != nil {
+		return err
+	}
+	return l.Next.Destroy(ctx, uuid)
+}
+
+// Reset implements service.PowerButton.
+func (l LibvirtOnly) Reset(ctx context.Context, uuid string) error {
+	if err := l.check(uuid, "Reset"); err != nil {
+		return err
+	}
+	return l.Next.Reset(ctx, uuid)
 }
 
 func (l LibvirtOnly) check(uuid, action string) error {

@@ -24,6 +24,16 @@ func (p *pressed) ACPIReboot(_ context.Context, uuid string) error {
 	return nil
 }
 
+func (p *pressed) Destroy(_ context.Context, uuid string) error {
+	p.calls = append(p.calls, "destroy "+uuid)
+	return nil
+}
+
+func (p *pressed) Reset(_ context.Context, uuid string) error {
+	p.calls = append(p.calls, "reset "+uuid)
+	return nil
+}
+
 func TestLibvirtOnlyRefusesSocketDomains(t *testing.T) {
 	w := virt.NewFake(virt.Domain{UUID: "lv", Name: "lv"}, virt.Domain{UUID: "sk", Name: "sock-vm", QGASocket: "/run/qga/sock-vm.sock"})
 	next := &pressed{}
@@ -37,7 +47,15 @@ func TestLibvirtOnlyRefusesSocketDomains(t *testing.T) {
 		!strings.Contains(err.Error(), "/run/qga/sock-vm.sock") {
 		t.Errorf("socket domain: %v", err)
 	}
-	if len(next.calls) != 1 || next.calls[0] != "shutdown lv" {
+	for name, f := range map[string]func(context.Context, string) error{"Destroy": b.Destroy, "Reset": b.Reset} {
+		if err := f(ctx, "sk"); err == nil || !strings.Contains(err.Error(), name+" needs libvirt") {
+			t.Errorf("%s of a socket domain: %v", name, err)
+		}
+	}
+	if err := b.Destroy(ctx, "lv"); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.calls) != 2 || next.calls[0] != "shutdown lv" || next.calls[1] != "destroy lv" {
 		t.Errorf("libvirt calls %v", next.calls)
 	}
 	// sockets-only: no libvirt at all
