@@ -243,12 +243,30 @@ func fillNumbers(st *v1alpha1.GuestAgentStatusStatus, info *guest.Info) {
 		st.VCPUs = ptr.To(clampInt32(v.Online, 0, 16384))
 	}
 	if m := info.Memory; m != nil {
-		st.Memory = &v1alpha1.GuestMemory{
-			TotalBytes:     bytesPtr(m.TotalBytes),
-			FreeBytes:      bytesPtr(m.FreeBytes),
-			UnusedBytes:    bytesPtr(m.UnusedBytes),
-			SwapTotalBytes: bytesPtr(m.SwapTotalBytes),
-			SwapUsedBytes:  bytesPtr(m.SwapUsedBytes),
+		gm := &v1alpha1.GuestMemory{
+			TotalBytes:      bytesPtr(m.TotalBytes),
+			FreeBytes:       bytesPtr(m.FreeBytes),
+			UnusedBytes:     bytesPtr(m.UnusedBytes),
+			UsableBytes:     bytesPtr(m.UsableBytes),
+			DiskCachesBytes: bytesPtr(m.DiskCachesBytes),
+			BuffersBytes:    bytesPtr(m.BuffersBytes),
+			CachedBytes:     bytesPtr(m.CachedBytes),
+			SwapTotalBytes:  bytesPtr(m.SwapTotalBytes),
+			SwapUsedBytes:   bytesPtr(m.SwapUsedBytes),
+			BalloonBytes:    bytesPtr(m.BalloonBytes),
+			HostRSSBytes:    bytesPtr(m.HostRSSBytes),
+		}
+		if m.HasCounters {
+			gm.SwapInBytes, gm.SwapOutBytes = ptr.To(clampU64(m.SwapInBytes)), ptr.To(clampU64(m.SwapOutBytes))
+			gm.MajorPageFaults, gm.MinorPageFaults = ptr.To(clampU64(m.MajorPageFaults)), ptr.To(clampU64(m.MinorPageFaults))
+		}
+		if m.HasRates {
+			gm.SwapInPerSecond, gm.SwapOutPerSecond = ptr.To(clampU64(m.SwapInRate)), ptr.To(clampU64(m.SwapOutRate))
+			gm.PageFaultsPerSecond = ptr.To(clampU64(m.PageFaultRate))
+			gm.MajorPageFaultsPerSecond = ptr.To(clampU64(m.MajorPageFaultRate))
+		}
+		if *gm != (v1alpha1.GuestMemory{}) {
+			st.Memory = gm
 		}
 	}
 }
@@ -421,7 +439,7 @@ func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatu
 			continue // the API has no PCI device field yet; carried groups are stale
 		}
 		src := d.Sources[g]
-		if src != v1alpha1.AgentQemu && src != v1alpha1.AgentOvirt && src != v1alpha1.AgentACPI {
+		if src != v1alpha1.SourceQemu && src != v1alpha1.SourceOvirt && src != v1alpha1.SourceLibvirt {
 			continue
 		}
 		e := v1alpha1.DataGroupStatus{Name: string(g), Source: src, Stale: d.Stale[g], LastChanged: &now}

@@ -88,6 +88,11 @@ type Domain struct {
 	OGAChannelName string
 	// Placement is parsed from our metadata element.
 	Placement Placement
+	// Balloon is true when the domain has a memory balloon device; BalloonStatsPeriod is the
+	// balloon statistics period (seconds) in the live XML when the snapshot was taken (0: the
+	// guest's balloon driver is not polled, so only the host-side figures exist).
+	Balloon            bool
+	BalloonStatsPeriod int
 }
 
 // EventType classifies an Event. See the package documentation for the semantics.

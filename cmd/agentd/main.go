@@ -21,6 +21,7 @@ import (
 
 	"guestagent.io/operator/agentd/app"
 	"guestagent.io/operator/agentd/config"
+	"guestagent.io/operator/agentd/memstats"
 	"guestagent.io/operator/agentd/qga"
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -79,18 +80,31 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
+	memory, err := memstats.New(memstats.Config{
+		API:         watcher,
+		Domains:     watcher.Domains,
+		Period:      cfg.Poll.MemoryStats.Duration,
+		StatsPeriod: cfg.BalloonStatsPeriodSeconds,
+		Workers:     cfg.PollWorkers,
+		Log:         log.WithName("memstats"),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the memory statistics poller: %w", err)
+	}
 	qga.MustRegisterMetrics(crmetrics.Registry)
 	virt.MustRegisterMetrics(crmetrics.Registry)
 	agent, err := app.Build(cfg, restCfg, scheme, app.Deps{
 		Watcher:     watcher,
 		QGA:         qgaAgent,
+		Memory:      memory,
 		PowerButton: virt.PowerButton{M: watcher},
 		InstanceID:  os.Getenv("POD_UID"),
 	}, log)
 	if err != nil {
 		return err
 	}
-	log.Info("Starting agentd", "libvirtURI", cfg.LibvirtURI, "defaultNamespace", cfg.DefaultNamespace)
+	log.Info("Starting agentd", "libvirtURI", cfg.LibvirtURI, "defaultNamespace", cfg.DefaultNamespace,
+		"balloonStatsPeriodSeconds", cfg.BalloonStatsPeriodSeconds)
 	if err := agent.Start(ctx); err != nil {
 		return err
 	}
