@@ -352,7 +352,6 @@ func TestMemoryFieldsAndColumns(t *testing.T) {
 		}
 		got := fmt.Sprint(r.Cells[col["Memory"]], " ", r.Cells[col["Usable"]], " ", r.Cells[col["Balloon"]])
 		if got != fmt.Sprint(float64(2<<30), " ", float64(1<<30), " ", float64(4<<30)) { // JSON numbers
-
 			t.Fatalf("memory columns = %s", got)
 		}
 		for _, name := range []string{"Memory", "Usable", "Balloon"} {
