@@ -48,7 +48,9 @@ const maxMemoryStats = 32
 
 // MemoryStats reads a running domain's memory statistics (virDomainMemoryStats): the balloon
 // driver's guest-side figures when the domain has a balloon device with a statistics period,
-// plus the host-side actual balloon size and QEMU's RSS.
+// plus the host-side actual balloon size and QEMU's RSS. For a domain without a balloon device,
+// for which libvirt reports only the RSS, the actual size is the domain's current memory
+// (virDomainGetInfo).
 func (m *Manager) MemoryStats(uuid string) ([]MemoryStat, error) {
 	d, err := m.LookupDomain(uuid)
 	if err != nil {
@@ -60,9 +62,19 @@ func (m *Manager) MemoryStats(uuid string) ([]MemoryStat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memory stats of %s: %w", uuid, err)
 	}
-	out := make([]MemoryStat, 0, len(raw))
+	out := make([]MemoryStat, 0, len(raw)+1)
+	haveActual := false
 	for _, s := range raw {
 		out = append(out, MemoryStat{Tag: MemoryStatTag(s.Tag), Value: s.Val})
+		haveActual = haveActual || MemoryStatTag(s.Tag) == MemStatActualBalloon
+	}
+	if !haveActual {
+		// Without a balloon device libvirt reports only rss; the domain's current memory is
+		// what "actual" would be.
+		callsInfo.Inc()
+		if info, err := d.GetInfo(); err == nil && info.Memory > 0 {
+			out = append(out, MemoryStat{Tag: MemStatActualBalloon, Value: info.Memory})
+		}
 	}
 	return out, nil
 }

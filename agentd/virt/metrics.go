@@ -18,6 +18,7 @@ const (
 	opXML          = "domain_xml"
 	opMemoryStats  = "domain_memory_stats"
 	opStatsPeriod  = "domain_set_memory_stats_period"
+	opInfo         = "domain_info"
 )
 
 var (
@@ -29,6 +30,7 @@ var (
 
 	callsMemoryStats    = libvirtCalls.WithLabelValues(opMemoryStats)
 	callsSetStatsPeriod = libvirtCalls.WithLabelValues(opStatsPeriod)
+	callsInfo           = libvirtCalls.WithLabelValues(opInfo)
 )
 
 // MustRegisterMetrics registers the watcher's libvirt call counter with reg (once per registry).
