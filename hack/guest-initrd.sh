@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test guests' initramfs: busybox-static, the host's qemu-ga with its shared libraries,
-# and the virtio/ext4 kernel modules, with an /init that brings up lo/eth0 (slirp), creates the
+# and the virtio (console, net, blk, balloon)/ext4 kernel modules, with an /init that brings up lo/eth0 (slirp), creates the
 # /dev/virtio-ports/<name> links (there is no udev) and lets busybox init respawn qemu-ga.
 #
 # usage: hack/guest-initrd.sh KMODDIR OUT.gz     (KMODDIR = .../lib/modules/<version>)
@@ -12,7 +12,7 @@ OUT=${2:?output initrd path}
 R=$(mktemp -d)
 trap 'rm -rf "$R"' EXIT
 
-MODS="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console failover net_failover virtio_net virtio_blk crc16 mbcache jbd2 crc32c_generic ext4"
+MODS="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console virtio_balloon failover net_failover virtio_net virtio_blk crc16 mbcache jbd2 crc32c_generic ext4"
 
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,root,lib/modules,mnt,var}
 ln -s ../run "$R/var/run"

@@ -8,6 +8,7 @@
 #        QGA_DISK=1  attach a 16 MiB ext4 disk (serial "qgadisk-NAME", mounted at /mnt/data)
 #        WITH_OGA=1  add the ovirt-guest-agent.0 channel (socket in /var/lib/libvirt/qemu/channels)
 #        GA_NAMESPACE / GA_PUBLISH  add our <ga:placement> metadata element
+#        BALLOON=1   a virtio memory balloon (without a statistics period) instead of none
 # Always <domain type='qemu'> (TCG): /dev/kvm here is kvm-pvm and cannot run normal guests.
 set -euo pipefail
 export LIBVIRT_DEFAULT_URI=${LIBVIRT_DEFAULT_URI:-qemu:///system}
@@ -19,7 +20,8 @@ CHDIR=/var/lib/libvirt/qemu/channels
 source "$(dirname "${BASH_SOURCE[0]}")/virsh.sh"
 
 xml() {
-  local disk="" oga="" meta=""
+  local disk="" oga="" meta="" balloon="<memballoon model='none'/>"
+  [ "${BALLOON:-0}" = 1 ] && balloon="<memballoon model='virtio'/>"
   if [ "${QGA_DISK:-0}" = 1 ]; then
     [ -f "$W/$N.img" ] || mke2fs -q -t ext4 -F "$W/$N.img" 16M >/dev/null 2>&1
     disk="<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$W/$N.img'/><target dev='vda' bus='virtio'/><serial>qgadisk-$N</serial></disk>"
@@ -51,7 +53,7 @@ xml() {
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     $oga
     $disk
-    <memballoon model='none'/>
+    $balloon
   </devices>
 </domain>
 XML

@@ -59,9 +59,10 @@ guest_files() {
   fi
   local kmod
   kmod=$(ls -d "$W"/kroot/lib/modules/* | head -1)
-  # rebuild the initrd when missing or when an OGA guest binary is requested/changed
+  # rebuild the initrd when missing, when its build script changed (e.g. its module list), or
+  # when an OGA guest binary is requested/changed
   local stamp="$W/initrd.stamp" want
-  want="oga=${OGA_GUEST_BIN:-}"
+  want="script=$(sha256sum "$HERE/guest-initrd.sh" | cut -c1-16):oga=${OGA_GUEST_BIN:-}"
   [ -z "${OGA_GUEST_BIN:-}" ] || want="$want:$(stat -c %Y "$OGA_GUEST_BIN")"
   if [ ! -f "$W/initrd.gz" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$HERE/guest-initrd.sh" "$kmod" "$W/initrd.gz"

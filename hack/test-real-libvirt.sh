@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run agentd's libvirt/QGA test tiers against the real stack: set up libvirtd + guest files, boot
+# Run agentd's libvirt/QGA/memory-statistics test tiers against the real stack: set up libvirtd + guest files, boot
 # the pre-booted test guests, run the virt and qga packages with -race (real tier enabled), and
 # shut the guests down and undefine them again (also on failure). libvirtd is left running.
 #
@@ -11,10 +11,10 @@ hack/libvirt-env.sh up
 eval "$(hack/libvirt-env.sh env)"
 export GA_TEST_GUESTS=${GA_TEST_GUESTS:-ga-t1,ga-t2}
 IFS=, read -r -a guests <<<"$GA_TEST_GUESTS"
-teardown() { for g in "${guests[@]}" ga-life ga-virt-life; do hack/guest.sh down "$g" || true; done; }
+teardown() { for g in "${guests[@]}" ga-life ga-virt-life ga-mem; do hack/guest.sh down "$g" || true; done; }
 trap teardown EXIT
 pids=()
 for g in "${guests[@]}"; do hack/guest.sh up "$g" & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p"; done
 # -p 1: the qga tier restarts libvirtd, which must not overlap the virt tier
-go test -race -count=1 -p 1 "$@" ./agentd/virt/... ./agentd/qga/...
+go test -race -count=1 -p 1 "$@" ./agentd/virt/... ./agentd/qga/... ./agentd/memstats/...

@@ -1,5 +1,5 @@
 // Package app assembles agentd from its parts: the libvirt watcher, the QEMU guest agent poller,
-// the oVirt guest agent Listener, GuestAgentService, the GuestAgentStatus publisher and the
+// libvirt's memory statistics poller, the oVirt guest agent Listener, GuestAgentService, the GuestAgentStatus publisher and the
 // GuestAgentCommand executor, on a controller-runtime manager whose cache holds only this node's
 // objects. cmd/agentd builds the libvirt-backed parts and calls Run; tests call Run with the
 // libvirt test driver or fakes in their place.
@@ -38,6 +38,8 @@ type Deps struct {
 	Watcher     virt.Watcher
 	QGA         service.QemuAgent
 	PowerButton service.PowerButton
+	// Memory is libvirt's memory statistics source (a memstats.Poller); nil disables it.
+	Memory service.HostMemory
 	// OGATiming overrides the oVirt agent's timing (tests); zero takes VDSM's values.
 	OGATiming oga.Timing
 	// Registry receives agentd's metrics (default controller-runtime's registry).
@@ -122,6 +124,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		Log:            log.WithName("service"),
 		Watcher:        deps.Watcher,
 		QGA:            deps.QGA,
+		Memory:         deps.Memory,
 		PowerButton:    deps.PowerButton,
 		LifecycleHooks: cfg.LifecycleHooks,
 		TimeSync:       cfg.TimeSync,

@@ -25,7 +25,7 @@ func TestDesired(t *testing.T) {
 	v := service.View{
 		Domain:  virt.Domain{UUID: "u1", Name: "vm1", Placement: virt.Placement{Namespace: "tenant", Publish: false}},
 		Info:    &guest.Info{Hostname: &guest.Hostname{Name: "h"}},
-		Sources: map[guest.Group]gav1.AgentType{guest.GroupHostname: gav1.AgentQemu},
+		Sources: map[guest.Group]gav1.DataSource{guest.GroupHostname: gav1.SourceQemu},
 		Stale:   map[guest.Group]bool{guest.GroupHostname: true},
 		QGA:     guest.QGAState{Channel: guest.ChannelConnected, Version: "9.2.0"},
 		OGA:     guest.OGAState{Present: true, APIVersion: 3},
@@ -34,7 +34,7 @@ func TestDesired(t *testing.T) {
 	if d.Domain.UUID != "u1" || d.Domain.Name != "vm1" || d.Domain.Namespace != "tenant" || !d.Domain.OptOut {
 		t.Errorf("domain %+v", d.Domain)
 	}
-	if d.Info != v.Info || d.Sources[guest.GroupHostname] != gav1.AgentQemu || !d.Stale[guest.GroupHostname] {
+	if d.Info != v.Info || d.Sources[guest.GroupHostname] != gav1.SourceQemu || !d.Stale[guest.GroupHostname] {
 		t.Errorf("data not passed on: %+v", d)
 	}
 	if d.Agents.QGA.Version != "9.2.0" || d.Agents.OGA.APIVersion != 3 || len(d.ExecutedCommands) != 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"guestagent.io/operator/agentd/config"
+	"guestagent.io/operator/agentd/memstats"
 	"guestagent.io/operator/agentd/qga"
 	"guestagent.io/operator/agentd/qgasock"
 	"guestagent.io/operator/agentd/service"
@@ -16,8 +17,9 @@ import (
 // NodeDeps builds the node-side parts from the configuration: the domain sources (libvirt
 // unless cfg.LibvirtURI is empty, the direct QGA sockets when cfg.QGASockets has any, joined by
 // a virt.Union where libvirt wins a UUID conflict), the QEMU guest agent poller over the
-// matching transport (LibvirtAPI, SocketAPI, or a qga.Route choosing per domain), and the ACPI
-// power button, which refuses socket domains. close releases the agent connections; call it
+// matching transport (LibvirtAPI, SocketAPI, or a qga.Route choosing per domain), libvirt's
+// memory statistics of libvirt's domains, and the host power control, which refuses socket
+// domains. close releases the agent connections; call it
 // after agentd stopped. cmd/agentd and tests use it.
 func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(), err error) {
 	var (
@@ -25,6 +27,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		libAPI   qga.DomainAPI
 		sockAPI  *qga.SocketAPI
 		button   service.PowerButton
+		memory   service.HostMemory
 	)
 	closeFn = func() {}
 	if cfg.LibvirtEnabled() {
@@ -35,6 +38,18 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		watchers = append(watchers, m)
 		libAPI = qga.NewLibvirtAPI(m.LookupDomain)
 		button = virt.PowerButton{M: m}
+		mem, err := memstats.New(memstats.Config{
+			API:         m,
+			Domains:     m.Domains, // libvirt's domains only: socket domains have no statistics
+			Period:      cfg.Poll.MemoryStats.Duration,
+			StatsPeriod: cfg.BalloonStatsPeriodSeconds,
+			Workers:     cfg.PollWorkers,
+			Log:         log.WithName("memstats"),
+		})
+		if err != nil {
+			return Deps{}, closeFn, fmt.Errorf("creating the memory statistics poller: %w", err)
+		}
+		memory = mem
 	}
 	if cfg.QGASockets.Enabled() {
 		sockAPI = qga.NewSocketAPI(nil)
@@ -95,7 +110,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 	if err != nil {
 		return Deps{}, closeFn, fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
-	return Deps{Watcher: w, QGA: q, PowerButton: LibvirtOnly{Watcher: w, Next: button}}, closeFn, nil
+	return Deps{Watcher: w, QGA: q, Memory: memory, PowerButton: LibvirtOnly{Watcher: w, Next: button}}, closeFn, nil
 }
 
 // LibvirtOnly guards the host-side actions that only libvirt can perform (ACPI power button,

@@ -34,7 +34,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes a duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
 
-// Periods are the QEMU guest agent polling periods per data group.
+// Periods are the QEMU guest agent polling periods per data group, and the period of libvirt's
+// memory statistics.
 type Periods struct {
 	Capabilities Duration `json:"capabilities"`
 	Users        Duration `json:"users"`
@@ -44,6 +45,8 @@ type Periods struct {
 	BootWindow   Duration `json:"bootWindow"`
 	CallTimeout  Duration `json:"callTimeout"`
 	FailureDelay Duration `json:"failureThrottle"`
+	// MemoryStats is the period of reading libvirt's memory statistics of every running domain.
+	MemoryStats Duration `json:"memoryStats"`
 }
 
 // QGASockets configures the domains agentd reaches on a direct QEMU guest agent socket.
@@ -74,6 +77,9 @@ func (q QGASockets) Enabled() bool { return q.Directory != "" || len(q.Domains) 
 // LibvirtEnabled reports whether agentd connects to libvirt.
 func (c Config) LibvirtEnabled() bool { return c.LibvirtURI != "" }
 
+// MaxBalloonStatsPeriod is the largest balloon statistics period accepted (seconds; one day).
+const MaxBalloonStatsPeriod = 86400
+
 // Config is agentd's whole configuration.
 type Config struct {
 	// NodeName is this node's name (Downward API: spec.nodeName, env NODE_NAME).
@@ -98,6 +104,10 @@ type Config struct {
 	// domain resumes from a pause, is restored from a save image, migrated in, reverted to a
 	// snapshot or wakes up from suspend.
 	TimeSync bool `json:"timeSync"`
+	// BalloonStatsPeriodSeconds is set as the balloon statistics period (live only) of running
+	// domains whose virtio balloon device has none, so that QEMU polls the guest's balloon
+	// driver and libvirt reports the guest-side memory figures. 0 never changes a domain.
+	BalloonStatsPeriodSeconds int `json:"balloonStatsPeriodSeconds"`
 	// MemoryChangePercent is the relative change of a volatile figure (memory, used bytes) that
 	// is significant enough to be written to the GuestAgentStatus.
 	MemoryChangePercent int `json:"memoryChangePercent"`
@@ -131,18 +141,20 @@ func Default() Config {
 			BootWindow:   Duration{120 * time.Second},
 			CallTimeout:  Duration{1 * time.Second},
 			FailureDelay: Duration{60 * time.Second},
+			MemoryStats:  Duration{15 * time.Second},
 		},
-		QGASockets:          QGASockets{Interval: Duration{5 * time.Second}},
-		PollWorkers:         4,
-		EnableOvirtAgent:    true,
-		LifecycleHooks:      true,
-		TimeSync:            true,
-		MemoryChangePercent: 5,
-		PublishMinInterval:  Duration{1 * time.Second},
-		QPS:                 50,
-		Burst:               100,
-		MetricsAddr:         ":8080",
-		HealthAddr:          ":8081",
+		QGASockets:                QGASockets{Interval: Duration{5 * time.Second}},
+		BalloonStatsPeriodSeconds: 10,
+		PollWorkers:               4,
+		EnableOvirtAgent:          true,
+		LifecycleHooks:            true,
+		TimeSync:                  true,
+		MemoryChangePercent:       5,
+		PublishMinInterval:        Duration{1 * time.Second},
+		QPS:                       50,
+		Burst:                     100,
+		MetricsAddr:               ":8080",
+		HealthAddr:                ":8081",
 	}
 }
 
@@ -167,6 +179,10 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 		"Send oVirt guest agent lifecycle hooks on libvirt migration/restore events.")
 	fs.BoolVar(&flagCfg.TimeSync, "time-sync", flagCfg.TimeSync,
 		"Set the guest clock through the QEMU guest agent after resume, restore, migration, snapshot revert and wake-up.")
+	fs.IntVar(&flagCfg.BalloonStatsPeriodSeconds, "balloon-stats-period", flagCfg.BalloonStatsPeriodSeconds,
+		"Balloon statistics period (seconds) set, live only, on running domains whose balloon has none; 0 never changes a domain.")
+	fs.DurationVar(&flagCfg.Poll.MemoryStats.Duration, "poll-memory-stats", flagCfg.Poll.MemoryStats.Duration,
+		"Period of reading libvirt's memory statistics.")
 	fs.IntVar(&flagCfg.MemoryChangePercent, "memory-change-percent", flagCfg.MemoryChangePercent,
 		"Relative change (percent) of memory/usage figures worth a status write.")
 	fs.DurationVar(&flagCfg.PublishMinInterval.Duration, "publish-min-interval", flagCfg.PublishMinInterval.Duration,
@@ -223,6 +239,10 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.LifecycleHooks = fl.LifecycleHooks
 	case "time-sync":
 		cfg.TimeSync = fl.TimeSync
+	case "balloon-stats-period":
+		cfg.BalloonStatsPeriodSeconds = fl.BalloonStatsPeriodSeconds
+	case "poll-memory-stats":
+		cfg.Poll.MemoryStats = fl.Poll.MemoryStats
 	case "memory-change-percent":
 		cfg.MemoryChangePercent = fl.MemoryChangePercent
 	case "publish-min-interval":
@@ -299,6 +319,7 @@ func (c Config) Validate() error {
 		{"poll.bootWindow", c.Poll.BootWindow.Duration, 0},
 		{"poll.callTimeout", c.Poll.CallTimeout.Duration, 100 * time.Millisecond},
 		{"poll.failureThrottle", c.Poll.FailureDelay.Duration, 0},
+		{"poll.memoryStats", c.Poll.MemoryStats.Duration, time.Second},
 		{"publishMinInterval", c.PublishMinInterval.Duration, 0},
 	}
 	for _, p := range periods {
@@ -311,6 +332,10 @@ func (c Config) Validate() error {
 	}
 	if c.PollWorkers < 1 || c.PollWorkers > 256 {
 		bad("pollWorkers must be in [1, 256], got %d", c.PollWorkers)
+	}
+	if c.BalloonStatsPeriodSeconds < 0 || c.BalloonStatsPeriodSeconds > MaxBalloonStatsPeriod {
+		bad("balloonStatsPeriodSeconds must be in [0, %d] seconds (0 leaves every domain's setting unchanged), got %d",
+			MaxBalloonStatsPeriod, c.BalloonStatsPeriodSeconds)
 	}
 	if c.MemoryChangePercent < 0 || c.MemoryChangePercent > 100 {
 		bad("memoryChangePercent must be in [0, 100], got %d", c.MemoryChangePercent)

@@ -227,3 +227,34 @@ func TestCanonicalUUID(t *testing.T) {
 		}
 	}
 }
+
+func TestBalloonStatsPeriod(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-a")
+	cfg, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BalloonStatsPeriodSeconds != 10 || cfg.Poll.MemoryStats.Duration != 15*time.Second {
+		t.Fatalf("defaults: period %d, poll %s", cfg.BalloonStatsPeriodSeconds, cfg.Poll.MemoryStats)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("balloonStatsPeriodSeconds: 0\npoll:\n  memoryStats: 1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = load(t, "--config", p); err != nil || cfg.BalloonStatsPeriodSeconds != 0 || cfg.Poll.MemoryStats.Duration != time.Minute {
+		t.Fatalf("file: %+v %v", cfg, err)
+	}
+	if cfg, err = load(t, "--config", p, "--balloon-stats-period", "30", "--poll-memory-stats", "5s"); err != nil ||
+		cfg.BalloonStatsPeriodSeconds != 30 || cfg.Poll.MemoryStats.Duration != 5*time.Second {
+		t.Fatalf("flags must win: %+v %v", cfg, err)
+	}
+	for _, bad := range []string{"-1", "86401"} {
+		_, err := load(t, "--balloon-stats-period", bad)
+		if err == nil || !strings.Contains(err.Error(), "balloonStatsPeriodSeconds must be in [0, 86400]") {
+			t.Errorf("period %s: want a clear error, got %v", bad, err)
+		}
+	}
+	if _, err := load(t, "--poll-memory-stats", "100ms"); err == nil || !strings.Contains(err.Error(), "poll.memoryStats") {
+		t.Errorf("a too short memory stats period must be refused, got %v", err)
+	}
+}

@@ -179,15 +179,47 @@ type VCPUs struct {
 	Online int
 }
 
-// Memory holds the guest's memory figures in bytes. Zero means "not reported".
+// Memory holds the guest's memory figures in bytes. Zero means "not reported", except for the
+// counters, which are valid when HasCounters is set, and the rates, valid when HasRates is set.
+// Sources: the oVirt guest agent's heartbeat, or libvirt's memory statistics (the balloon
+// driver's guest-side figures plus the host-side balloon size and QEMU RSS).
 type Memory struct {
-	TotalBytes     uint64
-	FreeBytes      uint64 // free, in the agent's sense (oVirt: free + buffers + cached)
-	UnusedBytes    uint64 // strictly unused memory
-	BuffersBytes   uint64
-	CachedBytes    uint64
-	SwapTotalBytes uint64
-	SwapUsedBytes  uint64
+	TotalBytes      uint64 // the memory the guest sees (Linux MemTotal)
+	FreeBytes       uint64 // free, in the agent's sense (oVirt: free + buffers + cached)
+	UnusedBytes     uint64 // strictly unused memory (Linux MemFree)
+	UsableBytes     uint64 // reclaimable without swapping (Linux MemAvailable; libvirt only)
+	DiskCachesBytes uint64 // page cache the guest can drop without I/O (libvirt only)
+	BuffersBytes    uint64
+	CachedBytes     uint64
+	SwapTotalBytes  uint64
+	SwapUsedBytes   uint64
+	// BalloonBytes is the memory the balloon leaves to the guest (libvirt "actual"); for a
+	// domain without a balloon device, its current memory size.
+	BalloonBytes uint64
+	// HostRSSBytes is the resident set size of the domain's QEMU process on the host.
+	HostRSSBytes uint64
+
+	// Counters since the guest booted (libvirt): valid when HasCounters.
+	HasCounters     bool
+	SwapInBytes     uint64
+	SwapOutBytes    uint64
+	MajorPageFaults uint64
+	MinorPageFaults uint64
+	// StatsUpdated is when the guest last refreshed its balloon statistics (zero when unknown).
+	StatsUpdated time.Time
+
+	// Per-second rates (oVirt guest agent): valid when HasRates.
+	HasRates           bool
+	SwapInRate         uint64
+	SwapOutRate        uint64
+	PageFaultRate      uint64
+	MajorPageFaultRate uint64
+}
+
+// HasGuestStats reports whether m carries figures only the guest itself knows (its total,
+// usable or unused memory), rather than only the host-side balloon size and RSS.
+func (m *Memory) HasGuestStats() bool {
+	return m != nil && (m.TotalBytes > 0 || m.UsableBytes > 0 || m.UnusedBytes > 0 || m.FreeBytes > 0)
 }
 
 // Applications lists installed applications ("name-version" strings as the agent reports them).

@@ -191,7 +191,7 @@ func (m *model) setSession(s guest.SessionState) bool {
 // falling back to free-ram MiB; UnusedBytes = mem_unused, etc. VDSM's quirk of reporting
 // mem_free = mem_unused is a presentation choice for Engine and is not copied: both figures are
 // published separately here. swap_usage/swap_total (ignored by VDSM) fill the swap figures.
-// The per-second rates (swap_in, swap_out, pageflt, majflt) have no place in guest.Memory.
+// The per-second rates (swap_in, swap_out, pageflt, majflt) fill the rate fields.
 func (m *model) heartbeat(d *decoder, root node) bool {
 	var mem guest.Memory
 	if v, ok := d.get(root, "free-ram"); ok {
@@ -224,6 +224,14 @@ func (m *model) heartbeat(d *decoder, root node) bool {
 				mem.SwapTotalBytes = kib(n, 1024)
 			case "swap_usage":
 				mem.SwapUsedBytes = kib(n, 1024)
+			case "swap_in":
+				mem.SwapInRate, mem.HasRates = n, true
+			case "swap_out":
+				mem.SwapOutRate, mem.HasRates = n, true
+			case "pageflt":
+				mem.PageFaultRate, mem.HasRates = n, true
+			case "majflt":
+				mem.MajorPageFaultRate, mem.HasRates = n, true
 			}
 		}
 	}

@@ -38,7 +38,7 @@ func TestMessagesToInfo(t *testing.T) {
 		`{"__name__": "disks-usage", "disks": [{"path": "/", "total": 18446744073709551615, "used": 17709355008, "fs": "ext4"}, {"path": "/boot", "fs": "xfs"}], "mapping": {"serial-b": {"name": "/dev/vdb"}, "serial-a": {"name": "/dev/vda"}}}`,
 		`{"__name__": "number-of-cpus", "count": 4}`,
 		`{"__name__": "containers", "list": [{"id": "abc", "names": ["web"], "image": "nginx", "status": "Up", "command": "nginx -g"}]}`,
-		`{"__name__":"heartbeat","free-ram":"23623","memory-stat":{"mem_total":24684092,"mem_unused":21210384,"mem_free":24190136,"mem_buffers":32640,"mem_cached":2947112,"swap_in":0,"swap_out":0,"pageflt":0,"majflt":0,"swap_usage":10,"swap_total":20},"apiVersion":0}`,
+		`{"__name__":"heartbeat","free-ram":"23623","memory-stat":{"mem_total":24684092,"mem_unused":21210384,"mem_free":24190136,"mem_buffers":32640,"mem_cached":2947112,"swap_in":3,"swap_out":4,"pageflt":120,"majflt":2,"swap_usage":10,"swap_total":20},"apiVersion":0}`,
 	)
 	want := &guest.Info{
 		Hostname: &guest.Hostname{Name: "vm-042.lab.example.com", FQDN: "vm-042.lab.example.com"},
@@ -58,7 +58,8 @@ func TestMessagesToInfo(t *testing.T) {
 		Applications: &guest.Applications{List: []string{"kernel-4.18", "podman-4.6"}},
 		Containers:   &guest.Containers{List: []guest.Container{{ID: "abc", Names: []string{"web"}, Image: "nginx", Status: "Up", Command: "nginx -g"}}},
 		Memory: &guest.Memory{TotalBytes: 24684092 * 1024, FreeBytes: 24190136 * 1024, UnusedBytes: 21210384 * 1024,
-			BuffersBytes: 32640 * 1024, CachedBytes: 2947112 * 1024, SwapTotalBytes: 20 * 1024, SwapUsedBytes: 10 * 1024},
+			BuffersBytes: 32640 * 1024, CachedBytes: 2947112 * 1024, SwapTotalBytes: 20 * 1024, SwapUsedBytes: 10 * 1024,
+			HasRates: true, SwapInRate: 3, SwapOutRate: 4, PageFaultRate: 120, MajorPageFaultRate: 2},
 	}
 	if got := m.info.DeepCopy(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("info mismatch\n got %+v\nwant %+v", got, want)

@@ -293,12 +293,30 @@ func fillNumbers(st *v1alpha1.GuestAgentStatusStatus, info *guest.Info) {
 		st.VCPUs = ptr.To(clampInt32(v.Online, 0, 16384))
 	}
 	if m := info.Memory; m != nil {
-		st.Memory = &v1alpha1.GuestMemory{
-			TotalBytes:     bytesPtr(m.TotalBytes),
-			FreeBytes:      bytesPtr(m.FreeBytes),
-			UnusedBytes:    bytesPtr(m.UnusedBytes),
-			SwapTotalBytes: bytesPtr(m.SwapTotalBytes),
-			SwapUsedBytes:  bytesPtr(m.SwapUsedBytes),
+		gm := &v1alpha1.GuestMemory{
+			TotalBytes:      bytesPtr(m.TotalBytes),
+			FreeBytes:       bytesPtr(m.FreeBytes),
+			UnusedBytes:     bytesPtr(m.UnusedBytes),
+			UsableBytes:     bytesPtr(m.UsableBytes),
+			DiskCachesBytes: bytesPtr(m.DiskCachesBytes),
+			BuffersBytes:    bytesPtr(m.BuffersBytes),
+			CachedBytes:     bytesPtr(m.CachedBytes),
+			SwapTotalBytes:  bytesPtr(m.SwapTotalBytes),
+			SwapUsedBytes:   bytesPtr(m.SwapUsedBytes),
+			BalloonBytes:    bytesPtr(m.BalloonBytes),
+			HostRSSBytes:    bytesPtr(m.HostRSSBytes),
+		}
+		if m.HasCounters {
+			gm.SwapInBytes, gm.SwapOutBytes = ptr.To(clampU64(m.SwapInBytes)), ptr.To(clampU64(m.SwapOutBytes))
+			gm.MajorPageFaults, gm.MinorPageFaults = ptr.To(clampU64(m.MajorPageFaults)), ptr.To(clampU64(m.MinorPageFaults))
+		}
+		if m.HasRates {
+			gm.SwapInPerSecond, gm.SwapOutPerSecond = ptr.To(clampU64(m.SwapInRate)), ptr.To(clampU64(m.SwapOutRate))
+			gm.PageFaultsPerSecond = ptr.To(clampU64(m.PageFaultRate))
+			gm.MajorPageFaultsPerSecond = ptr.To(clampU64(m.MajorPageFaultRate))
+		}
+		if *gm != (v1alpha1.GuestMemory{}) {
+			st.Memory = gm
 		}
 	}
 }
@@ -471,7 +489,7 @@ func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatu
 			continue // carried groups are stale
 		}
 		src := d.Sources[g]
-		if src != v1alpha1.AgentQemu && src != v1alpha1.AgentOvirt && src != v1alpha1.AgentACPI {
+		if src != v1alpha1.SourceQemu && src != v1alpha1.SourceOvirt && src != v1alpha1.SourceLibvirt {
 			continue
 		}
 		e := v1alpha1.DataGroupStatus{Name: string(g), Source: src, Stale: d.Stale[g], LastChanged: &now}
@@ -489,11 +507,11 @@ func dataGroups(d *Desired, info *guest.Info, st, prev *v1alpha1.GuestAgentStatu
 
 // staleReason says why group g (from src) is stale: carried over without a report, refused by a
 // frozen guest, or its agent stopped answering.
-func staleReason(d *Desired, g guest.Group, src v1alpha1.AgentType) v1alpha1.StaleReason {
+func staleReason(d *Desired, g guest.Group, src v1alpha1.DataSource) v1alpha1.StaleReason {
 	switch {
 	case d.carried[g]:
 		return v1alpha1.StaleNotReported
-	case src == v1alpha1.AgentQemu && d.Agents.QGA.FSFreeze == guest.FreezeFrozen:
+	case src == v1alpha1.SourceQemu && d.Agents.QGA.FSFreeze == guest.FreezeFrozen:
 		return v1alpha1.StaleFilesystemsFrozen
 	}
 	return v1alpha1.StaleAgentNotResponsive

@@ -77,7 +77,7 @@ func withCarried(d *Desired, carried map[guest.Group]bool, prev *v1alpha1.GuestA
 		out.Stale = map[guest.Group]bool{}
 	}
 	if out.Sources == nil {
-		out.Sources = map[guest.Group]v1alpha1.AgentType{}
+		out.Sources = map[guest.Group]v1alpha1.DataSource{}
 	}
 	out.carried = carried
 	for g := range carried {

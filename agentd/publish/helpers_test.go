@@ -313,11 +313,11 @@ func sampleDesired(uuid, name string) Desired {
 			Memory:       &guest.Memory{TotalBytes: 4 << 30, FreeBytes: 2 << 30, UnusedBytes: 1 << 30, SwapTotalBytes: 1 << 30},
 			Applications: &guest.Applications{List: []string{"kernel-6.1", "qemu-guest-agent-7.2"}},
 		},
-		Sources: map[guest.Group]v1alpha1.AgentType{
-			guest.GroupHostname: v1alpha1.AgentQemu, guest.GroupOS: v1alpha1.AgentQemu, guest.GroupTimezone: v1alpha1.AgentQemu,
-			guest.GroupUsers: v1alpha1.AgentQemu, guest.GroupSession: v1alpha1.AgentOvirt, guest.GroupNetwork: v1alpha1.AgentQemu,
-			guest.GroupFilesystems: v1alpha1.AgentQemu, guest.GroupDisks: v1alpha1.AgentQemu, guest.GroupVCPUs: v1alpha1.AgentQemu,
-			guest.GroupMemory: v1alpha1.AgentOvirt, guest.GroupApplications: v1alpha1.AgentOvirt,
+		Sources: map[guest.Group]v1alpha1.DataSource{
+			guest.GroupHostname: v1alpha1.SourceQemu, guest.GroupOS: v1alpha1.SourceQemu, guest.GroupTimezone: v1alpha1.SourceQemu,
+			guest.GroupUsers: v1alpha1.SourceQemu, guest.GroupSession: v1alpha1.SourceOvirt, guest.GroupNetwork: v1alpha1.SourceQemu,
+			guest.GroupFilesystems: v1alpha1.SourceQemu, guest.GroupDisks: v1alpha1.SourceQemu, guest.GroupVCPUs: v1alpha1.SourceQemu,
+			guest.GroupMemory: v1alpha1.SourceOvirt, guest.GroupApplications: v1alpha1.SourceOvirt,
 		},
 		Agents: AgentState{
 			QGA: guest.QGAState{Present: true, Channel: guest.ChannelConnected, Version: "7.2.0",

@@ -66,7 +66,7 @@ func TestCreateObject(t *testing.T) {
 	if !meta.IsStatusConditionFalse(s.Conditions, v1alpha1.ConditionStale) {
 		t.Errorf("Stale should be False")
 	}
-	if len(s.DataGroups) != 11 || s.DataGroups[0].Name != "Hostname" || s.DataGroups[0].Source != v1alpha1.AgentQemu ||
+	if len(s.DataGroups) != 11 || s.DataGroups[0].Name != "Hostname" || s.DataGroups[0].Source != v1alpha1.SourceQemu ||
 		s.DataGroups[0].LastChanged == nil {
 		t.Errorf("dataGroups = %+v", s.DataGroups)
 	}

@@ -41,9 +41,9 @@ type Desired struct {
 	Domain Domain
 	// Info is the merged guest data; nil groups are not published.
 	Info *guest.Info
-	// Sources names the agent that supplied each group present in Info. A group without a valid
+	// Sources names what supplied each group present in Info (an agent or libvirt). A group without a valid
 	// source gets no dataGroups entry (its content is still published).
-	Sources map[guest.Group]v1alpha1.AgentType
+	Sources map[guest.Group]v1alpha1.DataSource
 	// Stale marks groups whose content could not be refreshed and shows the last known value.
 	Stale map[guest.Group]bool
 	// Agents describes the agents' channels and health.

@@ -175,7 +175,7 @@ func TestPCIDevicesAndLastSession(t *testing.T) {
 	devs[2].DriverDate = "15.07.2024"
 	d.Info.PCIDevices = &guest.PCIDevices{List: devs}
 	d.Sources = maps.Clone(d.Sources)
-	d.Sources[guest.GroupPCIDevices] = v1alpha1.AgentQemu
+	d.Sources[guest.GroupPCIDevices] = v1alpha1.SourceQemu
 	login := time.Date(2026, 11, 30, 8, 0, 0, 500, time.FixedZone("x", 3600))
 	d.Info.Session = &guest.Session{State: guest.SessionLoggedOff, LastUser: "alice", LastLogin: login,
 		LastLogout: login.Add(time.Hour)}
@@ -196,7 +196,7 @@ func TestPCIDevicesAndLastSession(t *testing.T) {
 		ls.LogoutTime.Sub(ls.LoginTime.Time) != time.Hour || st.Session != "LoggedOff" {
 		t.Errorf("session %q, last session %+v", st.Session, ls)
 	}
-	if g := findGroup(st.DataGroups, "PCIDevices"); g == nil || g.Source != v1alpha1.AgentQemu {
+	if g := findGroup(st.DataGroups, "PCIDevices"); g == nil || g.Source != v1alpha1.SourceQemu {
 		t.Errorf("PCIDevices group = %+v", g)
 	}
 	// no previous session reported: no block

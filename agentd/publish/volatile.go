@@ -51,12 +51,59 @@ func (t Threshold) keep(cur **int64, prev, total *int64) {
 	}
 }
 
+// keepCounter replaces *cur with the previously published count unless the count changed by at
+// least Relative of the previous count (a counter since boot: its own size is the scale). A
+// decrease (the guest rebooted) is always significant.
+func (t Threshold) keepCounter(cur **int64, prev *int64) {
+	if *cur == nil || prev == nil || **cur < *prev {
+		return
+	}
+	d := **cur - *prev
+	if d == 0 || float64(d) < t.Relative*float64(*prev) {
+		*cur = ptr.To(*prev)
+	}
+}
+
+// Rates (per second) are written when they change by at least half of the larger value and by
+// at least minRateChange: a busy guest's rates jitter on every report.
+const minRateChange = 10
+
+func keepRate(cur **int64, prev *int64) {
+	if *cur == nil || prev == nil {
+		return
+	}
+	d := **cur - *prev
+	if d < 0 {
+		d = -d
+	}
+	if d < max(max(**cur, *prev)/2, minRateChange) {
+		*cur = ptr.To(*prev)
+	}
+}
+
 // keepInsignificant applies the thresholds to the volatile figures of st against prev.
 func (b *builder) keepInsignificant(st, prev *v1alpha1.GuestAgentStatusStatus) {
 	if m, p := st.Memory, prev.Memory; m != nil && p != nil {
-		b.memory.keep(&m.FreeBytes, p.FreeBytes, m.TotalBytes)
-		b.memory.keep(&m.UnusedBytes, p.UnusedBytes, m.TotalBytes)
+		total := m.TotalBytes
+		if total == nil {
+			total = m.BalloonBytes // host-side figures only
+		}
+		b.memory.keep(&m.FreeBytes, p.FreeBytes, total)
+		b.memory.keep(&m.UnusedBytes, p.UnusedBytes, total)
+		b.memory.keep(&m.UsableBytes, p.UsableBytes, total)
+		b.memory.keep(&m.DiskCachesBytes, p.DiskCachesBytes, total)
+		b.memory.keep(&m.BuffersBytes, p.BuffersBytes, total)
+		b.memory.keep(&m.CachedBytes, p.CachedBytes, total)
+		b.memory.keep(&m.HostRSSBytes, p.HostRSSBytes, total)
+		b.memory.keep(&m.SwapInBytes, p.SwapInBytes, total)
+		b.memory.keep(&m.SwapOutBytes, p.SwapOutBytes, total)
 		b.memory.keep(&m.SwapUsedBytes, p.SwapUsedBytes, m.SwapTotalBytes)
+		b.memory.keepCounter(&m.MajorPageFaults, p.MajorPageFaults)
+		b.memory.keepCounter(&m.MinorPageFaults, p.MinorPageFaults)
+		keepRate(&m.SwapInPerSecond, p.SwapInPerSecond)
+		keepRate(&m.SwapOutPerSecond, p.SwapOutPerSecond)
+		keepRate(&m.PageFaultsPerSecond, p.PageFaultsPerSecond)
+		keepRate(&m.MajorPageFaultsPerSecond, p.MajorPageFaultsPerSecond)
 	}
 	if len(st.Filesystems) == 0 || len(prev.Filesystems) == 0 {
 		return

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"guestagent.io/operator/agentd/guest"
+	"guestagent.io/operator/agentd/virt"
 )
 
 // fakePower is an ACPI power button that records presses.
@@ -80,4 +83,64 @@ func (v *fakeVersions) OvirtAPIVersion(_ context.Context, uuid string) (int, err
 	defer v.mu.Unlock()
 	v.asked = append(v.asked, uuid)
 	return v.versions[uuid], v.err
+}
+
+// fakeMemory is libvirt's memory statistics source: tests set each domain's figures.
+type fakeMemory struct {
+	mu     sync.Mutex
+	mem    map[string]*guest.Memory
+	fresh  map[string]bool
+	subs   []func(string)
+	events []virt.Event
+}
+
+func newFakeMemory() *fakeMemory {
+	return &fakeMemory{mem: map[string]*guest.Memory{}, fresh: map[string]bool{}}
+}
+
+func (f *fakeMemory) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (f *fakeMemory) Subscribe(fn func(string)) {
+	f.mu.Lock()
+	f.subs = append(f.subs, fn)
+	f.mu.Unlock()
+}
+
+func (f *fakeMemory) HandleEvent(ev virt.Event) {
+	f.mu.Lock()
+	f.events = append(f.events, ev)
+	f.mu.Unlock()
+}
+
+func (f *fakeMemory) Memory(uuid string) (*guest.Memory, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.mem[uuid]
+	if m == nil {
+		return nil, false
+	}
+	c := *m
+	return &c, f.fresh[uuid]
+}
+
+// Set stores a domain's figures (nil: none) and notifies the subscribers.
+func (f *fakeMemory) Set(uuid string, m *guest.Memory, fresh bool) {
+	f.mu.Lock()
+	f.mem[uuid], f.fresh[uuid] = m, fresh
+	subs := append([]func(string){}, f.subs...)
+	f.mu.Unlock()
+	for _, fn := range subs {
+		fn(uuid)
+	}
+}
+
+func (f *fakeMemory) sawRemoval(uuid string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ev := range f.events {
+		if ev.Type == virt.EventDomainRemoved && ev.Domain.UUID == uuid {
+			return true
+		}
+	}
+	return false
 }

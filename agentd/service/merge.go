@@ -24,7 +24,8 @@ import (
 //	Applications   QGA's synthetic entries (kernel-<release>, qemu-guest-agent-<version>) first,
 //	               then OGA's list minus entries naming the kernel or the QEMU agent, de-duplicated
 //	Session        OGA only
-//	Memory         OGA only
+//	Memory         libvirt's balloon statistics when the guest reported them (total, usable,
+//	               unused), else OGA, else libvirt's host-side figures alone (balloon size, RSS)
 //	Containers     OGA only
 //
 // One deliberate improvement over VDSM: a group whose preferred source is not responsive while
@@ -32,9 +33,9 @@ import (
 // is responsive the preferred source's last known value is kept and the group is marked stale:
 // data is never blanked because an agent went away.
 
-// sourceData is one agent's contribution to a merge.
+// sourceData is one source's contribution to a merge.
 type sourceData struct {
-	agent      gav1.AgentType
+	source     gav1.DataSource
 	info       *guest.Info
 	responsive bool
 }
@@ -42,7 +43,7 @@ type sourceData struct {
 // merged is the result of a merge.
 type merged struct {
 	info    *guest.Info
-	sources map[guest.Group]gav1.AgentType
+	sources map[guest.Group]gav1.DataSource
 	stale   map[guest.Group]bool
 }
 
@@ -50,27 +51,29 @@ type merged struct {
 var qgaFirstGroups = []guest.Group{
 	guest.GroupHostname, guest.GroupOS, guest.GroupTimezone, guest.GroupUsers, guest.GroupNetwork,
 	guest.GroupFilesystems, guest.GroupVCPUs, guest.GroupPCIDevices,
-	guest.GroupSession, guest.GroupMemory, guest.GroupContainers, // QGA never reports these
+	guest.GroupSession, guest.GroupContainers, // QGA never reports these
 }
 
 // agentAppPattern matches application entries that describe the kernel or the QEMU agent; QGA's
 // synthetic entries replace them (VDSM's rule: anchored, case-insensitive).
 var agentAppPattern = regexp.MustCompile(`(?i)^(qemu[ -](guest[ -]agent|ga)\b|kernel-)`)
 
-// merge joins the QGA and OGA views of one domain. Neither input is modified.
-func merge(qga, oga sourceData, qgaVersion string) merged {
-	m := merged{info: &guest.Info{}, sources: map[guest.Group]gav1.AgentType{}, stale: map[guest.Group]bool{}}
+// merge joins the QGA and OGA views of one domain, and libvirt's memory statistics (hv, whose
+// info carries only the Memory group). No input is modified.
+func merge(qga, oga, hv sourceData, qgaVersion string) merged {
+	m := merged{info: &guest.Info{}, sources: map[guest.Group]gav1.DataSource{}, stale: map[guest.Group]bool{}}
 	for _, g := range qgaFirstGroups {
 		src, ok := pick(g, qga, oga)
 		if !ok {
 			continue
 		}
 		guest.CopyGroup(m.info, src.info, g)
-		m.sources[g] = src.agent
+		m.sources[g] = src.source
 		if !src.responsive {
 			m.stale[g] = true
 		}
 	}
+	mergeMemory(&m, oga, hv)
 	mergeDisks(&m, qga, oga)
 	mergeApps(&m, qga, oga, qgaVersion)
 	return m
@@ -91,6 +94,30 @@ func pick(g guest.Group, qga, oga sourceData) (sourceData, bool) {
 		return oga, true
 	}
 	return sourceData{}, false
+}
+
+// mergeMemory takes the Memory group from libvirt's balloon statistics when the guest reported
+// its side of them, else from OGA, else libvirt's host-side figures (balloon size, RSS), which
+// every running domain has. A silent preferred source yields to a responsive one.
+func mergeMemory(m *merged, oga, hv sourceData) {
+	full := hv.info != nil && hv.info.Memory.HasGuestStats()
+	hasO := oga.info.Has(guest.GroupMemory)
+	var src sourceData
+	switch {
+	case full && (hv.responsive || !hasO || !oga.responsive):
+		src = hv
+	case hasO:
+		src = oga
+	case hv.info.Has(guest.GroupMemory):
+		src = hv
+	default:
+		return
+	}
+	guest.CopyGroup(m.info, src.info, guest.GroupMemory)
+	m.sources[guest.GroupMemory] = src.source
+	if !src.responsive {
+		m.stale[guest.GroupMemory] = true
+	}
 }
 
 func mergeDisks(m *merged, qga, oga sourceData) {
@@ -127,7 +154,7 @@ func mergeDisks(m *merged, qga, oga sourceData) {
 		out.Mappings = append(out.Mappings, guest.DiskMapping{Serial: s, Device: bySerial[s]})
 	}
 	m.info.Disks = out
-	m.sources[guest.GroupDisks] = src.agent
+	m.sources[guest.GroupDisks] = src.source
 	if !src.responsive {
 		m.stale[guest.GroupDisks] = true
 	}
@@ -165,7 +192,7 @@ func mergeApps(m *merged, qga, oga sourceData, qgaVersion string) {
 	if hasO {
 		src = oga // the list is mostly OGA's; it is stale when OGA is
 	}
-	m.sources[guest.GroupApplications] = src.agent
+	m.sources[guest.GroupApplications] = src.source
 	if !src.responsive {
 		m.stale[guest.GroupApplications] = true
 	}

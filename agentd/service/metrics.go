@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"guestagent.io/operator/agentd/guest"
+	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
 // Per-domain guest metrics are computed at scrape time from the service's current views, so a
@@ -26,6 +27,36 @@ var (
 		"Free guest memory (free + buffers + cache).", []string{"domain_uuid"}, nil)
 	descMemUnused = prometheus.NewDesc("guestagent_guest_memory_unused_bytes",
 		"Strictly unused guest memory.", []string{"domain_uuid"}, nil)
+	descMemUsable = prometheus.NewDesc("guestagent_guest_memory_usable_bytes",
+		"Guest memory reclaimable without swapping (MemAvailable; libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemDiskCaches = prometheus.NewDesc("guestagent_guest_memory_disk_caches_bytes",
+		"Guest page cache droppable without I/O (libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemBuffers = prometheus.NewDesc("guestagent_guest_memory_buffers_bytes",
+		"Guest buffer memory (oVirt guest agent).", []string{"domain_uuid"}, nil)
+	descMemCached = prometheus.NewDesc("guestagent_guest_memory_cached_bytes",
+		"Guest page cache (oVirt guest agent).", []string{"domain_uuid"}, nil)
+	descMemSwapTotal = prometheus.NewDesc("guestagent_guest_memory_swap_total_bytes",
+		"Guest swap size (oVirt guest agent).", []string{"domain_uuid"}, nil)
+	descMemSwapUsed = prometheus.NewDesc("guestagent_guest_memory_swap_used_bytes",
+		"Guest swap in use (oVirt guest agent).", []string{"domain_uuid"}, nil)
+	descMemBalloon = prometheus.NewDesc("guestagent_guest_memory_balloon_bytes",
+		"Memory the balloon leaves to the guest (libvirt actual; the current memory without a balloon).", []string{"domain_uuid"}, nil)
+	descMemHostRSS = prometheus.NewDesc("guestagent_guest_memory_host_rss_bytes",
+		"Resident set size of the domain's QEMU process on the host (libvirt).", []string{"domain_uuid"}, nil)
+	descMemSwapIn = prometheus.NewDesc("guestagent_guest_memory_swap_in_bytes_total",
+		"Data read from swap since the guest booted (libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemSwapOut = prometheus.NewDesc("guestagent_guest_memory_swap_out_bytes_total",
+		"Data written to swap since the guest booted (libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemMajorFaults = prometheus.NewDesc("guestagent_guest_memory_major_page_faults_total",
+		"Page faults that needed I/O since the guest booted (libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemMinorFaults = prometheus.NewDesc("guestagent_guest_memory_minor_page_faults_total",
+		"Page faults served without I/O since the guest booted (libvirt balloon statistics).", []string{"domain_uuid"}, nil)
+	descMemUpdated = prometheus.NewDesc("guestagent_guest_memory_stats_updated_timestamp_seconds",
+		"When the guest last refreshed its balloon statistics (guest clock; libvirt).", []string{"domain_uuid"}, nil)
+	descMemRate = prometheus.NewDesc("guestagent_guest_memory_rate_per_second",
+		"Per-second memory activity rates as the oVirt guest agent reports them.", []string{"domain_uuid", "kind"}, nil)
+	descMemSource = prometheus.NewDesc("guestagent_guest_memory_source",
+		"The source of the domain's memory figures (always 1).", []string{"domain_uuid", "source"}, nil)
 	descFSTotal = prometheus.NewDesc("guestagent_guest_filesystem_size_bytes",
 		"Filesystem size.", []string{"domain_uuid", "mountpoint", "fstype"}, nil)
 	descFSUsed = prometheus.NewDesc("guestagent_guest_filesystem_used_bytes",
@@ -56,7 +87,9 @@ func MustRegisterCollector(reg prometheus.Registerer, s *GuestAgentService) {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descAgentConnected, descAgentResponsive, descMemTotal, descMemFree,
-		descMemUnused, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale, descLibvirtConnected, descDomains} {
+		descMemUnused, descMemUsable, descMemDiskCaches, descMemBuffers, descMemCached, descMemSwapTotal, descMemSwapUsed,
+		descMemBalloon, descMemHostRSS, descMemSwapIn, descMemSwapOut, descMemMajorFaults, descMemMinorFaults, descMemUpdated,
+		descMemRate, descMemSource, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale, descLibvirtConnected, descDomains} {
 		ch <- d
 	}
 }
@@ -118,15 +151,7 @@ func collectView(ch chan<- prometheus.Metric, uuid string, v View) {
 		gauge(descAgentResponsive, b2f(v.OGA.Responsive), "OvirtGuestAgent")
 	}
 	if m := info.Memory; m != nil {
-		if m.TotalBytes > 0 {
-			gauge(descMemTotal, float64(m.TotalBytes))
-		}
-		if m.FreeBytes > 0 {
-			gauge(descMemFree, float64(m.FreeBytes))
-		}
-		if m.UnusedBytes > 0 {
-			gauge(descMemUnused, float64(m.UnusedBytes))
-		}
+		collectMemory(ch, uuid, m, v.Sources[guest.GroupMemory])
 	}
 	if fs := info.Filesystems; fs != nil {
 		seen := map[string]bool{} // by label value: two series with the same labels fail the scrape
@@ -147,4 +172,45 @@ func collectView(ch chan<- prometheus.Metric, uuid string, v View) {
 		gauge(descUsers, float64(len(info.Users.List)))
 	}
 	gauge(descStale, b2f(len(v.Stale) > 0))
+}
+
+// collectMemory emits one domain's memory series: sizes that were reported (0 = not reported),
+// counters when the source has them, rates when the oVirt agent sent them.
+func collectMemory(ch chan<- prometheus.Metric, uuid string, m *guest.Memory, src gav1.DataSource) {
+	emit := func(d *prometheus.Desc, t prometheus.ValueType, val float64, labels ...string) {
+		if mt, err := prometheus.NewConstMetric(d, t, val, append([]string{uuid}, labels...)...); err == nil {
+			ch <- mt
+		}
+	}
+	for _, g := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{
+		{descMemTotal, m.TotalBytes}, {descMemFree, m.FreeBytes}, {descMemUnused, m.UnusedBytes},
+		{descMemUsable, m.UsableBytes}, {descMemDiskCaches, m.DiskCachesBytes}, {descMemBuffers, m.BuffersBytes},
+		{descMemCached, m.CachedBytes}, {descMemSwapTotal, m.SwapTotalBytes}, {descMemSwapUsed, m.SwapUsedBytes},
+		{descMemBalloon, m.BalloonBytes}, {descMemHostRSS, m.HostRSSBytes},
+	} {
+		if g.v > 0 {
+			emit(g.d, prometheus.GaugeValue, float64(g.v))
+		}
+	}
+	if m.HasCounters {
+		emit(descMemSwapIn, prometheus.CounterValue, float64(m.SwapInBytes))
+		emit(descMemSwapOut, prometheus.CounterValue, float64(m.SwapOutBytes))
+		emit(descMemMajorFaults, prometheus.CounterValue, float64(m.MajorPageFaults))
+		emit(descMemMinorFaults, prometheus.CounterValue, float64(m.MinorPageFaults))
+	}
+	if !m.StatsUpdated.IsZero() {
+		emit(descMemUpdated, prometheus.GaugeValue, float64(m.StatsUpdated.Unix()))
+	}
+	if m.HasRates {
+		emit(descMemRate, prometheus.GaugeValue, float64(m.SwapInRate), "swap_in")
+		emit(descMemRate, prometheus.GaugeValue, float64(m.SwapOutRate), "swap_out")
+		emit(descMemRate, prometheus.GaugeValue, float64(m.PageFaultRate), "page_faults")
+		emit(descMemRate, prometheus.GaugeValue, float64(m.MajorPageFaultRate), "major_page_faults")
+	}
+	if src != "" {
+		emit(descMemSource, prometheus.GaugeValue, 1, string(src))
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
 // viewCollector serves fixed views, as the service's collector serves its domains.
@@ -81,5 +82,56 @@ func TestLabelValue(t *testing.T) {
 		if got := labelValue(in); got != want {
 			t.Errorf("labelValue(%.20q…) = %.20q… (%d bytes), want %d bytes", in, got, len(got), len(want))
 		}
+	}
+}
+
+// Memory series: every reported figure, counters as counters, and hostile values (a guest can
+// report up to 2^64-1) do not fail the scrape.
+func TestMemorySeries(t *testing.T) {
+	v := View{
+		Domain: virt.Domain{UUID: "u1", Name: "vm"},
+		Info: &guest.Info{Memory: &guest.Memory{TotalBytes: 1 << 30, UsableBytes: 1<<64 - 1, BalloonBytes: 1 << 30,
+			HostRSSBytes: 200 << 20, HasCounters: true, MinorPageFaults: 42, SwapInBytes: 0}},
+		Sources: map[guest.Group]gav1.DataSource{guest.GroupMemory: gav1.SourceLibvirt},
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(viewCollector{"u1": v})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("scrape failed: %v", err)
+	}
+	got := map[string]float64{}
+	types := map[string]dto.MetricType{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			val := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "source" {
+					name += "{" + l.GetValue() + "}"
+				}
+			}
+			got[name], types[mf.GetName()] = val, mf.GetType()
+		}
+	}
+	want := map[string]float64{
+		"guestagent_guest_memory_total_bytes":             1 << 30,
+		"guestagent_guest_memory_usable_bytes":            float64(uint64(1<<64 - 1)),
+		"guestagent_guest_memory_balloon_bytes":           1 << 30,
+		"guestagent_guest_memory_host_rss_bytes":          200 << 20,
+		"guestagent_guest_memory_minor_page_faults_total": 42,
+		"guestagent_guest_memory_swap_in_bytes_total":     0,
+		"guestagent_guest_memory_source{Libvirt}":         1,
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, w)
+		}
+	}
+	if _, ok := got["guestagent_guest_memory_free_bytes"]; ok {
+		t.Error("an unreported figure must have no series")
+	}
+	if types["guestagent_guest_memory_minor_page_faults_total"] != dto.MetricType_COUNTER {
+		t.Error("page faults must be a counter")
 	}
 }

@@ -66,6 +66,20 @@ type OvirtAgent interface {
 	LogOff(ctx context.Context, uuid string) error
 }
 
+// HostMemory is libvirt's view of each running domain's memory (agentd/memstats): the balloon
+// device's statistics and the host-side figures. agentd/app passes a memstats.Poller.
+type HostMemory interface {
+	// Run polls until ctx ends.
+	Run(ctx context.Context) error
+	// Subscribe registers f to be called with a domain's UUID after its figures changed.
+	Subscribe(f func(uuid string))
+	// HandleEvent passes a libvirt event on (stopped and removed domains are forgotten).
+	HandleEvent(ev virt.Event)
+	// Memory returns a copy of the domain's figures (nil: none) and whether the last read
+	// succeeded.
+	Memory(uuid string) (*guest.Memory, bool)
+}
+
 // LifecycleEvents sends the after_* lifecycle hooks to a domain's oVirt guest agent
 // (oga.GuestAgentEvents).
 type LifecycleEvents interface {
@@ -96,8 +110,8 @@ type View struct {
 	Domain virt.Domain
 	// Info is the merged guest data.
 	Info *guest.Info
-	// Sources names the agent that supplied each group of Info (for debugging only).
-	Sources map[guest.Group]gav1.AgentType
+	// Sources names what supplied each group of Info (for debugging only).
+	Sources map[guest.Group]gav1.DataSource
 	// Stale marks groups that show the last known value because their source is not responsive.
 	Stale map[guest.Group]bool
 	QGA   guest.QGAState
@@ -111,6 +125,8 @@ type Options struct {
 	QGA     QemuAgent
 	// OGA is the oVirt guest agent side; nil disables OGA.
 	OGA OvirtAgent
+	// Memory is libvirt's memory statistics source; nil disables it.
+	Memory HostMemory
 	// Events sends lifecycle hooks to OGA; nil disables them.
 	Events LifecycleEvents
 	// PowerButton is the ACPI fallback; nil means no fallback is available.
@@ -185,6 +201,9 @@ func New(opts Options) *GuestAgentService {
 	if opts.OGA != nil {
 		opts.OGA.Subscribe(s.Changed)
 	}
+	if opts.Memory != nil {
+		opts.Memory.Subscribe(s.Changed)
+	}
 	return s
 }
 
@@ -197,7 +216,7 @@ func (s *GuestAgentService) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -211,6 +230,9 @@ func (s *GuestAgentService) Run(ctx context.Context) error {
 	start("qga", s.opts.QGA.Run)
 	if s.opts.OGA != nil {
 		start("oga", s.opts.OGA.Run)
+	}
+	if s.opts.Memory != nil {
+		start("memstats", s.opts.Memory.Run)
 	}
 	start("libvirt", func(ctx context.Context) error { return s.opts.Watcher.Run(ctx, s.handle) })
 	s.feed(ctx)
@@ -311,10 +333,17 @@ func (s *GuestAgentService) View(uuid string) (View, bool) {
 	} else if d.OGASocketPath != "" && s.opts.OGA != nil {
 		v.OGA = guest.OGAState{Present: true, Channel: guest.ChannelDisconnected}
 	}
+	hv := sourceData{source: gav1.SourceLibvirt}
+	if s.opts.Memory != nil && d.State.Active() {
+		if mem, fresh := s.opts.Memory.Memory(uuid); mem != nil {
+			hv.info, hv.responsive = &guest.Info{Memory: mem}, fresh
+		}
+	}
 	m := merge(
 		// While the filesystems are frozen the agent answers, but cannot refresh its data.
-		sourceData{agent: gav1.AgentQemu, info: qInfo, responsive: v.QGA.Responsive && v.QGA.FSFreeze != guest.FreezeFrozen},
-		sourceData{agent: gav1.AgentOvirt, info: oInfo, responsive: v.OGA.Responsive},
+		sourceData{source: gav1.SourceQemu, info: qInfo, responsive: v.QGA.Responsive && v.QGA.FSFreeze != guest.FreezeFrozen},
+		sourceData{source: gav1.SourceOvirt, info: oInfo, responsive: v.OGA.Responsive},
+		hv,
 		v.QGA.Version,
 	)
 	v.Info, v.Sources, v.Stale = m.info, m.sources, m.stale
@@ -369,6 +398,9 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 	if away {
 		// The domain runs elsewhere now; stop talking to it and hand publishing over.
 		s.opts.QGA.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: ev.Lifecycle})
+		if s.opts.Memory != nil {
+			s.opts.Memory.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: ev.Lifecycle})
+		}
 		if s.opts.OGA != nil {
 			s.opts.OGA.Remove(d.UUID)
 		}
@@ -380,6 +412,9 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 		return
 	}
 	s.opts.QGA.HandleEvent(ev)
+	if s.opts.Memory != nil {
+		s.opts.Memory.HandleEvent(ev)
+	}
 	if s.opts.OGA != nil {
 		switch {
 		case d.OGASocketPath != "" && d.State.Active():
@@ -429,6 +464,9 @@ func (s *GuestAgentService) remove(d virt.Domain, lc virt.Lifecycle) {
 	s.removed[d.UUID] = removal{d: d, migrated: lc == virt.LifecycleMigratedOut}
 	s.mu.Unlock()
 	s.opts.QGA.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: lc})
+	if s.opts.Memory != nil {
+		s.opts.Memory.HandleEvent(virt.Event{Type: virt.EventDomainRemoved, Domain: d, Lifecycle: lc})
+	}
 	if s.opts.OGA != nil {
 		s.opts.OGA.Remove(d.UUID)
 	}

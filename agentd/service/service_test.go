@@ -105,7 +105,7 @@ func TestServiceFollowsProviderChanges(t *testing.T) {
 		v, _ := out.get(testUUID)
 		return v.OGA.Present && v.OGA.Responsive && v.OGA.APIVersion == 3 &&
 			v.Info != nil && v.Info.Session != nil && v.Info.Session.State == guest.SessionLocked &&
-			v.Sources[guest.GroupSession] == gav1.AgentOvirt
+			v.Sources[guest.GroupSession] == gav1.SourceOvirt
 	}).Should(BeTrue())
 
 	w.Remove(testUUID, virt.LifecycleStopped)
@@ -268,4 +268,46 @@ func TestServiceTimeSync(t *testing.T) {
 		w.Set(d, virt.LifecycleNone) // the agent channel connected
 		g.Eventually(q.Calls, 10*time.Second).Should(Equal([]string{"settime " + testUUID}))
 	})
+}
+
+// A QGA-only domain gets its memory from libvirt's statistics; when they disappear, an oVirt
+// agent's figures take over, and the data groups name the source each time.
+func TestServiceMemoryFromLibvirt(t *testing.T) {
+	g := NewWithT(t)
+	q, o, mem := servicefake.NewQGA(), servicefake.NewOGA(), newFakeMemory()
+	w := virt.NewFake(runningDomain())
+	_, out := runService(t, Options{Watcher: w, QGA: q, OGA: o, Memory: mem})
+	q.Set(testUUID, &guest.Info{Hostname: &guest.Hostname{Name: "h"}},
+		guest.QGAState{Channel: guest.ChannelConnected, Responsive: true})
+	memory := func() (*guest.Memory, gav1.DataSource, bool) {
+		v, _ := out.get(testUUID)
+		if v.Info == nil {
+			return nil, "", false
+		}
+		return v.Info.Memory, v.Sources[guest.GroupMemory], v.Stale[guest.GroupMemory]
+	}
+
+	full := &guest.Memory{TotalBytes: 2 << 30, UsableBytes: 1 << 30, BalloonBytes: 2 << 30, HostRSSBytes: 300 << 20}
+	mem.Set(testUUID, full, true)
+	g.Eventually(func() gav1.DataSource {
+		m, src, _ := memory()
+		return map[bool]gav1.DataSource{true: src}[m != nil && *m == *full]
+	}).
+		Should(Equal(gav1.SourceLibvirt))
+
+	// The oVirt agent reports memory too: the balloon statistics still win.
+	g.Eventually(func() bool { return o.Served(testUUID) }).Should(BeTrue())
+	ogaMem := &guest.Memory{TotalBytes: 2 << 30, FreeBytes: 1 << 29}
+	o.Set(testUUID, guest.OGAState{Channel: guest.ChannelConnected, Responsive: true}, &guest.Info{Memory: ogaMem})
+	g.Eventually(func() bool { v, _ := out.get(testUUID); return v.OGA.Responsive }).Should(BeTrue())
+	m, src, _ := memory()
+	g.Expect(src).To(Equal(gav1.SourceLibvirt))
+	g.Expect(*m).To(Equal(*full))
+
+	// Statistics unreadable: the responsive oVirt agent stands in.
+	mem.Set(testUUID, full, false)
+	g.Eventually(func() bool { m, src, stale := memory(); return src == gav1.SourceOvirt && !stale && *m == *ogaMem }).Should(BeTrue())
+
+	w.Remove(testUUID, virt.LifecycleStopped)
+	g.Eventually(func() bool { return mem.sawRemoval(testUUID) }).Should(BeTrue())
 }

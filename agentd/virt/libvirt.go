@@ -488,6 +488,7 @@ func snapshot(d *libvirt.Domain) (Domain, error) {
 	out.QGAChannelHint = xi.QGAChannelHint
 	out.OGASocketPath, out.OGAChannelName = xi.OGASocketPath, xi.OGAChannelName
 	out.Placement = xi.Placement
+	out.Balloon, out.BalloonStatsPeriod = xi.Balloon, xi.BalloonStatsPeriod
 	out.QGAChannel = guest.ChannelUnknown
 	return out, nil
 }

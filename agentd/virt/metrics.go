@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // procedure calls), by operation; the QEMU guest agent's own calls are counted by package qga.
 var libvirtCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "guestagent_agentd_libvirt_calls_total",
-	Help: "libvirt calls made by agentd's domain watcher (listing, per-domain reads, lookups), by operation.",
+	Help: "libvirt calls made by agentd's domain watcher (listing, per-domain reads, lookups, memory statistics), by operation.",
 }, []string{"operation"})
 
 // Operations counted in guestagent_agentd_libvirt_calls_total.
@@ -16,6 +16,9 @@ const (
 	opState        = "domain_state"
 	opPersistent   = "domain_is_persistent"
 	opXML          = "domain_xml"
+	opMemoryStats  = "domain_memory_stats"
+	opStatsPeriod  = "domain_set_memory_stats_period"
+	opInfo         = "domain_info"
 )
 
 var (
@@ -24,6 +27,10 @@ var (
 	callsState      = libvirtCalls.WithLabelValues(opState)
 	callsPersistent = libvirtCalls.WithLabelValues(opPersistent)
 	callsXML        = libvirtCalls.WithLabelValues(opXML)
+
+	callsMemoryStats    = libvirtCalls.WithLabelValues(opMemoryStats)
+	callsSetStatsPeriod = libvirtCalls.WithLabelValues(opStatsPeriod)
+	callsInfo           = libvirtCalls.WithLabelValues(opInfo)
 )
 
 // MustRegisterMetrics registers the watcher's libvirt call counter with reg (once per registry).

@@ -93,6 +93,11 @@ type Domain struct {
 	// libvirt run state, lifecycle events or host-side actions (ACPI power button, destroy,
 	// libvirt statistics). Empty for libvirt domains.
 	QGASocket string
+	// Balloon is true when the domain has a memory balloon device; BalloonStatsPeriod is the
+	// balloon statistics period (seconds) in the live XML when the snapshot was taken (0: the
+	// guest's balloon driver is not polled, so only the host-side figures exist).
+	Balloon            bool
+	BalloonStatsPeriod int
 }
 
 // Libvirt reports whether libvirt runs the domain (false for a direct QGA socket domain).

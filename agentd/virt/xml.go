@@ -20,6 +20,11 @@ type XMLInfo struct {
 	OGASocketPath  string
 	OGAChannelName string
 	Placement      Placement
+	// Balloon is true when the domain has a memory balloon device (<memballoon> with a model
+	// other than "none"); BalloonStatsPeriod is its statistics period in seconds (<stats
+	// period=…/>, 0 when absent: QEMU does not poll the guest's balloon driver).
+	Balloon            bool
+	BalloonStatsPeriod int
 }
 
 // ParseDomainXML extracts XMLInfo from a domain XML document. A malformed placement element is
@@ -57,6 +62,12 @@ func ParseDomainXML(doc string) (XMLInfo, error) {
 					legacyPath = ch.Source.UNIX.Path
 				}
 			}
+		}
+	}
+	if d.Devices != nil && d.Devices.MemBalloon != nil && d.Devices.MemBalloon.Model != "" && d.Devices.MemBalloon.Model != "none" {
+		info.Balloon = true
+		if st := d.Devices.MemBalloon.Stats; st != nil {
+			info.BalloonStatsPeriod = int(min(st.Period, 1<<30))
 		}
 	}
 	switch {

@@ -66,6 +66,30 @@ func TestParseDomainXML(t *testing.T) {
 	}
 }
 
+func TestParseDomainXMLBalloon(t *testing.T) {
+	const head = `<domain type='qemu'><name>d1</name><uuid>11111111-2222-3333-4444-555555555555</uuid><devices>`
+	for _, c := range []struct {
+		name    string
+		dev     string
+		balloon bool
+		period  int
+	}{
+		{"none", ``, false, 0},
+		{"model none", `<memballoon model='none'/>`, false, 0},
+		{"virtio without stats", `<memballoon model='virtio'/>`, true, 0},
+		{"virtio with stats", `<memballoon model='virtio'><stats period='10'/></memballoon>`, true, 10},
+		{"absurd period is capped", `<memballoon model='virtio'><stats period='4294967295'/></memballoon>`, true, 1 << 30},
+	} {
+		xi, err := ParseDomainXML(head + c.dev + `</devices></domain>`)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if xi.Balloon != c.balloon || xi.BalloonStatsPeriod != c.period {
+			t.Errorf("%s: balloon %v period %d, want %v %d", c.name, xi.Balloon, xi.BalloonStatsPeriod, c.balloon, c.period)
+		}
+	}
+}
+
 func TestPlacementXMLRoundTrip(t *testing.T) {
 	for _, p := range []Placement{{Namespace: "tenant-a", Publish: true}, {Publish: false}, {Namespace: `a"b`, Publish: false}} {
 		doc := `<domain><name>x</name><metadata><ga:placement xmlns:ga="http://guestagent.io/xmlns/libvirt/v1"` +

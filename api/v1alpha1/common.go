@@ -36,3 +36,19 @@ const (
 	// AgentACPI is libvirt's ACPI power button: a host-side fallback, not an agent.
 	AgentACPI AgentType = "ACPI"
 )
+
+// DataSource names where a group of published guest data came from: one of the two guest
+// agents, or libvirt itself (the hypervisor's own figures, such as the balloon driver's memory
+// statistics). It is kept apart from AgentType, which routes commands: libvirt is a data
+// source, never a command target.
+// +kubebuilder:validation:Enum=QemuGuestAgent;OvirtGuestAgent;Libvirt
+type DataSource string
+
+const (
+	// SourceQemu is the QEMU guest agent.
+	SourceQemu DataSource = "QemuGuestAgent"
+	// SourceOvirt is the oVirt guest agent.
+	SourceOvirt DataSource = "OvirtGuestAgent"
+	// SourceLibvirt is libvirt: memory statistics of QEMU's balloon device and the host.
+	SourceLibvirt DataSource = "Libvirt"
+)

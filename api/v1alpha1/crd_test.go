@@ -348,3 +348,53 @@ func TestSelectableFields(t *testing.T) {
 		t.Fatalf("field selector spec.nodeName returned %d items", len(list.Items))
 	}
 }
+
+// The memory block takes every figure, refuses negative ones, names Libvirt as a data source,
+// and -o wide shows total, usable and balloon memory.
+func TestMemoryFieldsAndColumns(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	gas := newStatus("vm-memory-00000003", "00000003-1234-1234-1234-123456789abc")
+	if err := c.Create(ctx, gas); err != nil {
+		t.Fatal(err)
+	}
+	gas.Status.Memory = &gav1.GuestMemory{UsableBytes: ptr.To[int64](-1)}
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.memory.usableBytes")
+	gas.Status.Memory = &gav1.GuestMemory{MinorPageFaults: ptr.To[int64](-5)}
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.memory.minorPageFaults")
+	gas.Status.DataGroups = []gav1.DataGroupStatus{{Name: "Memory", Source: "Hypervisor"}}
+	gas.Status.Memory = nil
+	mustInvalid(t, c.Status().Update(ctx, gas), "status.dataGroups[0].source")
+
+	big := int64(1<<63 - 1)
+	gas.Status.DataGroups = []gav1.DataGroupStatus{{Name: "Memory", Source: gav1.SourceLibvirt}}
+	gas.Status.Memory = &gav1.GuestMemory{TotalBytes: ptr.To[int64](2 << 30), UsableBytes: ptr.To[int64](1 << 30),
+		UnusedBytes: ptr.To[int64](0), DiskCachesBytes: ptr.To[int64](1), BuffersBytes: ptr.To[int64](1), CachedBytes: ptr.To[int64](1),
+		BalloonBytes: ptr.To[int64](4 << 30), HostRSSBytes: ptr.To(big), SwapInBytes: ptr.To(big), SwapOutBytes: ptr.To[int64](0),
+		MajorPageFaults: ptr.To(big), MinorPageFaults: ptr.To[int64](7), SwapInPerSecond: ptr.To[int64](1),
+		SwapOutPerSecond: ptr.To[int64](1), PageFaultsPerSecond: ptr.To[int64](1), MajorPageFaultsPerSecond: ptr.To[int64](1)}
+	if err := c.Status().Update(ctx, gas); err != nil {
+		t.Fatalf("a full memory block must be accepted: %v", err)
+	}
+	tb := getTable(t, "guestagentstatuses")
+	col := map[string]int{}
+	for i, cd := range tb.ColumnDefinitions {
+		col[cd.Name] = i
+	}
+	for _, r := range tb.Rows {
+		if r.Cells[0] != "vm-memory-00000003" {
+			continue
+		}
+		got := fmt.Sprint(r.Cells[col["Memory"]], " ", r.Cells[col["Usable"]], " ", r.Cells[col["Balloon"]])
+		if got != fmt.Sprint(float64(2<<30), " ", float64(1<<30), " ", float64(4<<30)) { // JSON numbers
+			t.Fatalf("memory columns = %s", got)
+		}
+		for _, name := range []string{"Memory", "Usable", "Balloon"} {
+			if tb.ColumnDefinitions[col[name]].Priority != 1 {
+				t.Errorf("column %s must be -o wide only", name)
+			}
+		}
+		return
+	}
+	t.Fatal("row not found")
+}

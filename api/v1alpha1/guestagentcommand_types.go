@@ -319,7 +319,7 @@ type GuestAgentCommandSpec struct {
 	// +kubebuilder:default=Auto
 	Agent AgentSelector `json:"agent,omitempty"`
 
-	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// fallback is None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
 	// appended to the methods of the power policy (see power).
 	// +optional
 	// +kubebuilder:default=None

@@ -449,20 +449,43 @@ type GuestDiskMapping struct {
 	Device string `json:"device"`
 }
 
-// GuestMemory holds guest memory figures in bytes.
+// GuestMemory holds guest memory figures. Every field is optional: a source fills what it
+// knows. With the Libvirt source (the balloon device's statistics) a guest with a balloon
+// driver and a statistics period reports totalBytes, unusedBytes, usableBytes, diskCachesBytes,
+// the swap and page-fault counters, balloonBytes and hostRSSBytes; a domain without a balloon
+// device (or without a statistics period) only balloonBytes and hostRSSBytes. With the
+// OvirtGuestAgent source: totalBytes, freeBytes, unusedBytes, buffersBytes, cachedBytes, the
+// swap sizes and the per-second rates. Sizes are bytes. Volatile figures are updated here only
+// on significant change; agentd's metrics carry exact current values.
 type GuestMemory struct {
-	// totalBytes is the memory the guest sees.
+	// totalBytes is the memory the guest sees (Linux MemTotal; libvirt's "available").
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	TotalBytes *int64 `json:"totalBytes,omitempty"`
-	// freeBytes is free memory in the agent's sense (free + buffers + cache).
+	// freeBytes is free memory in the oVirt agent's sense (free + buffers + cache).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	FreeBytes *int64 `json:"freeBytes,omitempty"`
-	// unusedBytes is strictly unused memory.
+	// unusedBytes is strictly unused memory (Linux MemFree).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	UnusedBytes *int64 `json:"unusedBytes,omitempty"`
+	// usableBytes is memory the guest can reclaim without swapping (Linux MemAvailable; libvirt's "usable").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	UsableBytes *int64 `json:"usableBytes,omitempty"`
+	// diskCachesBytes is page cache the guest can drop without I/O (libvirt's "disk_caches").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	DiskCachesBytes *int64 `json:"diskCachesBytes,omitempty"`
+	// buffersBytes is block-device buffer memory (oVirt agent's mem_buffers).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	BuffersBytes *int64 `json:"buffersBytes,omitempty"`
+	// cachedBytes is page cache memory (oVirt agent's mem_cached).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	CachedBytes *int64 `json:"cachedBytes,omitempty"`
 	// swapTotalBytes is the swap size.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
@@ -471,6 +494,46 @@ type GuestMemory struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	SwapUsedBytes *int64 `json:"swapUsedBytes,omitempty"`
+	// balloonBytes is the memory the balloon currently leaves to the guest (libvirt's "actual"); for a domain without a balloon device, its current memory size.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	BalloonBytes *int64 `json:"balloonBytes,omitempty"`
+	// hostRSSBytes is the resident set size of the domain's QEMU process on the host (libvirt's "rss").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	HostRSSBytes *int64 `json:"hostRSSBytes,omitempty"`
+	// swapInBytes counts the data read from swap since the guest booted (libvirt's "swap_in").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SwapInBytes *int64 `json:"swapInBytes,omitempty"`
+	// swapOutBytes counts the data written to swap since the guest booted (libvirt's "swap_out").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SwapOutBytes *int64 `json:"swapOutBytes,omitempty"`
+	// majorPageFaults counts page faults that needed disk I/O since the guest booted (libvirt's "major_fault").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MajorPageFaults *int64 `json:"majorPageFaults,omitempty"`
+	// minorPageFaults counts page faults served without I/O since the guest booted (libvirt's "minor_fault").
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MinorPageFaults *int64 `json:"minorPageFaults,omitempty"`
+	// swapInPerSecond is the swap-in rate as the oVirt agent reports it (its swap_in).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SwapInPerSecond *int64 `json:"swapInPerSecond,omitempty"`
+	// swapOutPerSecond is the swap-out rate as the oVirt agent reports it (its swap_out).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SwapOutPerSecond *int64 `json:"swapOutPerSecond,omitempty"`
+	// pageFaultsPerSecond is the page-fault rate as the oVirt agent reports it (its pageflt).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	PageFaultsPerSecond *int64 `json:"pageFaultsPerSecond,omitempty"`
+	// majorPageFaultsPerSecond is the major page-fault rate as the oVirt agent reports it (its majflt).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MajorPageFaultsPerSecond *int64 `json:"majorPageFaultsPerSecond,omitempty"`
 }
 
 // GuestLastSession is the guest's previous desktop session.
@@ -587,9 +650,10 @@ type DataGroupStatus struct {
 	// +required
 	// +kubebuilder:validation:Enum=Hostname;OS;Timezone;Users;Session;Network;Filesystems;Disks;VCPUs;Memory;Applications;Containers;PCIDevices
 	Name string `json:"name"`
-	// source is the agent that supplied the group.
+	// source is what supplied the group: QemuGuestAgent, OvirtGuestAgent, or Libvirt (the
+	// hypervisor's memory statistics, Memory group only).
 	// +required
-	Source AgentType `json:"source"`
+	Source DataSource `json:"source"`
 	// lastChanged is when the group's content last changed.
 	// +optional
 	LastChanged *metav1.Time `json:"lastChanged,omitempty"`
@@ -649,6 +713,9 @@ type ExecutedCommand struct {
 // +kubebuilder:printcolumn:name="Kernel",type=string,JSONPath=`.status.os.kernelRelease`,priority=1
 // +kubebuilder:printcolumn:name="QGA",type=string,JSONPath=`.status.qemuAgent.version`,priority=1
 // +kubebuilder:printcolumn:name="OGA-API",type=integer,JSONPath=`.status.ovirtAgent.apiVersion`,priority=1
+// +kubebuilder:printcolumn:name="Memory",type=integer,JSONPath=`.status.memory.totalBytes`,priority=1
+// +kubebuilder:printcolumn:name="Usable",type=integer,JSONPath=`.status.memory.usableBytes`,priority=1
+// +kubebuilder:printcolumn:name="Balloon",type=integer,JSONPath=`.status.memory.balloonBytes`,priority=1
 // +kubebuilder:printcolumn:name="Responsive",type=string,JSONPath=`.status.conditions[?(@.type=="AgentResponsive")].status`,priority=1
 // +kubebuilder:selectablefield:JSONPath=`.spec.nodeName`
 // +kubebuilder:selectablefield:JSONPath=`.spec.domainUUID`

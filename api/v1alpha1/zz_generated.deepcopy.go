@@ -607,6 +607,26 @@ func (in *GuestMemory) DeepCopyInto(out *GuestMemory) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.UsableBytes != nil {
+		in, out := &in.UsableBytes, &out.UsableBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.DiskCachesBytes != nil {
+		in, out := &in.DiskCachesBytes, &out.DiskCachesBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.BuffersBytes != nil {
+		in, out := &in.BuffersBytes, &out.BuffersBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.CachedBytes != nil {
+		in, out := &in.CachedBytes, &out.CachedBytes
+		*out = new(int64)
+		**out = **in
+	}
 	if in.SwapTotalBytes != nil {
 		in, out := &in.SwapTotalBytes, &out.SwapTotalBytes
 		*out = new(int64)
@@ -614,6 +634,56 @@ func (in *GuestMemory) DeepCopyInto(out *GuestMemory) {
 	}
 	if in.SwapUsedBytes != nil {
 		in, out := &in.SwapUsedBytes, &out.SwapUsedBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.BalloonBytes != nil {
+		in, out := &in.BalloonBytes, &out.BalloonBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.HostRSSBytes != nil {
+		in, out := &in.HostRSSBytes, &out.HostRSSBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.SwapInBytes != nil {
+		in, out := &in.SwapInBytes, &out.SwapInBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.SwapOutBytes != nil {
+		in, out := &in.SwapOutBytes, &out.SwapOutBytes
+		*out = new(int64)
+		**out = **in
+	}
+	if in.MajorPageFaults != nil {
+		in, out := &in.MajorPageFaults, &out.MajorPageFaults
+		*out = new(int64)
+		**out = **in
+	}
+	if in.MinorPageFaults != nil {
+		in, out := &in.MinorPageFaults, &out.MinorPageFaults
+		*out = new(int64)
+		**out = **in
+	}
+	if in.SwapInPerSecond != nil {
+		in, out := &in.SwapInPerSecond, &out.SwapInPerSecond
+		*out = new(int64)
+		**out = **in
+	}
+	if in.SwapOutPerSecond != nil {
+		in, out := &in.SwapOutPerSecond, &out.SwapOutPerSecond
+		*out = new(int64)
+		**out = **in
+	}
+	if in.PageFaultsPerSecond != nil {
+		in, out := &in.PageFaultsPerSecond, &out.PageFaultsPerSecond
+		*out = new(int64)
+		**out = **in
+	}
+	if in.MajorPageFaultsPerSecond != nil {
+		in, out := &in.MajorPageFaultsPerSecond, &out.MajorPageFaultsPerSecond
 		*out = new(int64)
 		**out = **in
 	}

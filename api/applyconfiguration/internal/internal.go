@@ -62,13 +62,15 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
     - name: source
       type:
-        namedType: io.guestagent.operator.api.v1alpha1.AgentType
+        namedType: io.guestagent.operator.api.v1alpha1.DataSource
     - name: stale
       type:
         scalar: boolean
     - name: staleReason
       type:
         namedType: io.guestagent.operator.api.v1alpha1.StaleReason
+- name: io.guestagent.operator.api.v1alpha1.DataSource
+  scalar: string
 - name: io.guestagent.operator.api.v1alpha1.DomainRunState
   map:
     fields:
@@ -447,7 +449,46 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: io.guestagent.operator.api.v1alpha1.GuestMemory
   map:
     fields:
+    - name: balloonBytes
+      type:
+        scalar: numeric
+    - name: buffersBytes
+      type:
+        scalar: numeric
+    - name: cachedBytes
+      type:
+        scalar: numeric
+    - name: diskCachesBytes
+      type:
+        scalar: numeric
     - name: freeBytes
+      type:
+        scalar: numeric
+    - name: hostRSSBytes
+      type:
+        scalar: numeric
+    - name: majorPageFaults
+      type:
+        scalar: numeric
+    - name: majorPageFaultsPerSecond
+      type:
+        scalar: numeric
+    - name: minorPageFaults
+      type:
+        scalar: numeric
+    - name: pageFaultsPerSecond
+      type:
+        scalar: numeric
+    - name: swapInBytes
+      type:
+        scalar: numeric
+    - name: swapInPerSecond
+      type:
+        scalar: numeric
+    - name: swapOutBytes
+      type:
+        scalar: numeric
+    - name: swapOutPerSecond
       type:
         scalar: numeric
     - name: swapTotalBytes
@@ -460,6 +501,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
     - name: unusedBytes
+      type:
+        scalar: numeric
+    - name: usableBytes
       type:
         scalar: numeric
 - name: io.guestagent.operator.api.v1alpha1.GuestOSInfo

@@ -31,8 +31,9 @@ type DataGroupStatusApplyConfiguration struct {
 	// name is the data group: Hostname, OS, Timezone, Users, Session, Network, Filesystems,
 	// Disks, VCPUs, Memory, Applications, Containers or PCIDevices.
 	Name *string `json:"name,omitempty"`
-	// source is the agent that supplied the group.
-	Source *apiv1alpha1.AgentType `json:"source,omitempty"`
+	// source is what supplied the group: QemuGuestAgent, OvirtGuestAgent, or Libvirt (the
+	// hypervisor's memory statistics, Memory group only).
+	Source *apiv1alpha1.DataSource `json:"source,omitempty"`
 	// lastChanged is when the group's content last changed.
 	LastChanged *v1.Time `json:"lastChanged,omitempty"`
 	// stale is True when the group could not be refreshed and shows the last known content.
@@ -61,7 +62,7 @@ func (b *DataGroupStatusApplyConfiguration) WithName(value string) *DataGroupSta
 // WithSource sets the Source field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Source field is set to the value of the last call.
-func (b *DataGroupStatusApplyConfiguration) WithSource(value apiv1alpha1.AgentType) *DataGroupStatusApplyConfiguration {
+func (b *DataGroupStatusApplyConfiguration) WithSource(value apiv1alpha1.DataSource) *DataGroupStatusApplyConfiguration {
 	b.Source = &value
 	return b
 }

@@ -43,7 +43,7 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
 	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
 	Agent *apiv1alpha1.AgentSelector `json:"agent,omitempty"`
-	// fallback: None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
+	// fallback is None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
 	// appended to the methods of the power policy (see power).
 	Fallback *apiv1alpha1.Fallback `json:"fallback,omitempty"`
 	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period

@@ -21,18 +21,53 @@ package v1alpha1
 // GuestMemoryApplyConfiguration represents a declarative configuration of the GuestMemory type for use
 // with apply.
 //
-// GuestMemory holds guest memory figures in bytes.
+// GuestMemory holds guest memory figures. Every field is optional: a source fills what it
+// knows. With the Libvirt source (the balloon device's statistics) a guest with a balloon
+// driver and a statistics period reports totalBytes, unusedBytes, usableBytes, diskCachesBytes,
+// the swap and page-fault counters, balloonBytes and hostRSSBytes; a domain without a balloon
+// device (or without a statistics period) only balloonBytes and hostRSSBytes. With the
+// OvirtGuestAgent source: totalBytes, freeBytes, unusedBytes, buffersBytes, cachedBytes, the
+// swap sizes and the per-second rates. Sizes are bytes. Volatile figures are updated here only
+// on significant change; agentd's metrics carry exact current values.
 type GuestMemoryApplyConfiguration struct {
-	// totalBytes is the memory the guest sees.
+	// totalBytes is the memory the guest sees (Linux MemTotal; libvirt's "available").
 	TotalBytes *int64 `json:"totalBytes,omitempty"`
-	// freeBytes is free memory in the agent's sense (free + buffers + cache).
+	// freeBytes is free memory in the oVirt agent's sense (free + buffers + cache).
 	FreeBytes *int64 `json:"freeBytes,omitempty"`
-	// unusedBytes is strictly unused memory.
+	// unusedBytes is strictly unused memory (Linux MemFree).
 	UnusedBytes *int64 `json:"unusedBytes,omitempty"`
+	// usableBytes is memory the guest can reclaim without swapping (Linux MemAvailable; libvirt's "usable").
+	UsableBytes *int64 `json:"usableBytes,omitempty"`
+	// diskCachesBytes is page cache the guest can drop without I/O (libvirt's "disk_caches").
+	DiskCachesBytes *int64 `json:"diskCachesBytes,omitempty"`
+	// buffersBytes is block-device buffer memory (oVirt agent's mem_buffers).
+	BuffersBytes *int64 `json:"buffersBytes,omitempty"`
+	// cachedBytes is page cache memory (oVirt agent's mem_cached).
+	CachedBytes *int64 `json:"cachedBytes,omitempty"`
 	// swapTotalBytes is the swap size.
 	SwapTotalBytes *int64 `json:"swapTotalBytes,omitempty"`
 	// swapUsedBytes is the swap in use.
 	SwapUsedBytes *int64 `json:"swapUsedBytes,omitempty"`
+	// balloonBytes is the memory the balloon currently leaves to the guest (libvirt's "actual"); for a domain without a balloon device, its current memory size.
+	BalloonBytes *int64 `json:"balloonBytes,omitempty"`
+	// hostRSSBytes is the resident set size of the domain's QEMU process on the host (libvirt's "rss").
+	HostRSSBytes *int64 `json:"hostRSSBytes,omitempty"`
+	// swapInBytes counts the data read from swap since the guest booted (libvirt's "swap_in").
+	SwapInBytes *int64 `json:"swapInBytes,omitempty"`
+	// swapOutBytes counts the data written to swap since the guest booted (libvirt's "swap_out").
+	SwapOutBytes *int64 `json:"swapOutBytes,omitempty"`
+	// majorPageFaults counts page faults that needed disk I/O since the guest booted (libvirt's "major_fault").
+	MajorPageFaults *int64 `json:"majorPageFaults,omitempty"`
+	// minorPageFaults counts page faults served without I/O since the guest booted (libvirt's "minor_fault").
+	MinorPageFaults *int64 `json:"minorPageFaults,omitempty"`
+	// swapInPerSecond is the swap-in rate as the oVirt agent reports it (its swap_in).
+	SwapInPerSecond *int64 `json:"swapInPerSecond,omitempty"`
+	// swapOutPerSecond is the swap-out rate as the oVirt agent reports it (its swap_out).
+	SwapOutPerSecond *int64 `json:"swapOutPerSecond,omitempty"`
+	// pageFaultsPerSecond is the page-fault rate as the oVirt agent reports it (its pageflt).
+	PageFaultsPerSecond *int64 `json:"pageFaultsPerSecond,omitempty"`
+	// majorPageFaultsPerSecond is the major page-fault rate as the oVirt agent reports it (its majflt).
+	MajorPageFaultsPerSecond *int64 `json:"majorPageFaultsPerSecond,omitempty"`
 }
 
 // GuestMemoryApplyConfiguration constructs a declarative configuration of the GuestMemory type for use with
@@ -65,6 +100,38 @@ func (b *GuestMemoryApplyConfiguration) WithUnusedBytes(value int64) *GuestMemor
 	return b
 }
 
+// WithUsableBytes sets the UsableBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the UsableBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithUsableBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.UsableBytes = &value
+	return b
+}
+
+// WithDiskCachesBytes sets the DiskCachesBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DiskCachesBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithDiskCachesBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.DiskCachesBytes = &value
+	return b
+}
+
+// WithBuffersBytes sets the BuffersBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BuffersBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithBuffersBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.BuffersBytes = &value
+	return b
+}
+
+// WithCachedBytes sets the CachedBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CachedBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithCachedBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.CachedBytes = &value
+	return b
+}
+
 // WithSwapTotalBytes sets the SwapTotalBytes field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the SwapTotalBytes field is set to the value of the last call.
@@ -78,5 +145,85 @@ func (b *GuestMemoryApplyConfiguration) WithSwapTotalBytes(value int64) *GuestMe
 // If called multiple times, the SwapUsedBytes field is set to the value of the last call.
 func (b *GuestMemoryApplyConfiguration) WithSwapUsedBytes(value int64) *GuestMemoryApplyConfiguration {
 	b.SwapUsedBytes = &value
+	return b
+}
+
+// WithBalloonBytes sets the BalloonBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BalloonBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithBalloonBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.BalloonBytes = &value
+	return b
+}
+
+// WithHostRSSBytes sets the HostRSSBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the HostRSSBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithHostRSSBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.HostRSSBytes = &value
+	return b
+}
+
+// WithSwapInBytes sets the SwapInBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SwapInBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithSwapInBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.SwapInBytes = &value
+	return b
+}
+
+// WithSwapOutBytes sets the SwapOutBytes field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SwapOutBytes field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithSwapOutBytes(value int64) *GuestMemoryApplyConfiguration {
+	b.SwapOutBytes = &value
+	return b
+}
+
+// WithMajorPageFaults sets the MajorPageFaults field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MajorPageFaults field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithMajorPageFaults(value int64) *GuestMemoryApplyConfiguration {
+	b.MajorPageFaults = &value
+	return b
+}
+
+// WithMinorPageFaults sets the MinorPageFaults field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MinorPageFaults field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithMinorPageFaults(value int64) *GuestMemoryApplyConfiguration {
+	b.MinorPageFaults = &value
+	return b
+}
+
+// WithSwapInPerSecond sets the SwapInPerSecond field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SwapInPerSecond field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithSwapInPerSecond(value int64) *GuestMemoryApplyConfiguration {
+	b.SwapInPerSecond = &value
+	return b
+}
+
+// WithSwapOutPerSecond sets the SwapOutPerSecond field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SwapOutPerSecond field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithSwapOutPerSecond(value int64) *GuestMemoryApplyConfiguration {
+	b.SwapOutPerSecond = &value
+	return b
+}
+
+// WithPageFaultsPerSecond sets the PageFaultsPerSecond field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PageFaultsPerSecond field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithPageFaultsPerSecond(value int64) *GuestMemoryApplyConfiguration {
+	b.PageFaultsPerSecond = &value
+	return b
+}
+
+// WithMajorPageFaultsPerSecond sets the MajorPageFaultsPerSecond field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MajorPageFaultsPerSecond field is set to the value of the last call.
+func (b *GuestMemoryApplyConfiguration) WithMajorPageFaultsPerSecond(value int64) *GuestMemoryApplyConfiguration {
+	b.MajorPageFaultsPerSecond = &value
 	return b
 }
