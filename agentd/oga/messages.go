@@ -70,6 +70,15 @@ func (e errorString) Error() string { return string(e) }
 //     aborts the handler at the first ValueError, e.g. "free-ram": "12.5");
 //   - a __name__ that is not a string is an unknown message (VDSM compares it to names too).
 func (m *model) handleLine(d *decoder, line []byte, apiVersion *int, now time.Time) (r lineResult) {
+	if looksLikeHeartbeat(line) && m.fastHeartbeat(d, line, apiVersion, &r) {
+		return r
+	}
+	return m.handleLineGeneral(d, line, apiVersion, now)
+}
+
+// handleLineGeneral is handleLine without the heartbeat fast path: parse the whole line into the
+// decoder's arena, then dispatch on __name__.
+func (m *model) handleLineGeneral(d *decoder, line []byte, apiVersion *int, now time.Time) (r lineResult) {
 	root, err := d.parse(line)
 	if err != nil {
 		r.err = err
@@ -193,37 +202,57 @@ func (m *model) setSession(s guest.SessionState) bool {
 // published separately here. swap_usage/swap_total (ignored by VDSM) fill the swap figures.
 // The per-second rates (swap_in, swap_out, pageflt, majflt) have no place in guest.Memory.
 func (m *model) heartbeat(d *decoder, root node) bool {
-	var mem guest.Memory
-	if v, ok := d.get(root, "free-ram"); ok {
-		if n, ok := d.intOf(v); ok && n >= 0 {
-			m.freeRAMMiB = uint64(n)
-			mem.FreeBytes = kib(uint64(n), 1<<20)
+	freeRAM, hasFree := d.get(root, "free-ram")
+	var st memStat
+	haveStat := false
+	if v, ok := d.get(root, "memory-stat"); ok && v.kind == kindObject {
+		haveStat = true
+		for i := 0; i < int(v.n); i++ {
+			k, val := d.member(v, i)
+			if n, ok := d.uintOf(val); ok {
+				st.set(d.bytes(k), n)
+			}
 		}
 	}
-	haveStat := false
-	if st, ok := d.get(root, "memory-stat"); ok && st.kind == kindObject {
-		haveStat = true
-		for i := 0; i < int(st.n); i++ {
-			k, v := d.member(st, i)
-			n, ok := d.uintOf(v)
-			if !ok {
-				continue
-			}
-			switch string(d.bytes(k)) {
-			case "mem_total":
-				mem.TotalBytes = kib(n, 1024)
-			case "mem_unused":
-				mem.UnusedBytes = kib(n, 1024)
-			case "mem_free":
-				mem.FreeBytes = kib(n, 1024)
-			case "mem_buffers":
-				mem.BuffersBytes = kib(n, 1024)
-			case "mem_cached":
-				mem.CachedBytes = kib(n, 1024)
-			case "swap_total":
-				mem.SwapTotalBytes = kib(n, 1024)
-			case "swap_usage":
-				mem.SwapUsedBytes = kib(n, 1024)
+	return m.applyHeartbeat(d, freeRAM, hasFree, &st, haveStat)
+}
+
+// memStat accumulates the figures of one memory-stat object, member by member in line order (a
+// later duplicate key overrides an earlier one).
+type memStat struct {
+	mem  guest.Memory
+	free bool // mem_free was given: it takes precedence over free-ram
+}
+
+// set applies one memory-stat member whose value is the non-negative integer n (KiB).
+func (s *memStat) set(key []byte, n uint64) {
+	switch string(key) {
+	case "mem_total":
+		s.mem.TotalBytes = kib(n, 1024)
+	case "mem_unused":
+		s.mem.UnusedBytes = kib(n, 1024)
+	case "mem_free":
+		s.mem.FreeBytes, s.free = kib(n, 1024), true
+	case "mem_buffers":
+		s.mem.BuffersBytes = kib(n, 1024)
+	case "mem_cached":
+		s.mem.CachedBytes = kib(n, 1024)
+	case "swap_total":
+		s.mem.SwapTotalBytes = kib(n, 1024)
+	case "swap_usage":
+		s.mem.SwapUsedBytes = kib(n, 1024)
+	}
+}
+
+// applyHeartbeat stores the Memory group of a heartbeat: the (last) memory-stat object st if
+// haveStat (st is zero otherwise), with FreeBytes from free-ram unless memory-stat gave mem_free.
+func (m *model) applyHeartbeat(d *decoder, freeRAM node, hasFree bool, st *memStat, haveStat bool) bool {
+	mem := st.mem
+	if hasFree {
+		if n, ok := d.intOf(freeRAM); ok && n >= 0 {
+			m.freeRAMMiB = uint64(n)
+			if !st.free {
+				mem.FreeBytes = kib(uint64(n), 1<<20)
 			}
 		}
 	}
@@ -253,6 +282,11 @@ func kib(n, unit uint64) uint64 {
 // negotiate applies §3 of the protocol reference for one heartbeat.
 func (m *model) negotiate(d *decoder, root node, apiVersion *int, r *lineResult) {
 	v, present := d.get(root, "apiVersion")
+	m.negotiateValue(d, v, present, apiVersion, r)
+}
+
+// negotiateValue is negotiate for the heartbeat's apiVersion value v (present false: absent).
+func (m *model) negotiateValue(d *decoder, v node, present bool, apiVersion *int, r *lineResult) {
 	common := 0
 	if present {
 		var res apiVersionResult
