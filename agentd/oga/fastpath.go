@@ -1,5 +1,10 @@
 package oga
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // heartbeatPrefix is how heartbeats start: every known agent sends __name__ first. Lines that
 // start otherwise go straight to the general path; fastHeartbeat itself does not rely on it.
 const heartbeatPrefix = `{"__name__":`
@@ -127,29 +132,60 @@ func (d *decoder) memberKey() (key []byte, ok bool) {
 }
 
 // streamMemoryStat consumes the object at d.pos ('{'), applying each member whose value is a
-// non-negative integer to st in order, as heartbeat does for an object in the arena. Integers of
-// up to 19 digits are read in place; other values go through the general decoder. It reports
-// false on any syntax error.
+// non-negative integer to st in order, as heartbeat does for an object in the arena. It reports
+// false on any syntax error. The loop reads the common shape in place: a key of plain bytes found
+// 8 bytes at a time, an integer of up to 19 digits (smallUint); any other key or value goes
+// through the general decoder.
 func (d *decoder) streamMemoryStat(st *memStat) bool {
 	if d.enter() != nil {
 		return false
 	}
 	l := d.line
-	if d.pos < len(l) && l[d.pos] == '}' {
-		d.pos++
+	i := d.pos
+	if i < len(l) && l[i] == '}' {
+		d.pos = i + 1
 		d.depth--
 		return true
 	}
 	for {
-		key, ok := d.memberKey()
-		if !ok {
+		if i >= len(l) || l[i] != '"' {
 			return false
 		}
-		i := d.pos
+		// Key: plain bytes up to a '"' within 16 bytes, else the general path.
+		var key []byte
+		j := i + 1
+		if j+16 <= len(l) {
+			m := notPlain8(binary.LittleEndian.Uint64(l[j:]))
+			if m == 0 {
+				j += 8
+				m = notPlain8(binary.LittleEndian.Uint64(l[j:]))
+			}
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+			}
+			if m != 0 && l[j] == '"' {
+				key, i = l[i+1:j], j+1
+			}
+		}
+		if key == nil {
+			d.pos = i
+			k, ok := d.memberKey()
+			if !ok {
+				return false
+			}
+			key, i = k, d.pos
+		} else {
+			i = skipWS(l, i)
+			if i >= len(l) || l[i] != ':' {
+				return false
+			}
+			i = skipWS(l, i+1)
+		}
 		if n, end, ok := smallUint(l, i); ok {
 			st.set(key, n)
 			i = end
 		} else {
+			d.pos = i
 			v, err := d.value()
 			if err != nil {
 				return false
@@ -165,7 +201,7 @@ func (d *decoder) streamMemoryStat(st *memStat) bool {
 		}
 		switch l[i] {
 		case ',':
-			d.pos = skipWS(l, i+1)
+			i = skipWS(l, i+1)
 		case '}':
 			d.pos = i + 1
 			d.depth--

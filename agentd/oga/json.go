@@ -328,10 +328,9 @@ const (
 func notPlain8(x uint64) uint64 {
 	q := x ^ ('"' * swarLo)
 	b := x ^ ('\\' * swarLo)
-	del := x ^ (0x7f * swarLo)
-	return (x | // 0x80 and above
+	return ((x + swarLo) | x | // 0x7f and above (a carry out of 0xff only adds flags above it)
 		(x-0x20*swarLo)&^x | // below 0x20
-		(q-swarLo)&^q | (b-swarLo)&^b | (del-swarLo)&^del) & swarHi
+		(q-swarLo)&^q | (b-swarLo)&^b) & swarHi // '"', '\\'
 }
 
 // plainRun returns the index of the first non-plain byte of l at or after i, or len(l).
@@ -350,7 +349,17 @@ func plainRun(l []byte, i int) int {
 func (d *decoder) str() (node, error) {
 	l := d.line
 	start := d.pos + 1
-	i := plainRun(l, start)
+	i := start
+	for ; i+8 <= len(l); i += 8 { // plainRun, inlined
+		if m := notPlain8(binary.LittleEndian.Uint64(l[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto end
+		}
+	}
+	for i < len(l) && plain[l[i]] {
+		i++
+	}
+end:
 	if i < len(l) && l[i] == '"' {
 		d.pos = i + 1
 		return node{kind: kindString, off: uint32(start), n: uint32(i - start)}, nil
