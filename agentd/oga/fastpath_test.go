@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"guestagent.io/operator/agentd/guest"
 )
 
 // FuzzHeartbeatFastPath checks the heartbeat fast path against the general path: on arbitrary
@@ -79,6 +81,54 @@ func TestSmallUint(t *testing.T) {
 		want, wok := d.uintOf(v)
 		if err != nil || !wok || want != n || strings.TrimSpace(s[end:]) != "" {
 			t.Errorf("%q: smallUint %d end %d, general %d %v (parse %v)", s, n, end, want, wok, err)
+		}
+	}
+}
+
+// FuzzDisksUsageInPlace checks the in-place update of disks-usage against a rebuild: a model that
+// saw prev and then cur must hold the same Filesystems and Disks as a fresh model that saw only
+// cur, and report a change exactly when they differ from what prev left.
+func FuzzDisksUsageInPlace(f *testing.F) {
+	f.Add(`[{"path": "/", "total": 10, "used": 5, "fs": "xfs"}, {"path": "/boot", "fs": "xfs"}]`, `{"s1": {"name": "/dev/vda"}, "s0": {"name": "/dev/vdb"}}`,
+		`[{"path": "/", "total": 10, "used": 6, "fs": "xfs"}, 1, {"path": "/boot", "fs": "xfs", "total": "3", "used": 1}]`, `{"s0": {"name": "/dev/vdb"}, "s1": {"name": "/dev/vda"}, "s1": {"name": "/dev/vdc"}}`)
+	f.Add(`[{"path": "/", "total": 10, "used": 5}]`, `{}`, `[{"path": "/", "total": 10, "used": 5}]`, `{"a": 1, "a": {"name": 2}}`)
+	f.Add(`[]`, `null`, `[{"path": "/\u0000"}]`, `[]`)
+	mk := func(disks, mapping string) []byte {
+		return []byte(`{"__name__": "disks-usage", "disks": ` + disks + `, "mapping": ` + mapping + `}`)
+	}
+	f.Fuzz(func(t *testing.T, disks0, map0, disks1, map1 string) {
+		var inPlace, fresh model
+		var d decoder
+		api := 0
+		inPlace.handleLine(&d, mk(disks0, map0), &api, time.Unix(0, 0))
+		before := inPlace.info.DeepCopy()
+		r := inPlace.handleLine(&d, mk(disks1, map1), &api, time.Unix(0, 0))
+		fresh.handleLine(&d, mk(disks1, map1), &api, time.Unix(0, 0))
+		if r.err != nil {
+			return
+		}
+		if !reflect.DeepEqual(inPlace.info.Filesystems, fresh.info.Filesystems) || !reflect.DeepEqual(inPlace.info.Disks, fresh.info.Disks) {
+			t.Fatalf("in place %+v %+v, rebuilt %+v %+v", inPlace.info.Filesystems, inPlace.info.Disks, fresh.info.Filesystems, fresh.info.Disks)
+		}
+		want := !reflect.DeepEqual(before.Filesystems, fresh.info.Filesystems) || !reflect.DeepEqual(before.Disks, fresh.info.Disks)
+		if r.changed != want {
+			t.Fatalf("changed %v, want %v (before %+v %+v)", r.changed, want, before.Filesystems, before.Disks)
+		}
+	})
+}
+
+// TestPrettyName checks that reusing the current PrettyName gives what concatenating would.
+func TestPrettyName(t *testing.T) {
+	for _, c := range [][3]string{
+		{"Red Hat Enterprise Linux", "8.9", "Red Hat Enterprise Linux 8.9"}, {"Debian", "", "Debian"},
+		{"", "", ""}, {" a", "b\u00a0", "a b"}, {"a", "b", "a b "}, {"\u2003x", "", "x"}, {"x", "y", "x  y"},
+	} {
+		want := strings.TrimSpace(c[0] + " " + c[1])
+		if got := prettyName(c[0], c[1], &guest.OS{PrettyName: c[2]}); got != want {
+			t.Errorf("%q: got %q, want %q", c, got, want)
+		}
+		if got := prettyName(c[0], c[1], nil); got != want {
+			t.Errorf("%q (no current): got %q, want %q", c, got, want)
 		}
 	}
 }

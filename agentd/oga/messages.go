@@ -432,37 +432,38 @@ func (m *model) copySession() *guest.Session {
 func (m *model) disksUsage(d *decoder, root node) bool {
 	changed := false
 	arr, _ := d.get(root, "disks")
-	fs := []guest.Filesystem{}
-	if arr.kind == kindArray {
-		for i := 0; i < int(arr.n) && len(fs) < MaxListEntries; i++ {
-			e := d.elem(arr, i)
-			if e.kind != kindObject {
-				continue
-			}
-			var f guest.Filesystem
-			if b, ok := d.getText(e, "path"); ok {
-				f.Mountpoint = string(b)
-			}
-			if b, ok := d.getText(e, "fs"); ok {
-				f.Type = string(b)
-			}
-			tv, ok1 := d.get(e, "total")
-			uv, ok2 := d.get(e, "used")
-			if ok1 && ok2 {
-				t, ok1 := d.uintOf(tv)
-				u, ok2 := d.uintOf(uv)
-				if ok1 && ok2 {
-					f.TotalBytes, f.UsedBytes, f.HasUsage = t, u, true
+	if m.info.Filesystems != nil && sameFilesystems(d, arr, m.info.Filesystems.List) {
+		// The usual case: the same filesystems with new figures, updated in place (Info hands
+		// out deep copies) without converting any string.
+		changed = updateUsage(d, arr, m.info.Filesystems.List)
+	} else {
+		fs := []guest.Filesystem{}
+		if arr.kind == kindArray {
+			for i := 0; i < int(arr.n) && len(fs) < MaxListEntries; i++ {
+				e := d.elem(arr, i)
+				if e.kind != kindObject {
+					continue
 				}
+				var f guest.Filesystem
+				if b, ok := d.getText(e, "path"); ok {
+					f.Mountpoint = string(b)
+				}
+				if b, ok := d.getText(e, "fs"); ok {
+					f.Type = string(b)
+				}
+				f.TotalBytes, f.UsedBytes, f.HasUsage = usage(d, e)
+				fs = append(fs, f)
 			}
-			fs = append(fs, f)
+		}
+		if m.info.Filesystems == nil || !equalFilesystems(m.info.Filesystems.List, fs) {
+			m.info.Filesystems = &guest.Filesystems{List: fs}
+			changed = true
 		}
 	}
-	if m.info.Filesystems == nil || !equalFilesystems(m.info.Filesystems.List, fs) {
-		m.info.Filesystems = &guest.Filesystems{List: fs}
-		changed = true
-	}
 	mp, _ := d.get(root, "mapping")
+	if m.info.Disks != nil && sameMappings(d, mp, m.info.Disks.Mappings) {
+		return changed
+	}
 	maps := []guest.DiskMapping{}
 	if mp.kind == kindObject {
 		// Walk backwards so that, after a stable sort and compaction (which keeps the first of
@@ -480,6 +481,111 @@ func (m *model) disksUsage(d *decoder, root node) bool {
 		changed = true
 	}
 	return changed
+}
+
+// usage reads a disks entry's sizes; a disk without both sizes has no usage.
+func usage(d *decoder, e node) (total, used uint64, ok bool) {
+	tv, ok1 := d.get(e, "total")
+	uv, ok2 := d.get(e, "used")
+	if ok1 && ok2 {
+		t, ok1 := d.uintOf(tv)
+		u, ok2 := d.uintOf(uv)
+		if ok1 && ok2 {
+			return t, u, true
+		}
+	}
+	return 0, 0, false
+}
+
+// sameFilesystems reports whether the disks array arr lists exactly the mountpoints and types of
+// have, in order (figures aside), so that updateUsage can apply it in place.
+func sameFilesystems(d *decoder, arr node, have []guest.Filesystem) bool {
+	if arr.kind != kindArray {
+		return false
+	}
+	k := 0
+	for i := 0; i < int(arr.n) && k < MaxListEntries; i++ {
+		e := d.elem(arr, i)
+		if e.kind != kindObject {
+			continue
+		}
+		if k >= len(have) {
+			return false
+		}
+		path, _ := d.getText(e, "path")
+		fs, _ := d.getText(e, "fs")
+		if h := have[k]; string(path) != h.Mountpoint || string(fs) != h.Type || h.Disks != nil {
+			return false
+		}
+		k++
+	}
+	return k == len(have)
+}
+
+// updateUsage applies the figures of arr to have (see sameFilesystems) and reports a change.
+func updateUsage(d *decoder, arr node, have []guest.Filesystem) bool {
+	changed := false
+	k := 0
+	for i := 0; i < int(arr.n) && k < len(have); i++ {
+		e := d.elem(arr, i)
+		if e.kind != kindObject {
+			continue
+		}
+		f := &have[k]
+		k++
+		t, u, ok := usage(d, e)
+		if f.TotalBytes != t || f.UsedBytes != u || f.HasUsage != ok {
+			f.TotalBytes, f.UsedBytes, f.HasUsage = t, u, ok
+			changed = true
+		}
+	}
+	return changed
+}
+
+// maxCheckedMappings bounds the quadratic no-allocation comparison of sameMappings; larger
+// mappings are rebuilt and compared instead.
+const maxCheckedMappings = 64
+
+// sameMappings reports whether the mapping object mp would give exactly have (sorted, unique
+// serials, the last duplicate winning), without building the list.
+func sameMappings(d *decoder, mp node, have []guest.DiskMapping) bool {
+	if mp.kind != kindObject {
+		return len(have) == 0
+	}
+	if mp.n > maxCheckedMappings {
+		return false
+	}
+	distinct := 0
+	for i := 0; i < int(mp.n); i++ {
+		k, _ := d.member(mp, i)
+		if lastMember(d, mp, d.bytes(k)) == i {
+			distinct++
+		}
+	}
+	if distinct != len(have) {
+		return false
+	}
+	for _, h := range have {
+		i := lastMember(d, mp, []byte(h.Serial))
+		if i < 0 {
+			return false
+		}
+		_, v := d.member(mp, i)
+		if dev, _ := d.getText(v, "name"); string(dev) != h.Device {
+			return false
+		}
+	}
+	return true
+}
+
+// lastMember returns the index of the last member of obj whose key is key, or -1.
+func lastMember(d *decoder, obj node, key []byte) int {
+	for i := int(obj.n) - 1; i >= 0; i-- {
+		if k, _ := d.member(obj, i); string(d.bytes(k)) == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (m *model) containers(d *decoder, root node) bool {
