@@ -1,7 +1,9 @@
 package oga
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"unicode/utf8"
 
 	"guestagent.io/operator/agentd/guest"
@@ -72,14 +74,7 @@ const arenaKeep = 1 << 14
 
 // parse parses line, which must hold exactly one JSON object (surrounding whitespace allowed).
 func (d *decoder) parse(line []byte) (node, error) {
-	if cap(d.arena) > arenaKeep {
-		d.arena, d.stack = nil, nil
-	}
-	if cap(d.scratch) > shrinkAbove {
-		d.scratch = nil
-	}
-	d.line, d.pos, d.depth = line, 0, 0
-	d.arena, d.stack, d.scratch = d.arena[:0], d.stack[:0], d.scratch[:0]
+	d.reset(line)
 	d.skipSpace()
 	if d.pos >= len(d.line) {
 		return node{}, errSyntax
@@ -99,7 +94,31 @@ func (d *decoder) parse(line []byte) (node, error) {
 	return v, nil
 }
 
+// reset prepares the decoder for a new line, releasing buffers a hostile line made large.
+func (d *decoder) reset(line []byte) {
+	if cap(d.arena) > arenaKeep {
+		d.arena, d.stack = nil, nil
+	}
+	if cap(d.scratch) > shrinkAbove {
+		d.scratch = nil
+	}
+	d.line, d.pos, d.depth = line, 0, 0
+	d.arena, d.stack, d.scratch = d.arena[:0], d.stack[:0], d.scratch[:0]
+}
+
+// skipWS returns the index of the first non-whitespace byte of l at or after i, or len(l).
+func skipWS(l []byte, i int) int {
+	for i < len(l) && (l[i] == ' ' || l[i] == '\t' || l[i] == '\n' || l[i] == '\r') {
+		i++
+	}
+	return i
+}
+
 func (d *decoder) skipSpace() {
+	// Fast exit: the next byte is usually a token (no JSON whitespace is above ' ').
+	if d.pos < len(d.line) && d.line[d.pos] > ' ' {
+		return
+	}
 	for d.pos < len(d.line) {
 		switch d.line[d.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -296,13 +315,51 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// SWAR constants: one byte value repeated in every byte of a uint64.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// notPlain8 flags, in the high bit of each byte, the bytes of x (8 string bytes, little endian)
+// that are not plain: below 0x20, '"', '\\', 0x7f or above. Flags above the lowest one may be
+// spurious (borrows), but the lowest flag is always a real non-plain byte and every non-plain
+// byte is flagged, so the index of the lowest flag is the index of the first non-plain byte.
+func notPlain8(x uint64) uint64 {
+	q := x ^ ('"' * swarLo)
+	b := x ^ ('\\' * swarLo)
+	return ((x + swarLo) | x | // 0x7f and above (a carry out of 0xff only adds flags above it)
+		(x-0x20*swarLo)&^x | // below 0x20
+		(q-swarLo)&^q | (b-swarLo)&^b) & swarHi // '"', '\\'
+}
+
+// plainRun returns the index of the first non-plain byte of l at or after i, or len(l).
+func plainRun(l []byte, i int) int {
+	for ; i+8 <= len(l); i += 8 {
+		if m := notPlain8(binary.LittleEndian.Uint64(l[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(l) && plain[l[i]] {
+		i++
+	}
+	return i
+}
+
 func (d *decoder) str() (node, error) {
 	l := d.line
 	start := d.pos + 1
 	i := start
+	for ; i+8 <= len(l); i += 8 { // plainRun, inlined
+		if m := notPlain8(binary.LittleEndian.Uint64(l[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			goto end
+		}
+	}
 	for i < len(l) && plain[l[i]] {
 		i++
 	}
+end:
 	if i < len(l) && l[i] == '"' {
 		d.pos = i + 1
 		return node{kind: kindString, off: uint32(start), n: uint32(i - start)}, nil
@@ -427,16 +484,14 @@ func (d *decoder) get(obj node, key string) (node, bool) {
 	if obj.kind != kindObject {
 		return node{}, false
 	}
-	var found node
-	ok := false
 	base := int(obj.off)
-	for i := 0; i < int(obj.n); i++ {
+	for i := int(obj.n) - 1; i >= 0; i-- { // backwards: the first match is the last duplicate
 		k := d.arena[base+2*i]
-		if string(d.bytes(k)) == key {
-			found, ok = d.arena[base+2*i+1], true
+		if int(k.n) == len(key) && string(d.bytes(k)) == key {
+			return d.arena[base+2*i+1], true
 		}
 	}
-	return found, ok
+	return node{}, false
 }
 
 // member returns the i-th key/value pair of an object.

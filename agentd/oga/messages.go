@@ -70,6 +70,15 @@ func (e errorString) Error() string { return string(e) }
 //     aborts the handler at the first ValueError, e.g. "free-ram": "12.5");
 //   - a __name__ that is not a string is an unknown message (VDSM compares it to names too).
 func (m *model) handleLine(d *decoder, line []byte, apiVersion *int, now time.Time) (r lineResult) {
+	if looksLikeHeartbeat(line) && m.fastHeartbeat(d, line, apiVersion, &r) {
+		return r
+	}
+	return m.handleLineGeneral(d, line, apiVersion, now)
+}
+
+// handleLineGeneral is handleLine without the heartbeat fast path: parse the whole line into the
+// decoder's arena, then dispatch on __name__.
+func (m *model) handleLineGeneral(d *decoder, line []byte, apiVersion *int, now time.Time) (r lineResult) {
 	root, err := d.parse(line)
 	if err != nil {
 		r.err = err
@@ -193,45 +202,65 @@ func (m *model) setSession(s guest.SessionState) bool {
 // published separately here. swap_usage/swap_total (ignored by VDSM) fill the swap figures.
 // The per-second rates (swap_in, swap_out, pageflt, majflt) fill the rate fields.
 func (m *model) heartbeat(d *decoder, root node) bool {
-	var mem guest.Memory
-	if v, ok := d.get(root, "free-ram"); ok {
-		if n, ok := d.intOf(v); ok && n >= 0 {
-			m.freeRAMMiB = uint64(n)
-			mem.FreeBytes = kib(uint64(n), 1<<20)
+	freeRAM, hasFree := d.get(root, "free-ram")
+	var st memStat
+	haveStat := false
+	if v, ok := d.get(root, "memory-stat"); ok && v.kind == kindObject {
+		haveStat = true
+		for i := 0; i < int(v.n); i++ {
+			k, val := d.member(v, i)
+			if n, ok := d.uintOf(val); ok {
+				st.set(d.bytes(k), n)
+			}
 		}
 	}
-	haveStat := false
-	if st, ok := d.get(root, "memory-stat"); ok && st.kind == kindObject {
-		haveStat = true
-		for i := 0; i < int(st.n); i++ {
-			k, v := d.member(st, i)
-			n, ok := d.uintOf(v)
-			if !ok {
-				continue
-			}
-			switch string(d.bytes(k)) {
-			case "mem_total":
-				mem.TotalBytes = kib(n, 1024)
-			case "mem_unused":
-				mem.UnusedBytes = kib(n, 1024)
-			case "mem_free":
-				mem.FreeBytes = kib(n, 1024)
-			case "mem_buffers":
-				mem.BuffersBytes = kib(n, 1024)
-			case "mem_cached":
-				mem.CachedBytes = kib(n, 1024)
-			case "swap_total":
-				mem.SwapTotalBytes = kib(n, 1024)
-			case "swap_usage":
-				mem.SwapUsedBytes = kib(n, 1024)
-			case "swap_in":
-				mem.SwapInRate, mem.HasRates = n, true
-			case "swap_out":
-				mem.SwapOutRate, mem.HasRates = n, true
-			case "pageflt":
-				mem.PageFaultRate, mem.HasRates = n, true
-			case "majflt":
-				mem.MajorPageFaultRate, mem.HasRates = n, true
+	return m.applyHeartbeat(d, freeRAM, hasFree, &st, haveStat)
+}
+
+// memStat accumulates the figures of one memory-stat object, member by member in line order (a
+// later duplicate key overrides an earlier one).
+type memStat struct {
+	mem  guest.Memory
+	free bool // mem_free was given: it takes precedence over free-ram
+}
+
+// set applies one memory-stat member whose value is the non-negative integer n (KiB).
+func (s *memStat) set(key []byte, n uint64) {
+	switch string(key) {
+	case "mem_total":
+		s.mem.TotalBytes = kib(n, 1024)
+	case "mem_unused":
+		s.mem.UnusedBytes = kib(n, 1024)
+	case "mem_free":
+		s.mem.FreeBytes, s.free = kib(n, 1024), true
+	case "mem_buffers":
+		s.mem.BuffersBytes = kib(n, 1024)
+	case "mem_cached":
+		s.mem.CachedBytes = kib(n, 1024)
+	case "swap_total":
+		s.mem.SwapTotalBytes = kib(n, 1024)
+	case "swap_usage":
+		s.mem.SwapUsedBytes = kib(n, 1024)
+	case "swap_in":
+		s.mem.SwapInRate, s.mem.HasRates = n, true
+	case "swap_out":
+		s.mem.SwapOutRate, s.mem.HasRates = n, true
+	case "pageflt":
+		s.mem.PageFaultRate, s.mem.HasRates = n, true
+	case "majflt":
+		s.mem.MajorPageFaultRate, s.mem.HasRates = n, true
+	}
+}
+
+// applyHeartbeat stores the Memory group of a heartbeat: the (last) memory-stat object st if
+// haveStat (st is zero otherwise), with FreeBytes from free-ram unless memory-stat gave mem_free.
+func (m *model) applyHeartbeat(d *decoder, freeRAM node, hasFree bool, st *memStat, haveStat bool) bool {
+	mem := st.mem
+	if hasFree {
+		if n, ok := d.intOf(freeRAM); ok && n >= 0 {
+			m.freeRAMMiB = uint64(n)
+			if !st.free {
+				mem.FreeBytes = kib(uint64(n), 1<<20)
 			}
 		}
 	}
@@ -261,6 +290,11 @@ func kib(n, unit uint64) uint64 {
 // negotiate applies §3 of the protocol reference for one heartbeat.
 func (m *model) negotiate(d *decoder, root node, apiVersion *int, r *lineResult) {
 	v, present := d.get(root, "apiVersion")
+	m.negotiateValue(d, v, present, apiVersion, r)
+}
+
+// negotiateValue is negotiate for the heartbeat's apiVersion value v (present false: absent).
+func (m *model) negotiateValue(d *decoder, v node, present bool, apiVersion *int, r *lineResult) {
 	common := 0
 	if present {
 		var res apiVersionResult
@@ -406,37 +440,38 @@ func (m *model) copySession() *guest.Session {
 func (m *model) disksUsage(d *decoder, root node) bool {
 	changed := false
 	arr, _ := d.get(root, "disks")
-	fs := []guest.Filesystem{}
-	if arr.kind == kindArray {
-		for i := 0; i < int(arr.n) && len(fs) < MaxListEntries; i++ {
-			e := d.elem(arr, i)
-			if e.kind != kindObject {
-				continue
-			}
-			var f guest.Filesystem
-			if b, ok := d.getText(e, "path"); ok {
-				f.Mountpoint = string(b)
-			}
-			if b, ok := d.getText(e, "fs"); ok {
-				f.Type = string(b)
-			}
-			tv, ok1 := d.get(e, "total")
-			uv, ok2 := d.get(e, "used")
-			if ok1 && ok2 {
-				t, ok1 := d.uintOf(tv)
-				u, ok2 := d.uintOf(uv)
-				if ok1 && ok2 {
-					f.TotalBytes, f.UsedBytes, f.HasUsage = t, u, true
+	if m.info.Filesystems != nil && sameFilesystems(d, arr, m.info.Filesystems.List) {
+		// The usual case: the same filesystems with new figures, updated in place (Info hands
+		// out deep copies) without converting any string.
+		changed = updateUsage(d, arr, m.info.Filesystems.List)
+	} else {
+		fs := []guest.Filesystem{}
+		if arr.kind == kindArray {
+			for i := 0; i < int(arr.n) && len(fs) < MaxListEntries; i++ {
+				e := d.elem(arr, i)
+				if e.kind != kindObject {
+					continue
 				}
+				var f guest.Filesystem
+				if b, ok := d.getText(e, "path"); ok {
+					f.Mountpoint = string(b)
+				}
+				if b, ok := d.getText(e, "fs"); ok {
+					f.Type = string(b)
+				}
+				f.TotalBytes, f.UsedBytes, f.HasUsage = usage(d, e)
+				fs = append(fs, f)
 			}
-			fs = append(fs, f)
+		}
+		if m.info.Filesystems == nil || !equalFilesystems(m.info.Filesystems.List, fs) {
+			m.info.Filesystems = &guest.Filesystems{List: fs}
+			changed = true
 		}
 	}
-	if m.info.Filesystems == nil || !equalFilesystems(m.info.Filesystems.List, fs) {
-		m.info.Filesystems = &guest.Filesystems{List: fs}
-		changed = true
-	}
 	mp, _ := d.get(root, "mapping")
+	if m.info.Disks != nil && sameMappings(d, mp, m.info.Disks.Mappings) {
+		return changed
+	}
 	maps := []guest.DiskMapping{}
 	if mp.kind == kindObject {
 		// Walk backwards so that, after a stable sort and compaction (which keeps the first of
@@ -454,6 +489,111 @@ func (m *model) disksUsage(d *decoder, root node) bool {
 		changed = true
 	}
 	return changed
+}
+
+// usage reads a disks entry's sizes; a disk without both sizes has no usage.
+func usage(d *decoder, e node) (total, used uint64, ok bool) {
+	tv, ok1 := d.get(e, "total")
+	uv, ok2 := d.get(e, "used")
+	if ok1 && ok2 {
+		t, ok1 := d.uintOf(tv)
+		u, ok2 := d.uintOf(uv)
+		if ok1 && ok2 {
+			return t, u, true
+		}
+	}
+	return 0, 0, false
+}
+
+// sameFilesystems reports whether the disks array arr lists exactly the mountpoints and types of
+// have, in order (figures aside), so that updateUsage can apply it in place.
+func sameFilesystems(d *decoder, arr node, have []guest.Filesystem) bool {
+	if arr.kind != kindArray {
+		return false
+	}
+	k := 0
+	for i := 0; i < int(arr.n) && k < MaxListEntries; i++ {
+		e := d.elem(arr, i)
+		if e.kind != kindObject {
+			continue
+		}
+		if k >= len(have) {
+			return false
+		}
+		path, _ := d.getText(e, "path")
+		fs, _ := d.getText(e, "fs")
+		if h := have[k]; string(path) != h.Mountpoint || string(fs) != h.Type || h.Disks != nil {
+			return false
+		}
+		k++
+	}
+	return k == len(have)
+}
+
+// updateUsage applies the figures of arr to have (see sameFilesystems) and reports a change.
+func updateUsage(d *decoder, arr node, have []guest.Filesystem) bool {
+	changed := false
+	k := 0
+	for i := 0; i < int(arr.n) && k < len(have); i++ {
+		e := d.elem(arr, i)
+		if e.kind != kindObject {
+			continue
+		}
+		f := &have[k]
+		k++
+		t, u, ok := usage(d, e)
+		if f.TotalBytes != t || f.UsedBytes != u || f.HasUsage != ok {
+			f.TotalBytes, f.UsedBytes, f.HasUsage = t, u, ok
+			changed = true
+		}
+	}
+	return changed
+}
+
+// maxCheckedMappings bounds the quadratic no-allocation comparison of sameMappings; larger
+// mappings are rebuilt and compared instead.
+const maxCheckedMappings = 64
+
+// sameMappings reports whether the mapping object mp would give exactly have (sorted, unique
+// serials, the last duplicate winning), without building the list.
+func sameMappings(d *decoder, mp node, have []guest.DiskMapping) bool {
+	if mp.kind != kindObject {
+		return len(have) == 0
+	}
+	if mp.n > maxCheckedMappings {
+		return false
+	}
+	distinct := 0
+	for i := 0; i < int(mp.n); i++ {
+		k, _ := d.member(mp, i)
+		if lastMember(d, mp, d.bytes(k)) == i {
+			distinct++
+		}
+	}
+	if distinct != len(have) {
+		return false
+	}
+	for _, h := range have {
+		i := lastMember(d, mp, []byte(h.Serial))
+		if i < 0 {
+			return false
+		}
+		_, v := d.member(mp, i)
+		if dev, _ := d.getText(v, "name"); string(dev) != h.Device {
+			return false
+		}
+	}
+	return true
+}
+
+// lastMember returns the index of the last member of obj whose key is key, or -1.
+func lastMember(d *decoder, obj node, key []byte) int {
+	for i := int(obj.n) - 1; i >= 0; i-- {
+		if k, _ := d.member(obj, i); string(d.bytes(k)) == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (m *model) containers(d *decoder, root node) bool {

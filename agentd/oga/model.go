@@ -1,6 +1,7 @@
 package oga
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func (m *model) deriveOS() bool {
 		os.Variant = oi.codename
 		os.KernelRelease = oi.kernel
 		os.Arch = normaliseArch(oi.arch)
-		os.PrettyName = strings.TrimSpace(oi.distribution + " " + oi.version)
+		os.PrettyName = prettyName(oi.distribution, oi.version, m.info.OS)
 		if os.Type == guest.OSTypeLinux && oi.distribution != "" &&
 			!strings.ContainsAny(oi.distribution, " \t") && strings.ToLower(oi.distribution) == oi.distribution {
 			os.ID = oi.distribution // e.g. "debian"; "Red Hat Enterprise Linux" gives no ID
@@ -96,8 +97,22 @@ func (m *model) deriveOS() bool {
 	if m.info.OS != nil && *m.info.OS == os {
 		return false
 	}
-	m.info.OS = &os
+	m.info.OS = new(guest.OS) // a fresh pointer keeps os on the stack
+	*m.info.OS = os
 	return true
+}
+
+// prettyName returns strings.TrimSpace(distribution + " " + version), reusing the current
+// PrettyName when it is the same so that an unchanged os-info or os-version allocates nothing.
+func prettyName(distribution, version string, cur *guest.OS) string {
+	var buf [128]byte
+	if cur != nil && len(distribution)+1+len(version) <= len(buf) {
+		b := append(append(append(buf[:0], distribution...), ' '), version...)
+		if string(bytes.TrimSpace(b)) == cur.PrettyName {
+			return cur.PrettyName
+		}
+	}
+	return strings.TrimSpace(distribution + " " + version)
 }
 
 func normaliseArch(a string) string {

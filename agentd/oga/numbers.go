@@ -10,6 +10,16 @@ func parseUint(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
+	if len(b) < 20 { // at most 19 digits cannot overflow
+		var v uint64
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		return v, true
+	}
 	var v uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
