@@ -407,8 +407,12 @@ func cacheHeap(ctx context.Context, b *testing.B, cfg *rest.Config, tr func(any)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)
 }
 
-// buildManager builds ./cmd/manager into a temporary directory.
+// buildManager builds ./cmd/manager into a temporary directory, unless GA_CLUSTER_MANAGER_BIN
+// names a binary to measure instead (e.g. another version of the manager).
 func buildManager(b *testing.B) string {
+	if bin := os.Getenv("GA_CLUSTER_MANAGER_BIN"); bin != "" {
+		return bin
+	}
 	out := filepath.Join(b.TempDir(), "manager")
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/manager")
 	cmd.Dir = testenv.RepoRoot()

@@ -8,5 +8,5 @@
 //
 // BenchmarkCluster runs only with GA_CLUSTER=1; docs/benchmarks.md describes the method, the
 // knobs (GA_CLUSTER_NODES, GA_CLUSTER_DOMAINS, GA_CLUSTER_WINDOW, GA_CLUSTER_SETTLE,
-// GA_CLUSTER_CHANGES, GA_CLUSTER_COMMAND_EVERY, GA_CLUSTER_CACHE_COMPARE) and the figures.
+// GA_CLUSTER_CHANGES, GA_CLUSTER_COMMAND_EVERY, GA_CLUSTER_CACHE_COMPARE, GA_CLUSTER_MANAGER_BIN) and the figures.
 package clustersim
