@@ -276,6 +276,14 @@ loop:
 		pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000 }
 		b.ReportMetric(pct(0.50), "cmd-p50-ms")
 		b.ReportMetric(pct(0.99), "cmd-p99-ms")
+		slow := 0
+		for _, l := range lat {
+			if l > time.Second {
+				slow++
+			}
+		}
+		b.ReportMetric(float64(slow), "cmd-over-1s")
+		b.Logf("slowest commands: %v", lat[max(0, len(lat)-5):])
 	}
 	b.ReportMetric(float64(len(lat)), "commands")
 	b.ReportMetric(float64(lost), "cmd-lost")
