@@ -38,7 +38,6 @@ type simNode struct {
 	domains []*simDomain
 	rng     *rand.Rand
 	changes atomic.Int64 // Upserts of changed data
-	exec    *execRecorder
 }
 
 type simDomain struct {
@@ -138,7 +137,7 @@ func startSimNode(ctx context.Context, base *rest.Config, scheme *runtime.Scheme
 	if err := mgr.Add(runnable(func(ctx context.Context) error { return watchStatuses(ctx, mgr.GetCache(), pub) })); err != nil {
 		return nil, err
 	}
-	n := &simNode{name: name, mgr: mgr, pub: pub, rng: rand.New(rand.NewPCG(seed, 7)), exec: exec}
+	n := &simNode{name: name, mgr: mgr, pub: pub, rng: rand.New(rand.NewPCG(seed, 7))}
 	for i := range domains {
 		uuid := fmt.Sprintf("%08x-0000-4000-8000-%012x", seed, i)
 		dname := fmt.Sprintf("%s-vm%03d", name, i)
@@ -188,7 +187,7 @@ func watchStatuses(ctx context.Context, c cache.Cache, pub *publish.Publisher) e
 	return nil
 }
 
-// published reports how many of the node's domains the publisher has written (none pending).
+// idle reports whether the publisher has written the latest data of every domain of the node.
 func (n *simNode) idle() bool { return n.pub.Pending() == 0 }
 
 // changeLoop changes perMinute randomly chosen domains a minute (Poisson arrivals) until ctx ends.
