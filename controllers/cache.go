@@ -10,14 +10,18 @@ import (
 
 // CacheOptions are the options of the manager's cache: it stores no managedFields, no
 // annotations and, of GuestAgentCommands (which tenants write), no labels; the controllers read
-// neither. The manager passes them as ctrl.Options.Cache.
+// neither. Of GuestAgentStatus objects, one per domain of the cluster, it keeps only the spec,
+// the labels and the status fields the controllers read (cachetrim.ControllerStatus): the guest
+// data agentd publishes is most of each object and no controller reads it. The manager passes
+// them as ctrl.Options.Cache.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&gav1.GuestAgentCommand{}: {Transform: cachetrim.Metadata(true)},
-			// The status garbage collector selects by the guestagent.io/node label.
-			&gav1.GuestAgentStatus{}: {Transform: cachetrim.Metadata(false)},
+			// The status garbage collector selects by the guestagent.io/node label; the command
+			// controller reads the spec, status.executedCommands and status.release.
+			&gav1.GuestAgentStatus{}: {Transform: cachetrim.ControllerStatus()},
 		},
 	}
 }

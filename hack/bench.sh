@@ -16,6 +16,12 @@
 #               SocketAPI (answered calls at default periods); adds qga-ok-calls/min and the agents'
 #               own qemu-ga-cpu-s/min, -rss/-pss-MiB. BENCH_SCALE_QEMUGA=0 skips it;
 #               GA_SCALE_QEMUGA_WINDOW (default 310s: one full polling cycle) sets its window.
+#   cluster:    the controller manager (real binary, its own process) on envtest with simulated
+#               nodes (agentd's publisher and executor, its client limits) of realistic statuses
+#               that change: manager RSS/CPU/startup, command p50/p99, agentd API requests/min.
+#               One process per size; BENCH_CLUSTER_SIZES (default "10x100 100x100", nodes x
+#               domains) sets the sizes, GA_CLUSTER_WINDOW (default 120s) the measured window;
+#               BENCH_CLUSTER=0 skips it. 100x100 takes about ten minutes on two vCPUs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -45,6 +51,14 @@ if [ "${BENCH_SCALE:-1}" != 0 ]; then
     # 310 s: one full polling cycle (300 s periods + a tick)
     scale BenchmarkAgentdQemuGA "${GA_SCALE_QEMUGA_WINDOW:-310s}" "with one real qemu-ga per domain (+ test:/// + envtest)"
   fi
+fi
+if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
+  for size in ${BENCH_CLUSTER_SIZES:-10x100 100x100}; do
+    echo "== cluster: ${size%x*} nodes x ${size#*x} domains, real manager binary + envtest (minutes)"
+    GA_CLUSTER=1 GA_CLUSTER_NODES=${size%x*} GA_CLUSTER_DOMAINS=${size#*x} GA_CLUSTER_WINDOW=${GA_CLUSTER_WINDOW:-120s} \
+      go test -timeout 90m -run '^$' -bench 'BenchmarkCluster' -benchtime 1x ./test/clustersim/ 2>&1 |
+      grep -E '^Benchmark' | tee -a "$OUT"
+  done
 fi
 echo
 echo "| benchmark | figures |"
