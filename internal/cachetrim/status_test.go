@@ -36,7 +36,7 @@ func TestControllerStatus(t *testing.T) {
 				Interfaces:       []gav1.GuestInterface{{Name: "eth0", IPv4: []string{"10.0.0.2/24"}}},
 				Filesystems:      []gav1.GuestFilesystem{{Mountpoint: "/", UsedBytes: ptr.To[int64](1)}},
 				Applications:     []string{"bash-5.2"},
-				DataGroups:       []gav1.DataGroupStatus{{Name: "Hostname", Source: gav1.AgentQemu}},
+				DataGroups:       []gav1.DataGroupStatus{{Name: "Hostname", Source: gav1.SourceQemu}},
 				ExecutedCommands: executed,
 				Release:          release,
 			},

@@ -85,6 +85,14 @@ func (e *execRecorder) Execute(_ context.Context, uuid string, _ service.Request
 	return service.Result{Agents: []gav1.AgentType{gav1.AgentQemu}, Message: "pong"}, nil
 }
 
+// WatchPower implements execute.Service: the simulation sends Ping commands only.
+func (e *execRecorder) WatchPower(string) (*service.PowerWatch, bool) { return nil, false }
+
+// HostPower implements execute.Service: the simulation has no host power control.
+func (e *execRecorder) HostPower(context.Context, string, gav1.Action, gav1.PowerMethod) error {
+	return service.ErrNoPowerButton
+}
+
 // startSimNode builds and starts the node's manager, publisher and executor and hands the
 // publisher the initial data of its domains.
 func startSimNode(ctx context.Context, base *rest.Config, scheme *runtime.Scheme, name, ns string, domains int,
@@ -287,12 +295,12 @@ func realistic(rng *rand.Rand, sd *simDomain, i int) publish.Desired {
 		Memory:       &guest.Memory{TotalBytes: 8 * gib, FreeBytes: 3 * gib, UnusedBytes: gib, SwapTotalBytes: gib},
 		Applications: &guest.Applications{List: apps},
 	}
-	sources := map[guest.Group]gav1.AgentType{}
+	sources := map[guest.Group]gav1.DataSource{}
 	for _, g := range []guest.Group{guest.GroupHostname, guest.GroupOS, guest.GroupTimezone, guest.GroupUsers,
 		guest.GroupNetwork, guest.GroupFilesystems, guest.GroupDisks, guest.GroupVCPUs, guest.GroupMemory} {
-		sources[g] = gav1.AgentQemu
+		sources[g] = gav1.SourceQemu
 	}
-	sources[guest.GroupApplications] = gav1.AgentOvirt
+	sources[guest.GroupApplications] = gav1.SourceOvirt
 	var history []gav1.ExecutedCommand
 	for k := range 10 {
 		history = append(history, gav1.ExecutedCommand{
