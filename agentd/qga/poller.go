@@ -128,6 +128,14 @@ type domainStats struct {
 	disks []guest.DiskIO
 }
 
+// StatsPeriod converts the configured stats period (0: disabled) to Periods.Stats.
+func StatsPeriod(configured time.Duration) time.Duration {
+	if configured <= 0 {
+		return -1
+	}
+	return configured
+}
+
 // QemuGuestAgentPoller polls the QEMU guest agents of all domains on the node and serves the
 // QGA request methods. Create it with NewQemuGuestAgentPoller and start it with Run; Info, State
 // and the request methods are safe for concurrent use.

@@ -69,6 +69,7 @@ func run(ctx context.Context, cfg config.Config, log logr.Logger) error {
 			Sys:   cfg.Poll.System.Duration,
 			CPUs:  cfg.Poll.CPUs.Duration,
 			Disks: cfg.Poll.Disks.Duration,
+			Stats: qga.StatsPeriod(cfg.Poll.Stats.Duration),
 		},
 		BootWindow:      cfg.Poll.BootWindow.Duration,
 		CallTimeout:     cfg.Poll.CallTimeout.Duration,
