@@ -110,7 +110,8 @@ func (f *QGA) record(call string) error {
 	return f.FailWith
 }
 
-// Calls returns the requests received, e.g. "shutdown <uuid>".
+// Calls returns the requests received, e.g. "shutdown <uuid>", and the device hotplug events
+// handed on ("device <uuid>").
 func (f *QGA) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
