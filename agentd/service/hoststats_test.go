@@ -64,7 +64,7 @@ func TestHostQemuGAStatsReachTheMetrics(t *testing.T) {
 	g.Eventually(func() (int, error) { return testutil.GatherAndCount(reg, "guestagent_guest_cpu_seconds_total") }).
 		WithTimeout(15*time.Second).Should(BeNumerically(">=", 4), "user, nice, system, idle at least")
 	g.Eventually(func() (int, error) { return testutil.GatherAndCount(reg, "guestagent_guest_disk_reads_total") }).
-		WithTimeout(5*time.Second).Should(BeNumerically(">=", 1))
+		WithTimeout(5 * time.Second).Should(BeNumerically(">=", 1))
 	g.Expect(testutil.GatherAndCount(reg, "guestagent_guest_load")).To(Equal(0), "qemu-ga 7.2 has no guest-get-load")
 	mfs, err := reg.Gather()
 	g.Expect(err).NotTo(HaveOccurred())
