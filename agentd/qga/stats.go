@@ -95,7 +95,7 @@ func TranslateCPUStats(raw json.RawMessage) (*guest.CPUTimes, error) {
 		return nil, err
 	}
 	out := &guest.CPUTimes{}
-	any := false
+	found := false
 	for _, e := range es {
 		var c cpuStat
 		if json.Unmarshal(e, &c) != nil || c.Type != "linux" {
@@ -105,11 +105,11 @@ func TranslateCPUStats(raw json.RawMessage) (*guest.CPUTimes, error) {
 			if j, ok := statNumber(v); ok {
 				out.Seconds[m] += j / UserHZ
 				out.Has[m] = true
-				any = true
+				found = true
 			}
 		}
 	}
-	if !any {
+	if !found {
 		return nil, nil
 	}
 	return out, nil
