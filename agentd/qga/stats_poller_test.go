@@ -193,3 +193,53 @@ func TestHotplugRefreshesFilesystemsAndDisksOnce(t *testing.T) {
 		t.Error("device event created a domain")
 	}
 }
+
+// A restarted guest (new agent process) starts from scratch: old figures are dropped at once and
+// a command the previous agent rejected is tried again.
+func TestStatsResetOnAgentRestart(t *testing.T) {
+	h := newHarness(t, nil)
+	g := statsGuest("a")
+	g.errs[CmdLoad] = &Error{Class: ErrUnsupported, Command: CmdLoad, Err: errors.New("CommandNotFound")}
+	h.api.add("a", g)
+	h.doms.set(running("a"))
+	h.step(t, 0)
+	if s := h.p.Stats("a"); s == nil || s.CPU == nil || s.Load != nil {
+		t.Fatalf("stats %+v", s)
+	}
+	h.api.mu.Lock()
+	delete(g.errs, CmdLoad)
+	h.api.mu.Unlock()
+	h.p.HandleEvent(virt.Event{Type: virt.EventDomainUpdated, Domain: running("a"), Lifecycle: virt.LifecycleRebooted})
+	if s := h.p.Stats("a"); s != nil {
+		t.Errorf("figures of the previous boot kept: %+v", s)
+	}
+	h.step(t, 0)           // the restart's capability check
+	h.step(t, time.Minute) // stats at their period, like every group after a restart
+	if n := h.api.count("a", CmdLoad); n != 2 {
+		t.Errorf("%s sent %d times, want a second chance after the restart", CmdLoad, n)
+	}
+	if s := h.p.Stats("a"); s == nil || s.Load == nil || s.CPU == nil {
+		t.Errorf("stats after restart %+v", s)
+	}
+}
+
+// Hotplugs in a row: one refresh, 10 s after the last one.
+func TestHotplugBurstRefreshesOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	h.api.add("a", defaultGuest("a"))
+	h.doms.set(running("a"))
+	h.step(t, 0)
+	fs := h.api.count("a", CmdFSInfo)
+	for range 3 {
+		h.p.HandleEvent(virt.Event{Type: virt.EventDeviceChanged, Domain: running("a"), Lifecycle: virt.LifecycleDeviceAdded})
+		h.step(t, 5*time.Second)
+	}
+	if n := h.api.count("a", CmdFSInfo); n != fs {
+		t.Fatalf("refreshed %d times during the burst", n-fs)
+	}
+	h.step(t, 5*time.Second)
+	h.step(t, 5*time.Second)
+	if n := h.api.count("a", CmdFSInfo); n != fs+1 {
+		t.Errorf("refreshed %d times after the burst, want 1", n-fs)
+	}
+}
