@@ -37,6 +37,8 @@ func (a qgaAdapter) Info(uuid string) *guest.Info {
 	return info
 }
 
+func (a qgaAdapter) Stats(uuid string) *guest.Stats { return a.p.Stats(uuid) }
+
 func (a qgaAdapter) State(uuid string) guest.QGAState {
 	st, ok := a.p.State(uuid)
 	if !ok {

@@ -42,6 +42,9 @@ type Periods struct {
 	System       Duration `json:"system"`
 	CPUs         Duration `json:"cpus"`
 	Disks        Duration `json:"disks"`
+	// Stats is the period of the metrics-only commands (guest-get-load, guest-get-cpustats,
+	// guest-get-diskstats); 0 disables them.
+	Stats        Duration `json:"stats"`
 	BootWindow   Duration `json:"bootWindow"`
 	CallTimeout  Duration `json:"callTimeout"`
 	FailureDelay Duration `json:"failureThrottle"`
@@ -138,6 +141,7 @@ func Default() Config {
 			System:       Duration{120 * time.Second},
 			CPUs:         Duration{60 * time.Second},
 			Disks:        Duration{300 * time.Second},
+			Stats:        Duration{60 * time.Second},
 			BootWindow:   Duration{120 * time.Second},
 			CallTimeout:  Duration{1 * time.Second},
 			FailureDelay: Duration{60 * time.Second},
@@ -200,6 +204,7 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 	fs.DurationVar(&flagCfg.Poll.System.Duration, "poll-system", flagCfg.Poll.System.Duration, "Host name/OS/timezone/NICs period.")
 	fs.DurationVar(&flagCfg.Poll.CPUs.Duration, "poll-cpus", flagCfg.Poll.CPUs.Duration, "vCPU period.")
 	fs.DurationVar(&flagCfg.Poll.Disks.Duration, "poll-disks", flagCfg.Poll.Disks.Duration, "Filesystems/disks period.")
+	fs.DurationVar(&flagCfg.Poll.Stats.Duration, "poll-stats", flagCfg.Poll.Stats.Duration, "Load/CPU time/disk I/O metrics period (0 disables).")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -269,6 +274,8 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.Poll.CPUs = fl.Poll.CPUs
 	case "poll-disks":
 		cfg.Poll.Disks = fl.Poll.Disks
+	case "poll-stats":
+		cfg.Poll.Stats = fl.Poll.Stats
 	}
 }
 
@@ -321,6 +328,9 @@ func (c Config) Validate() error {
 		{"poll.failureThrottle", c.Poll.FailureDelay.Duration, 0},
 		{"poll.memoryStats", c.Poll.MemoryStats.Duration, time.Second},
 		{"publishMinInterval", c.PublishMinInterval.Duration, 0},
+	}
+	if s := c.Poll.Stats.Duration; s != 0 && (s < 10*time.Second || s > 24*time.Hour) {
+		bad("poll.stats must be 0 (disabled) or between 10s and 24h, got %s", s)
 	}
 	for _, p := range periods {
 		if p.d < p.min {

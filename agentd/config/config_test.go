@@ -58,13 +58,15 @@ func TestBadInputIsAnError(t *testing.T) {
 	t.Setenv("NODE_NAME", "node-a")
 	dir := t.TempDir()
 	cases := map[string]string{
-		"unknown field": "libvirtUri: x\n",
-		"bad duration":  "poll:\n  users: often\n",
-		"too short":     "poll:\n  users: 10ms\n",
-		"bad namespace": "defaultNamespace: Not_A_Namespace\n",
-		"bad workers":   "pollWorkers: 0\n",
-		"bad percent":   "memoryChangePercent: 101\n",
-		"bad addr":      "metricsAddr: nonsense\n",
+		"unknown field":   "libvirtUri: x\n",
+		"bad duration":    "poll:\n  users: often\n",
+		"too short":       "poll:\n  users: 10ms\n",
+		"bad namespace":   "defaultNamespace: Not_A_Namespace\n",
+		"bad workers":     "pollWorkers: 0\n",
+		"bad percent":     "memoryChangePercent: 101\n",
+		"bad addr":        "metricsAddr: nonsense\n",
+		"stats too short": "poll:\n  stats: 2s\n",
+		"stats negative":  "poll:\n  stats: -1m\n",
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -256,5 +258,21 @@ func TestBalloonStatsPeriod(t *testing.T) {
 	}
 	if _, err := load(t, "--poll-memory-stats", "100ms"); err == nil || !strings.Contains(err.Error(), "poll.memoryStats") {
 		t.Errorf("a too short memory stats period must be refused, got %v", err)
+	}
+}
+
+func TestStatsPeriod(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-a")
+	cfg, err := load(t)
+	if err != nil || cfg.Poll.Stats.Duration != time.Minute {
+		t.Fatalf("default stats period %v, %v", cfg.Poll.Stats, err)
+	}
+	cfg, err = load(t, "--poll-stats", "0")
+	if err != nil || cfg.Poll.Stats.Duration != 0 {
+		t.Fatalf("0 must be accepted (disabled): %v, %v", cfg.Poll.Stats, err)
+	}
+	cfg, err = load(t, "--poll-stats", "2m")
+	if err != nil || cfg.Poll.Stats.Duration != 2*time.Minute {
+		t.Fatalf("--poll-stats 2m: %v, %v", cfg.Poll.Stats, err)
 	}
 }

@@ -46,7 +46,8 @@ type fakeGuest struct {
 	vcpus    []VCPU
 	devices  string
 	hostname string
-	freeze   string // guest-fsfreeze-status answer ("" = "thawed")
+	freeze   string            // guest-fsfreeze-status answer ("" = "thawed")
+	stats    map[string]string // raw replies of the stats commands
 }
 
 // fakeAPI is an in-memory DomainAPI recording every call.
@@ -161,6 +162,10 @@ func (f *fakeAPI) Raw(_ context.Context, uuid, cmd string, _ time.Duration) (jso
 		return json.RawMessage(g.devices), nil
 	case CmdPing:
 		return json.RawMessage(`{}`), nil
+	case CmdLoad, CmdCPUStats, CmdDiskStats:
+		if r, ok := g.stats[cmd]; ok {
+			return json.RawMessage(r), nil
+		}
 	case CmdFSFreezeState:
 		if g.freeze == "" {
 			return json.RawMessage(`"thawed"`), nil

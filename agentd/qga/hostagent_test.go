@@ -268,3 +268,51 @@ func TestHostQemuGAPollerOverSocket(t *testing.T) {
 		t.Errorf("ping: %v", err)
 	}
 }
+
+// Real qemu-ga 7.2 stats: guest-get-cpustats and guest-get-diskstats are enabled on Linux and
+// reach the poller's Stats; guest-get-load (QEMU ≥ 10) is not listed, so it is never sent.
+func TestHostQemuGAStats(t *testing.T) {
+	sock, _ := startHostQGA(t)
+	api := NewSocketAPI(func(string) (string, bool) { return sock, true })
+	defer func() { _ = api.Close() }()
+	raw, err := api.Raw(context.Background(), "host", CmdInfo, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai, err := ParseAgentInfo(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := newCaps(ai)
+	if !caps.Enabled(CmdCPUStats) || !caps.Enabled(CmdDiskStats) {
+		t.Skipf("qemu-ga %s does not enable %s/%s", caps.Version, CmdCPUStats, CmdDiskStats)
+	}
+	p, err := NewQemuGuestAgentPoller(Config{API: api, Clock: newFakeClock(), Log: testr.New(t), Tick: time.Hour, CallTimeout: 2 * time.Second,
+		Domains: func() []virt.Domain {
+			return []virt.Domain{{UUID: "host", Name: "host", State: virt.StateRunning, QGAChannel: guest.ChannelConnected}}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var s *guest.Stats
+	NewWithT(t).Eventually(func() bool {
+		s = p.Stats("host")
+		return s != nil && s.CPU != nil && s.Disks != nil
+	}).WithTimeout(10*time.Second).Should(BeTrue(), "stats from the real agent")
+	if !s.CPU.Has[guest.CPUUser] || !s.CPU.Has[guest.CPUIdle] || s.CPU.Seconds[guest.CPUIdle] <= 0 {
+		t.Errorf("cpu = %+v", s.CPU)
+	}
+	if s.Load != nil && !caps.Enabled(CmdLoad) {
+		t.Errorf("load without %s", CmdLoad)
+	}
+	for _, d := range s.Disks {
+		if d.Name == "" || strings.HasPrefix(d.Name, "loop") && d.Reads == 0 && d.Writes == 0 {
+			t.Errorf("disk %+v", d)
+		}
+	}
+	t.Logf("host stats: cpu user %.0f s, idle %.0f s, %d disks", s.CPU.Seconds[guest.CPUUser], s.CPU.Seconds[guest.CPUIdle], len(s.Disks))
+}

@@ -27,6 +27,9 @@ type Periods struct {
 	Sys   time.Duration // hostname, OS, timezone, interfaces, devices (default 120 s)
 	CPUs  time.Duration // guest-get-vcpus (default 60 s)
 	Disks time.Duration // guest-get-fsinfo, guest-get-disks (default 300 s)
+	// Stats: guest-get-load, guest-get-cpustats, guest-get-diskstats, metrics only (default
+	// 60 s; negative disables them: they are never sent).
+	Stats time.Duration
 }
 
 // Config configures a QemuGuestAgentPoller. Zero values take the documented defaults.
@@ -74,6 +77,9 @@ func (c *Config) defaults() {
 	def(&c.Periods.Sys, 120*time.Second)
 	def(&c.Periods.CPUs, 60*time.Second)
 	def(&c.Periods.Disks, 300*time.Second)
+	if c.Periods.Stats == 0 {
+		c.Periods.Stats = 60 * time.Second
+	}
 	def(&c.BootWindow, 120*time.Second)
 	def(&c.CallTimeout, time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
@@ -106,6 +112,28 @@ type domain struct {
 	queuedAt    time.Time // the tick or event that queued the current run
 	removed     bool
 	stuckLogged bool
+	// hotplugDue is when the one-off filesystems/disks refresh after a device hot(un)plug is due
+	// (zero: none was ever scheduled).
+	hotplugDue time.Time
+	// stats is the metrics-only data; statsErr the last error class per stats task (for
+	// transition logs).
+	stats    domainStats
+	statsErr [numTasks - tLoad]ErrorClass
+}
+
+// domainStats is a domain's metrics-only data (see Stats).
+type domainStats struct {
+	load  *guest.Load
+	cpu   *guest.CPUTimes
+	disks []guest.DiskIO
+}
+
+// StatsPeriod converts the configured stats period (0: disabled) to Periods.Stats.
+func StatsPeriod(configured time.Duration) time.Duration {
+	if configured <= 0 {
+		return -1
+	}
+	return configured
 }
 
 // QemuGuestAgentPoller polls the QEMU guest agents of all domains on the node and serves the
@@ -197,6 +225,34 @@ func (p *QemuGuestAgentPoller) Info(uuid string) (*guest.Info, bool) {
 		return nil, false
 	}
 	return d.info.DeepCopy(), true
+}
+
+// Stats returns a copy of the domain's metrics-only figures (load, CPU time, disk I/O), or nil
+// when there are none: unknown domain, not running, agent channel not connected. Only parts
+// whose command the current agent enables (and did not reject) are returned. Stats never take
+// part in change notifications.
+func (p *QemuGuestAgentPoller) Stats(uuid string) *guest.Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.doms[uuid]
+	if d == nil || d.removed || d.state != virt.StateRunning || d.channel != guest.ChannelConnected || p.cfg.Periods.Stats < 0 {
+		return nil
+	}
+	usable := func(t task) bool { return d.caps.Enabled(taskCmd[t]) && !d.unsupported[taskCmd[t]] }
+	s := &guest.Stats{}
+	if usable(tLoad) {
+		s.Load = d.stats.load
+	}
+	if usable(tCPUStats) {
+		s.CPU = d.stats.cpu
+	}
+	if usable(tDiskStats) {
+		s.Disks = d.stats.disks
+	}
+	if s.Empty() {
+		return nil
+	}
+	return s.DeepCopy()
 }
 
 // State returns a copy of the domain's QGA state.

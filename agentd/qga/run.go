@@ -102,6 +102,7 @@ func (p *QemuGuestAgentPoller) runTask(ctx context.Context, d *domain, t task, n
 type taskResult struct {
 	caps  *Caps
 	apply func(*guest.Info)
+	stats func(*domainStats) // metrics-only tasks
 	err   error
 }
 
@@ -130,6 +131,8 @@ func (p *QemuGuestAgentPoller) call(ctx context.Context, d *domain, t task) task
 			return taskResult{}
 		}
 		return taskResult{apply: func(i *guest.Info) { i.VCPUs = v }}
+	case tLoad, tCPUStats, tDiskStats:
+		return p.callStats(ctx, d, t)
 	case tDevices:
 		raw, err := p.cfg.API.Raw(ctx, d.uuid, CmdDevices, p.cfg.CallTimeout)
 		if err != nil {
@@ -142,6 +145,39 @@ func (p *QemuGuestAgentPoller) call(ctx context.Context, d *domain, t task) task
 		return taskResult{apply: func(i *guest.Info) { i.PCIDevices = devs }}
 	}
 	return taskResult{}
+}
+
+// callStats performs a metrics-only task through the raw command (libvirt 9.0 has no typed API
+// for any of them).
+func (p *QemuGuestAgentPoller) callStats(ctx context.Context, d *domain, t task) taskResult {
+	cmd := taskCmd[t]
+	raw, err := p.cfg.API.Raw(ctx, d.uuid, cmd, p.cfg.CallTimeout)
+	if err != nil {
+		return taskResult{err: err}
+	}
+	bad := func(err error) taskResult {
+		return taskResult{err: &Error{Class: ErrAgentError, Command: cmd, Err: err}}
+	}
+	switch t {
+	case tLoad:
+		l, err := TranslateLoad(raw)
+		if err != nil {
+			return bad(err)
+		}
+		return taskResult{stats: func(s *domainStats) { s.load = l }}
+	case tCPUStats:
+		c, err := TranslateCPUStats(raw)
+		if err != nil {
+			return bad(err)
+		}
+		return taskResult{stats: func(s *domainStats) { s.cpu = c }}
+	default:
+		ds, err := TranslateDiskStats(raw)
+		if err != nil {
+			return bad(err)
+		}
+		return taskResult{stats: func(s *domainStats) { s.disks = ds }}
+	}
 }
 
 // taskInfoType is the GetGuestInfo type of the tasks served by it.
@@ -192,6 +228,13 @@ func (p *QemuGuestAgentPoller) recordSuccessLocked(d *domain, t task, res taskRe
 	if res.apply != nil {
 		res.apply(&d.info)
 	}
+	if res.stats != nil {
+		res.stats(&d.stats)
+	}
+	if statsTask(t) && d.statsErr[t-tLoad] != "" {
+		p.log.V(1).Info("QEMU guest agent stats command works again", "domain", d.name, "domainUUID", d.uuid, "qgaCommand", taskCmd[t])
+		d.statsErr[t-tLoad] = ""
+	}
 	d.st.LastSuccess = end
 	if !d.st.Responsive {
 		p.log.Info("QEMU guest agent responsive", "domain", d.name, "domainUUID", d.uuid, "version", d.st.Version)
@@ -204,6 +247,10 @@ func (p *QemuGuestAgentPoller) recordSuccessLocked(d *domain, t task, res taskRe
 func (p *QemuGuestAgentPoller) recordFailureLocked(d *domain, t task, err error, end time.Time) (stop bool) {
 	cmd := taskCmd[t]
 	class := ClassOf(err)
+	if statsTask(t) && class != ErrTimeout && class != ErrNotConnected && class != ErrDomainNotRunning && class != ErrFrozen {
+		p.recordStatsFailureLocked(d, t, class, err)
+		return false
+	}
 	prevClass := ErrorClass("")
 	if d.st.LastError != nil {
 		prevClass = d.st.LastError.Class
@@ -251,6 +298,32 @@ func (p *QemuGuestAgentPoller) recordFailureLocked(d *domain, t task, err error,
 	return stop
 }
 
+// recordStatsFailureLocked records the failure of a metrics-only command that says nothing about
+// the agent as a whole (unsupported, agent or libvirt error): it stays out of State (and thus out
+// of the published status), its stale figures are dropped, and an unsupported command is not sent
+// again to this agent.
+func (p *QemuGuestAgentPoller) recordStatsFailureLocked(d *domain, t task, class ErrorClass, err error) {
+	cmd := taskCmd[t]
+	if class == ErrUnsupported {
+		if d.unsupported == nil {
+			d.unsupported = map[string]bool{}
+		}
+		d.unsupported[cmd] = true
+	}
+	switch t {
+	case tLoad:
+		d.stats.load = nil
+	case tCPUStats:
+		d.stats.cpu = nil
+	case tDiskStats:
+		d.stats.disks = nil
+	}
+	if d.statsErr[t-tLoad] != class {
+		d.statsErr[t-tLoad] = class
+		p.log.V(1).Info("QEMU guest agent stats command failed", "domain", d.name, "domainUUID", d.uuid, "qgaCommand", cmd, "class", string(class), "error", err.Error())
+	}
+}
+
 // frozenCaps reports whether c comes from an agent whose filesystems are frozen: qemu-ga then
 // lists every command but a few as disabled until the thaw. Only when c disables commands the
 // known capabilities enabled is the agent asked (guest-fsfreeze-status, allowed while frozen).
@@ -295,7 +368,7 @@ func (p *QemuGuestAgentPoller) setCapsLocked(d *domain, c *Caps) {
 // not enable plus those rejected as unsupported.
 func (p *QemuGuestAgentPoller) refreshUnsupportedLocked(d *domain) {
 	var out []string
-	for t := tUsers; t < numTasks; t++ {
+	for t := tUsers; t < tLoad; t++ { // metrics-only commands stay out of the status
 		cmd := taskCmd[t]
 		if (d.caps != nil && !d.caps.Enabled(cmd)) || d.unsupported[cmd] {
 			out = append(out, cmd)

@@ -23,10 +23,23 @@ const (
 	tCPUs
 	tFS
 	tDisks
+	// metrics-only tasks (statsTask): their results go to the domain's guest.Stats, never to
+	// its Info or State
+	tLoad
+	tCPUStats
+	tDiskStats
 	numTasks
 )
 
-var taskCmd = [numTasks]string{CmdInfo, CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdDevices, CmdVCPUs, CmdFSInfo, CmdDisks}
+var taskCmd = [numTasks]string{CmdInfo, CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdDevices, CmdVCPUs, CmdFSInfo, CmdDisks,
+	CmdLoad, CmdCPUStats, CmdDiskStats}
+
+// statsTask reports whether t is a metrics-only task.
+func statsTask(t task) bool { return t >= tLoad && t <= tDiskStats }
+
+// HotplugRefreshDelay is how long after a device was hot(un)plugged the domain's filesystems and
+// disk mappings are refreshed once: the guest needs a moment to see the device.
+const HotplugRefreshDelay = 10 * time.Second
 
 func (p *QemuGuestAgentPoller) period(t task) time.Duration {
 	switch t {
@@ -38,6 +51,8 @@ func (p *QemuGuestAgentPoller) period(t task) time.Duration {
 		return p.cfg.Periods.CPUs
 	case tFS, tDisks:
 		return p.cfg.Periods.Disks
+	case tLoad, tCPUStats, tDiskStats:
+		return p.cfg.Periods.Stats
 	}
 	return p.cfg.Periods.Sys
 }
@@ -48,6 +63,16 @@ func (p *QemuGuestAgentPoller) period(t task) time.Duration {
 func (p *QemuGuestAgentPoller) HandleEvent(ev virt.Event) {
 	switch ev.Type {
 	case virt.EventDomainAdded, virt.EventDomainUpdated, virt.EventAgentChannel:
+	case virt.EventDeviceChanged:
+		p.mu.Lock()
+		if d := p.doms[ev.Domain.UUID]; d != nil && !d.removed {
+			// picked up by the first tick at or after the due time (planLocked)
+			d.hotplugDue = p.cfg.Clock.Now().Add(HotplugRefreshDelay)
+			p.log.V(1).Info("Device hot(un)plugged; filesystems and disks refresh scheduled", "domain", d.name,
+				"domainUUID", d.uuid, "event", ev.Lifecycle.String(), "due", d.hotplugDue)
+		}
+		p.mu.Unlock()
+		return
 	case virt.EventDomainRemoved:
 		p.mu.Lock()
 		if d := p.doms[ev.Domain.UUID]; d != nil {
@@ -84,6 +109,7 @@ func (p *QemuGuestAgentPoller) resetAgentLocked(d *domain, now time.Time) {
 	d.lastFailure = time.Time{}
 	d.unsupported = nil
 	d.bootStart = now
+	d.stats = domainStats{} // a new agent process (or guest boot): counters restart
 }
 
 // upsertLocked applies a virt snapshot; it returns whether the domain should be polled now.
@@ -212,6 +238,12 @@ func (p *QemuGuestAgentPoller) inBootWindow(d *domain, now time.Time) bool {
 func (p *QemuGuestAgentPoller) planLocked(d *domain, now time.Time) []task {
 	var out []task
 	due := func(t task) bool {
+		if statsTask(t) && p.cfg.Periods.Stats < 0 {
+			return false // disabled
+		}
+		if (t == tFS || t == tDisks) && !d.hotplugDue.IsZero() && !now.Before(d.hotplugDue) && d.lastCheck[t].Before(d.hotplugDue) {
+			return true // the one-off refresh after a hotplug
+		}
 		return d.lastCheck[t].IsZero() || now.Sub(d.lastCheck[t]) >= p.period(t)
 	}
 	if due(tCaps) || (d.caps == nil && p.inBootWindow(d, now)) {

@@ -17,6 +17,9 @@ const (
 	CmdVCPUs         = "guest-get-vcpus"
 	CmdFSInfo        = "guest-get-fsinfo"
 	CmdDisks         = "guest-get-disks"
+	CmdLoad          = "guest-get-load"      // metrics only (QEMU ≥ 10)
+	CmdCPUStats      = "guest-get-cpustats"  // metrics only (Linux qemu-ga ≥ 7.1)
+	CmdDiskStats     = "guest-get-diskstats" // metrics only (Linux qemu-ga ≥ 7.1)
 	CmdShutdown      = "guest-shutdown"
 	CmdFSFreeze      = "guest-fsfreeze-freeze"
 	CmdFSFreezeList  = "guest-fsfreeze-freeze-list"

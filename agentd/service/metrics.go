@@ -92,6 +92,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 		descMemRate, descMemSource, descFSTotal, descFSUsed, descVCPUs, descUsers, descStale, descLibvirtConnected, descDomains} {
 		ch <- d
 	}
+	describeStats(ch)
 }
 
 func b2f(b bool) float64 {
@@ -107,6 +108,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if v, ok := c.s.View(uuid); ok {
 			collectView(ch, uuid, v)
 		}
+		collectStats(ch, uuid, c.s.Stats(uuid))
 	}
 	ch <- prometheus.MustNewConstMetric(descLibvirtConnected, prometheus.GaugeValue, b2f(c.s.Ready()))
 	ch <- prometheus.MustNewConstMetric(descDomains, prometheus.GaugeValue, float64(len(domains)))

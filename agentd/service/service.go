@@ -28,6 +28,9 @@ type QemuAgent interface {
 	HandleEvent(ev virt.Event)
 	// Info returns a deep copy of the domain's guest data (nil groups: no data).
 	Info(uuid string) *guest.Info
+	// Stats returns a copy of the domain's metrics-only figures (nil: none). They are read at
+	// scrape time only; a change of them is never notified.
+	Stats(uuid string) *guest.Stats
 	// State returns the agent state of the domain.
 	State(uuid string) guest.QGAState
 	// Requests.
@@ -309,6 +312,19 @@ func (s *GuestAgentService) Domains() []string {
 	return out
 }
 
+// Stats returns the metrics-only figures of one domain (nil for an unknown domain, one that
+// migrated away, or when there are none).
+func (s *GuestAgentService) Stats(uuid string) *guest.Stats {
+	s.mu.Lock()
+	_, ok := s.domains[uuid]
+	away := s.away[uuid]
+	s.mu.Unlock()
+	if !ok || away {
+		return nil
+	}
+	return s.opts.QGA.Stats(uuid)
+}
+
 // View returns the merged view of one domain; ok is false for an unknown domain.
 func (s *GuestAgentService) View(uuid string) (View, bool) {
 	s.mu.Lock()
@@ -365,6 +381,8 @@ func (s *GuestAgentService) handle(ev virt.Event) {
 		s.upsert(ev)
 	case virt.EventDomainRemoved:
 		s.remove(ev.Domain, ev.Lifecycle)
+	case virt.EventDeviceChanged:
+		s.opts.QGA.HandleEvent(ev) // the poller refreshes filesystems and disks a bit later
 	case virt.EventConnectionLost, virt.EventConnectionRestored:
 		s.log.Info("Libvirt connection state changed", "event", ev.Type.String())
 		s.mu.Lock()

@@ -27,6 +27,10 @@
 //     one known.
 //   - EventAgentChannel: the QEMU guest agent channel changed state (libvirt AGENT_LIFECYCLE, or
 //     the XML bootstrap while the state was unknown). Domain.QGAChannel holds the new state.
+//   - EventDeviceChanged: a device was hot-plugged (LifecycleDeviceAdded, libvirt DEVICE_ADDED)
+//     or unplugged (LifecycleDeviceRemoved, DEVICE_REMOVED) in a known domain; Device is the
+//     device alias, the snapshot is the last one known (not re-read: a hotplug changes none of
+//     its fields that agentd uses).
 //   - EventConnectionLost / EventConnectionRestored: the libvirt connection dropped / came back.
 //     While lost, no events arrive and Connected() is false; a restore is always followed by a
 //     re-listing (Added/Updated/Removed) with channel states re-bootstrapped.

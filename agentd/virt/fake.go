@@ -104,6 +104,17 @@ func (f *Fake) SetChannel(uuid string, st guest.ChannelState) {
 	}
 }
 
+// Hotplug emits EventDeviceChanged (LifecycleDeviceAdded or LifecycleDeviceRemoved) for a known
+// domain's device alias.
+func (f *Fake) Hotplug(uuid, alias string, lc Lifecycle) {
+	f.mu.Lock()
+	d, ok := f.domains[uuid]
+	f.mu.Unlock()
+	if ok {
+		f.ch <- Event{Type: EventDeviceChanged, Domain: d, Lifecycle: lc, Device: alias, Reason: "fake"}
+	}
+}
+
 // Remove forgets a domain and emits EventDomainRemoved with the given lifecycle.
 func (f *Fake) Remove(uuid string, lc Lifecycle) {
 	f.mu.Lock()

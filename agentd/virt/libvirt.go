@@ -98,6 +98,8 @@ const (
 	rawAgent
 	rawReboot
 	rawMetadata
+	rawDeviceAdded
+	rawDeviceRemoved
 	rawClosed
 )
 
@@ -109,6 +111,7 @@ type rawEvent struct {
 	event  libvirt.DomainEventType
 	detail int
 	agent  libvirt.ConnectDomainEventAgentLifecycleState
+	alias  string // device events
 }
 
 // NewManager returns a Manager; nothing happens until Run.
@@ -343,6 +346,22 @@ func (m *Manager) open(gen uint64) (*libvirt.Connect, []int, error) {
 		return fail("metadata change", err)
 	}
 	ids = append(ids, id)
+	id, err = conn.DomainEventDeviceAddedRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, ev *libvirt.DomainEventDeviceAdded) {
+		u, n := domIdent(d)
+		m.push(rawEvent{kind: rawDeviceAdded, gen: gen, uuid: u, name: n, alias: ev.DevAlias})
+	})
+	if err != nil {
+		return fail("device added", err)
+	}
+	ids = append(ids, id)
+	id, err = conn.DomainEventDeviceRemovedRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, ev *libvirt.DomainEventDeviceRemoved) {
+		u, n := domIdent(d)
+		m.push(rawEvent{kind: rawDeviceRemoved, gen: gen, uuid: u, name: n, alias: ev.DevAlias})
+	})
+	if err != nil {
+		return fail("device removed", err)
+	}
+	ids = append(ids, id)
 	return conn, ids, nil
 }
 
@@ -439,6 +458,18 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 		m.refresh(conn, ev.uuid, LifecycleRebooted, "libvirt REBOOT", h)
 	case rawMetadata:
 		m.refresh(conn, ev.uuid, LifecycleMetadataChanged, "libvirt METADATA_CHANGE", h)
+	case rawDeviceAdded, rawDeviceRemoved:
+		m.mu.Lock()
+		e, known := m.domains[ev.uuid]
+		var snap Domain
+		if known {
+			snap = e.d
+		}
+		m.mu.Unlock()
+		if out, ok := deviceEvent(ev.kind, snap, known, ev.alias); ok {
+			m.log.Info("Domain device hot(un)plugged", "domain", snap.Name, "domainUUID", snap.UUID, "event", out.Lifecycle.String(), "device", out.Device)
+			h(out)
+		}
 	case rawLifecycle:
 		lc, reason := mapLifecycle(ev.event, ev.detail)
 		if ev.event == libvirt.DOMAIN_EVENT_STARTED || ev.event == libvirt.DOMAIN_EVENT_STOPPED {
@@ -452,6 +483,25 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 		}
 		m.refresh(conn, ev.uuid, lc, reason, h)
 	}
+}
+
+// deviceEvent maps a DEVICE_ADDED/DEVICE_REMOVED event of a domain (known: in the table, with
+// snapshot snap) to the Event handed on; false when there is none to hand on (an unknown domain:
+// its discovery polls everything anyway).
+func deviceEvent(kind rawKind, snap Domain, known bool, alias string) (Event, bool) {
+	if !known {
+		return Event{}, false
+	}
+	out := Event{Type: EventDeviceChanged, Domain: snap, Device: alias}
+	switch kind {
+	case rawDeviceAdded:
+		out.Lifecycle, out.Reason = LifecycleDeviceAdded, "libvirt DEVICE_ADDED"
+	case rawDeviceRemoved:
+		out.Lifecycle, out.Reason = LifecycleDeviceRemoved, "libvirt DEVICE_REMOVED"
+	default:
+		return Event{}, false
+	}
+	return out, true
 }
 
 // snapshot reads one domain from libvirt.

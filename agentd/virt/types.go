@@ -114,11 +114,15 @@ const (
 	EventAgentChannel
 	EventConnectionLost
 	EventConnectionRestored
+	// EventDeviceChanged: a device was hot-plugged into or unplugged from a running domain
+	// (Lifecycle is LifecycleDeviceAdded or LifecycleDeviceRemoved, Device the device alias).
+	EventDeviceChanged
 )
 
 var eventNames = map[EventType]string{
 	EventDomainAdded: "DomainAdded", EventDomainUpdated: "DomainUpdated", EventDomainRemoved: "DomainRemoved",
 	EventAgentChannel: "AgentChannel", EventConnectionLost: "ConnectionLost", EventConnectionRestored: "ConnectionRestored",
+	EventDeviceChanged: "DeviceChanged",
 }
 
 func (t EventType) String() string {
@@ -181,12 +185,16 @@ const (
 	LifecycleRebooted
 	// LifecycleMetadataChanged: our metadata (or other live XML) changed (METADATA_CHANGE).
 	LifecycleMetadataChanged
+	// LifecycleDeviceAdded: a device was hot-plugged [DEVICE_ADDED].
+	LifecycleDeviceAdded
+	// LifecycleDeviceRemoved: a device was hot-unplugged [DEVICE_REMOVED].
+	LifecycleDeviceRemoved
 )
 
 var lifecycleNames = [...]string{"None", "Discovered", "Resynced", "Defined", "Undefined", "Started",
 	"MigrationStarted", "MigratedIn", "Restored", "FromSnapshot", "WokeUp", "Suspended", "MigrationPaused",
 	"Resumed", "ShuttingDown", "Stopped", "Crashed", "Saved", "MigratedOut", "PMSuspended", "Rebooted",
-	"MetadataChanged"}
+	"MetadataChanged", "DeviceAdded", "DeviceRemoved"}
 
 func (l Lifecycle) String() string {
 	if l < 0 || int(l) >= len(lifecycleNames) {
@@ -205,6 +213,8 @@ type Event struct {
 	Lifecycle Lifecycle
 	// Reason is a short human-readable origin, e.g. "libvirt STOPPED/SHUTDOWN", for logs.
 	Reason string
+	// Device is the alias of the hot(un)plugged device (EventDeviceChanged only).
+	Device string
 }
 
 // Handler consumes Events. It is called from one goroutine, in order; it must not block long.

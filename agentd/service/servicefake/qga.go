@@ -18,6 +18,7 @@ type QGA struct {
 	mu       sync.Mutex
 	tracked  map[string]virt.Domain
 	info     map[string]*guest.Info
+	stats    map[string]*guest.Stats
 	state    map[string]guest.QGAState
 	calls    []string
 	subs     []func(string)
@@ -26,7 +27,7 @@ type QGA struct {
 
 // NewQGA returns an empty fake.
 func NewQGA() *QGA {
-	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, state: map[string]guest.QGAState{}}
+	return &QGA{tracked: map[string]virt.Domain{}, info: map[string]*guest.Info{}, stats: map[string]*guest.Stats{}, state: map[string]guest.QGAState{}}
 }
 
 // Subscribe implements service.QemuAgent: f is called after every Set.
@@ -45,9 +46,14 @@ func (f *QGA) HandleEvent(ev virt.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := ev.Domain
+	if ev.Type == virt.EventDeviceChanged {
+		f.calls = append(f.calls, "device "+d.UUID)
+		return
+	}
 	if ev.Type == virt.EventDomainRemoved {
 		delete(f.tracked, d.UUID)
 		delete(f.info, d.UUID)
+		delete(f.stats, d.UUID)
 		delete(f.state, d.UUID)
 		return
 	}
@@ -62,6 +68,20 @@ func (f *QGA) Info(uuid string) *guest.Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.info[uuid].DeepCopy()
+}
+
+// Stats implements service.QemuAgent.
+func (f *QGA) Stats(uuid string) *guest.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats[uuid].DeepCopy()
+}
+
+// SetStats replaces a domain's metrics-only figures; like the poller, it notifies nobody.
+func (f *QGA) SetStats(uuid string, s *guest.Stats) {
+	f.mu.Lock()
+	f.stats[uuid] = s
+	f.mu.Unlock()
 }
 
 // State implements service.QemuAgent.
@@ -90,7 +110,8 @@ func (f *QGA) record(call string) error {
 	return f.FailWith
 }
 
-// Calls returns the requests received, e.g. "shutdown <uuid>".
+// Calls returns the requests received, e.g. "shutdown <uuid>", and the device hotplug events
+// handed on ("device <uuid>").
 func (f *QGA) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
