@@ -146,10 +146,10 @@ func writeNode(t testing.TB, n, ogaEvery int, qgaSock func(i int) string) string
 		if ogaEvery > 0 && i%ogaEvery == 0 {
 			oga = fmt.Sprintf(`<channel type='unix'><source mode='bind' path='%s/missing/%d.oga'/><target type='virtio' name='ovirt-guest-agent.0'/></channel>`, dir, i)
 		}
-		fmt.Fprintf(&b, `<domain type='test'><name>scale-%05d</name><uuid>%s</uuid><memory>1048576</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
+		fmt.Fprintf(&b, `<domain type='test'><name>%s</name><uuid>%s</uuid><memory>1048576</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
 <devices><interface type='network'><source network='default'/><mac address='52:54:00:%02x:%02x:%02x'/></interface>
 <channel type='unix'><source mode='bind' path='%s'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>%s</devices></domain>
-`, i, domainUUID(i), (i>>16)&0xff, (i>>8)&0xff, i&0xff, qgaPath, oga)
+`, domainName(i), domainUUID(i), (i>>16)&0xff, (i>>8)&0xff, i&0xff, qgaPath, oga)
 	}
 	b.WriteString(`<network><name>default</name><bridge name='virbr0'/><forward/><ip address='192.168.122.1' netmask='255.255.255.0'><dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp></ip></network></node>` + "\n")
 	p := filepath.Join(dir, "node.xml")
