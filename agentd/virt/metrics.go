@@ -16,6 +16,7 @@ const (
 	opState        = "domain_state"
 	opPersistent   = "domain_is_persistent"
 	opXML          = "domain_xml"
+	opJob          = "domain_job_info"
 )
 
 var (
@@ -24,6 +25,7 @@ var (
 	callsState      = libvirtCalls.WithLabelValues(opState)
 	callsPersistent = libvirtCalls.WithLabelValues(opPersistent)
 	callsXML        = libvirtCalls.WithLabelValues(opXML)
+	callsJob        = libvirtCalls.WithLabelValues(opJob)
 )
 
 // MustRegisterMetrics registers the watcher's libvirt call counter with reg (once per registry).
