@@ -303,3 +303,13 @@ func (m *Manager) refreshLifecycle(conn *libvirt.Connect, ev rawEvent, lc Lifecy
 		m.watchJob(ev.uuid, ev.name)
 	}
 }
+
+// MigratingOut reports whether this host knows the domain as the source of a migration in
+// progress (it saw a MIGRATION_ITERATION or the migration's pause, and neither the domain's
+// departure nor the migration's failure yet). For diagnostics and tests.
+func (m *Manager) MigratingOut(uuid string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.domains[uuid]
+	return ok && e.mig.phase == migOutgoing
+}
