@@ -274,6 +274,11 @@ func (m *Manager) refreshLifecycle(conn *libvirt.Connect, ev rawEvent, lc Lifecy
 		m.log.V(1).Info("Reading domain failed", "domainUUID", ev.uuid, "error", err.Error())
 		return
 	}
+	// libvirt sends STOPPED before it drops a transient domain from its list (seen for the
+	// source of a migration with --undefinesource): a stopped transient domain is gone.
+	if !gone && ev.event == libvirt.DOMAIN_EVENT_STOPPED && !snap.Persistent {
+		gone = true
+	}
 	m.mu.Lock()
 	var st migState
 	if e, ok := m.domains[ev.uuid]; ok {

@@ -340,7 +340,7 @@ func ping(t *testing.T, target, name string) {
 	NewWithT(t).Eventually(func() (gav1.CommandPhase, error) {
 		err := env.Client.Get(ctx, client.ObjectKeyFromObject(cmd), cmd)
 		return cmd.Status.Phase, err
-	}).WithTimeout(60 * time.Second).Should(Equal(gav1.PhaseSucceeded), "command %s", name)
+	}).WithTimeout(60*time.Second).Should(Equal(gav1.PhaseSucceeded), "command %s", name)
 }
 
 func executedKeys(gas *gav1.GuestAgentStatus) []string {
@@ -403,7 +403,7 @@ func TestLiveMigration(t *testing.T) {
 			before = identityOf(g)
 		}
 		return before.keys, err
-	}).WithTimeout(30 * time.Second).Should(HaveLen(1), "the executed Ping is recorded on the status")
+	}).WithTimeout(30*time.Second).Should(HaveLen(1), "the executed Ping is recorded on the status")
 
 	t.Run("lands on the destination", func(t *testing.T) {
 		g := NewWithT(t)
@@ -469,7 +469,7 @@ func TestLiveMigration(t *testing.T) {
 				return "", err
 			}
 			return gas.Spec.NodeName, nil
-		}).WithTimeout(2 * time.Second).Should(Equal(nodeB), "the destination never adopted it")
+		}).WithTimeout(2*time.Second).Should(Equal(nodeB), "the destination never adopted it")
 	})
 	if t.Failed() {
 		return
@@ -490,11 +490,15 @@ func TestLiveMigration(t *testing.T) {
 		g.Expect(tc("replace", "dev", "gamig-b", "root", "tbf", "rate", "8mbit", "burst", "32kbit", "latency", "400ms")).To(Succeed())
 		defer func() { _ = tc("del", "dev", "gamig-b", "root") }()
 		done := migrate(t, b, a, name)
+		g.Eventually(func() bool { return b.watcher.MigratingOut(uuid) }).WithTimeout(30 * time.Second).Should(BeTrue())
+		// a downtime of 100 s lets QEMU enter the final phase (pause the source) at once
+		out, err := virsh(b, "migrate-setmaxdowntime", name, "100000")
+		g.Expect(err).NotTo(HaveOccurred(), out)
 		g.Eventually(func() (string, error) { return virsh(b, "domstate", "--reason", name) }).WithTimeout(60 * time.Second).
 			Should(ContainSubstring("paused (migrating)"))
 		pid, err := os.ReadFile(filepath.Join(dir, nodeA, "run", "qemu", name+".pid"))
 		g.Expect(err).NotTo(HaveOccurred())
-		out, err := hostcmd.Output(exec.Command("kill", "-9", strings.TrimSpace(string(pid))))
+		out, err = hostcmd.Output(exec.Command("kill", "-9", strings.TrimSpace(string(pid))))
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		g.Expect(waitDone(t, done, 2*time.Minute)).To(HaveOccurred())
 		g.Eventually(func() []string { return b.rec.since(markB, uuid) }).WithTimeout(60 * time.Second).
