@@ -21,6 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 W=${GA_MIG_DIR:-/tmp/ga-mig}
 NODES=(mig-a mig-b)
 declare -A ADDR=([mig-a]=10.251.77.1 [mig-b]=10.251.77.2)
+source "$HERE/virsh.sh"
 declare -A HUUID=([mig-a]=6a1e0a0a-0000-4000-8000-00000000000a [mig-b]=6a1e0b0b-0000-4000-8000-00000000000b)
 
 netns() { echo "ga-$1"; }       # named network namespace of a node

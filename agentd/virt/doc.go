@@ -46,7 +46,10 @@
 //
 //   - Source, success: MIGRATION_ITERATION (≈0.5 s after the start, once per pass), SUSPENDED/
 //     MIGRATED when it pauses for the final phase, STOPPED/MIGRATED ≈2 s later, JOB_COMPLETED.
-//     No UNDEFINED even with --undefinesource: the transient domain just vanishes.
+//     No UNDEFINED even with --undefinesource: the domain just vanishes, sometimes before
+//     agentd reads it after the STOPPED event (EventDomainRemoved/LifecycleMigratedOut),
+//     sometimes after (EventDomainUpdated/LifecycleMigratedOut with the domain shut off; it
+//     leaves the table at the next resync). Consumers must treat both as "migrated away".
 //   - Destination, success: STARTED/MIGRATED (created paused), DEFINED (--persistent),
 //     RESUMED/MIGRATED when it runs; the agent channel connects tens of ms later.
 //   - Aborted while the source still ran (e.g. virDomainAbortJob during pre-copy, or the

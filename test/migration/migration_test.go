@@ -425,8 +425,10 @@ func TestLiveMigration(t *testing.T) {
 		evB := b.rec.since(markB, uuid)
 		g.Expect(indexOf(evB, "AgentChannel/Disconnected")).To(BeNumerically("<", lastIndexOf(evB, "AgentChannel/Connected")), "%v", evB)
 		g.Expect(evB).NotTo(ContainElement("DomainUpdated/MigrationFailed"))
+		// Removed when libvirt dropped the domain before agentd read it, else Updated (shut off;
+		// it leaves agentd's table at the next resync): both hand the status over
 		g.Eventually(func() []string { return a.rec.since(markA, uuid) }).WithTimeout(30 * time.Second).Should(
-			ContainElement("DomainRemoved/MigratedOut"))
+			ContainElement(HaveSuffix("/MigratedOut")))
 		g.Expect(a.rec.since(markA, uuid)).NotTo(ContainElement("DomainUpdated/MigrationFailed"))
 		// the guest, now on B, got after_migration without failure, exactly once
 		g.Eventually(func() (string, error) { return lifecycleLog(b, name) }).WithTimeout(30 * time.Second).
