@@ -102,6 +102,10 @@ test: deps envtest helm kustomize promtool manifests generate fmt vet ## Unit, e
 test-real: deps envtest ## Tests against a real libvirtd with TCG guests running the real qemu-ga.
 	bash hack/run-tests.sh real
 
+.PHONY: test-migration
+test-migration: deps envtest ## Live migration between two real libvirtd nodes on this machine, one in-process agentd each.
+	bash hack/run-tests.sh migration
+
 .PHONY: test-e2e
 test-e2e: deps envtest build ## End to end: real libvirtd + guests + envtest control plane + both binaries.
 	bash hack/run-tests.sh e2e
@@ -119,7 +123,7 @@ demo-check: deps envtest build ## Run the demo for a few seconds and fail if it 
 	DEMO_EXIT_AFTER=3 bash hack/demo.sh
 
 .PHONY: test-all
-test-all: deps verify-generated lint test test-real test-e2e test-cluster demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
+test-all: deps verify-generated lint test test-real test-migration test-e2e test-cluster demo-check fuzz helm-lint kustomize-build ## Everything CI runs.
 
 .PHONY: bench
 bench: deps envtest ## Run the benchmarks and print a table (see docs/benchmarks.md).

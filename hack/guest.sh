@@ -6,7 +6,8 @@
 #        hack/guest.sh xml NAME [MEM_MiB]  print the domain XML
 # env:   QGA_ENV   dir with vmlinuz/initrd.gz (hack/libvirt-env.sh; default /tmp/qga-env)
 #        QGA_DISK=1  attach a 16 MiB ext4 disk (serial "qgadisk-NAME", mounted at /mnt/data)
-#        WITH_OGA=1  add the ovirt-guest-agent.0 channel (socket in /var/lib/libvirt/qemu/channels)
+#        WITH_OGA=1  add the ovirt-guest-agent.0 channel (socket in GA_OGA_DIR, default
+#                    /var/lib/libvirt/qemu/channels)
 #        GA_NAMESPACE / GA_PUBLISH  add our <ga:placement> metadata element
 #        BALLOON=1   a virtio memory balloon (without a statistics period) instead of none
 # Always <domain type='qemu'> (TCG): /dev/kvm here is kvm-pvm and cannot run normal guests.
@@ -16,7 +17,7 @@ CMD=${1:?usage: $0 up|down|xml NAME [MEM_MiB]}
 N=${2:?guest name}
 MEM=${3:-128}
 W=${QGA_ENV:-/tmp/qga-env}
-CHDIR=/var/lib/libvirt/qemu/channels
+CHDIR=${GA_OGA_DIR:-/var/lib/libvirt/qemu/channels}
 source "$(dirname "${BASH_SOURCE[0]}")/virsh.sh"
 
 xml() {
@@ -49,7 +50,7 @@ xml() {
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
     <interface type='user'><model type='virtio'/></interface>
-    <serial type='file'><source path='$W/$N.console.log'/><target port='0'/></serial>
+    <serial type='file'><source path='$W/$N.console.log' append='on'/><target port='0'/></serial>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     $oga
     $disk

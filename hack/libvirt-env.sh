@@ -3,6 +3,7 @@
 # Debian guest kernel and a busybox initramfs carrying the host's qemu-ga (see guest-initrd.sh).
 #
 # usage: hack/libvirt-env.sh [up]     configure + start libvirtd if it does not answer, build guest files
+#        hack/libvirt-env.sh files    only build the guest files (kernel, initrd) in QGA_ENV
 #        hack/libvirt-env.sh stop     stop the libvirtd this script started (guests keep running)
 #        hack/libvirt-env.sh env      print the exports the real-libvirt tests need
 # env:   QGA_ENV  work dir for kernel/initrd/disk images (default /tmp/qga-env)
@@ -91,7 +92,8 @@ up)
   guest_files
   echo "libvirt-env: ready ($(virsh -c "$URI" version | awk '/hypervisor/{print $NF}')), kernel=$W/vmlinuz initrd=$W/initrd.gz"
   ;;
+files) guest_files ;;
 stop) stop_daemon ;;
 env) echo "export GA_REAL_LIBVIRT=1 QGA_ENV=$W LIBVIRT_DEFAULT_URI=$URI" ;;
-*) echo "usage: $0 [up|stop|env]" >&2; exit 2 ;;
+*) echo "usage: $0 [up|files|stop|env]" >&2; exit 2 ;;
 esac

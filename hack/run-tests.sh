@@ -3,6 +3,8 @@
 #   unit          go test -race of every package but test/e2e: unit tests, envtest (real
 #                 kube-apiserver + etcd), libvirt's test:/// driver, Debian's qemu-ga on a host socket
 #   real          tests against a real libvirtd with TCG guests running the real qemu-ga
+#   migration     live migration between two real libvirtd nodes on this machine (hack/two-nodes.sh),
+#                 one in-process agentd per node; the nodes are torn down also on failure
 #   e2e           the end-to-end suite (test/e2e): real libvirtd + guests + control plane + binaries,
 #                 run under a pseudo-terminal
 #   fuzz [TIME]   every fuzz target for TIME (default 20s) each
@@ -21,6 +23,9 @@ unit)
 real)
   # Real libvirtd + TCG guests running the real qemu-ga: boots, tests, tears the guests down.
   bash hack/test-real-libvirt.sh -timeout 20m
+  ;;
+migration)
+  bash hack/test-migration.sh
   ;;
 e2e)
   # Full verbose output goes to a log; the console gets the test lines, and everything on failure.
@@ -63,5 +68,5 @@ fuzz)
   done
   ;;
 *)
-  echo "usage: $0 unit|real|e2e|fuzz [TIME]" >&2; exit 2 ;;
+  echo "usage: $0 unit|real|migration|e2e|fuzz [TIME]" >&2; exit 2 ;;
 esac

@@ -403,7 +403,7 @@ func (s *GuestAgentService) upsert(ev virt.Event) {
 	case virt.LifecycleMigratedOut:
 		s.away[d.UUID] = true
 	case virt.LifecycleStarted, virt.LifecycleMigrationStarted, virt.LifecycleMigratedIn, virt.LifecycleRestored,
-		virt.LifecycleFromSnapshot, virt.LifecycleDiscovered, virt.LifecycleResynced:
+		virt.LifecycleFromSnapshot, virt.LifecycleDiscovered, virt.LifecycleResynced, virt.LifecycleMigrationFailed:
 		if d.State.Active() {
 			delete(s.away, d.UUID)
 		}
@@ -493,18 +493,23 @@ func (s *GuestAgentService) remove(d virt.Domain, lc virt.Lifecycle) {
 }
 
 // lifecycleHooks drives GuestAgentEvents from libvirt lifecycle events: a migration that landed
-// here sends after_migration, a restore from a save image sends after_hibernation. The before_*
-// hooks cannot be driven by libvirt events (they arrive after the fact); they are available as
-// GuestAgentCommand actions for the orchestrator that starts the migration or save.
+// here sends after_migration, a migration that failed on this node (the source, where the domain
+// runs again) sends after_migration with failure, a restore from a save image sends
+// after_hibernation. The before_* hooks cannot be driven by libvirt events (they arrive after the
+// fact); they are available as GuestAgentCommand actions for the orchestrator that starts the
+// migration or save.
 func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
 	if !s.opts.LifecycleHooks || s.opts.Events == nil || d.OGASocketPath == "" {
 		return
 	}
 	var send func(ctx context.Context, uuid string, failed bool) error
 	var hook string
+	failed := false
 	switch lc {
 	case virt.LifecycleMigratedIn:
 		send, hook = s.opts.Events.AfterMigration, "after_migration"
+	case virt.LifecycleMigrationFailed:
+		send, hook, failed = s.opts.Events.AfterMigration, "after_migration", true
 	case virt.LifecycleRestored:
 		send, hook = s.opts.Events.AfterHibernation, "after_hibernation"
 	default:
@@ -513,11 +518,11 @@ func (s *GuestAgentService) lifecycleHooks(d virt.Domain, lc virt.Lifecycle) {
 	s.background(func(parent context.Context) {
 		ctx, cancel := context.WithTimeout(parent, s.opts.HookTimeout)
 		defer cancel()
-		if err := send(ctx, d.UUID, false); err != nil {
-			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "error", err.Error())
+		if err := send(ctx, d.UUID, failed); err != nil {
+			s.log.Info("Lifecycle hook not delivered", "domainUUID", d.UUID, "hook", hook, "failure", failed, "error", err.Error())
 			return
 		}
-		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook)
+		s.log.Info("Lifecycle hook sent", "domainUUID", d.UUID, "hook", hook, "failure", failed)
 	})
 }
 

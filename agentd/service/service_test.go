@@ -168,6 +168,10 @@ func TestServiceLifecycleHooks(t *testing.T) {
 		want    []string
 	}{
 		{"migrated in", true, virt.LifecycleMigratedIn, false, []string{"after_migration " + testUUID + " failed=false"}},
+		{"migration failed here", true, virt.LifecycleMigrationFailed, false, []string{"after_migration " + testUUID + " failed=true"}},
+		{"migration paused here", true, virt.LifecycleMigrationPaused, false, nil},
+		{"migration started here", true, virt.LifecycleMigrationStarted, false, nil},
+		{"disabled, migration failed", false, virt.LifecycleMigrationFailed, false, nil},
 		{"restored", true, virt.LifecycleRestored, false, []string{"after_hibernation " + testUUID + " failed=false"}},
 		{"started", true, virt.LifecycleStarted, false, nil},
 		{"disabled", false, virt.LifecycleMigratedIn, false, nil},
@@ -191,6 +195,73 @@ func TestServiceLifecycleHooks(t *testing.T) {
 				return
 			}
 			g.Eventually(ev.Sent).Should(Equal(c.want))
+		})
+	}
+}
+
+// A migration that fails on its source (paused for the final phase, then running here again)
+// leaves the domain where it was: still published here (no hand-over, no removal), its agents
+// still served, and the guest told after_migration with failure, once. The destination side of
+// the same attempt (started, then stopped as failed) never sends a hook and removes nothing but
+// its own view.
+func TestServiceMigrationFailedOnSource(t *testing.T) {
+	g := NewWithT(t)
+	ev := &fakeEvents{}
+	q, o := servicefake.NewQGA(), servicefake.NewOGA()
+	w := virt.NewFake(runningDomain())
+	s, out := runService(t, Options{Watcher: w, QGA: q, OGA: o, Events: ev, LifecycleHooks: true, HookTimeout: time.Second})
+	g.Eventually(func() bool { return o.Served(testUUID) }).Should(BeTrue())
+
+	paused := runningDomain()
+	paused.State, paused.StateReason = virt.StatePaused, "Migration"
+	w.Set(paused, virt.LifecycleMigrationPaused)
+	g.Eventually(func() virt.State { v, _ := out.get(testUUID); return v.Domain.State }).Should(Equal(virt.StatePaused))
+	g.Expect(ev.Sent()).To(BeEmpty(), "nothing is sent while the migration runs")
+
+	back := runningDomain()
+	back.StateReason = "Unpaused"
+	w.Set(back, virt.LifecycleMigrationFailed)
+	g.Eventually(ev.Sent).Should(Equal([]string{"after_migration " + testUUID + " failed=true"}))
+	g.Eventually(func() virt.State { v, _ := out.get(testUUID); return v.Domain.State }).Should(Equal(virt.StateRunning))
+	g.Consistently(func() []string { return out.removals() }, 300*time.Millisecond).Should(BeEmpty(), "the status is neither released nor removed")
+	g.Expect(s.Domains()).To(Equal([]string{testUUID}))
+	g.Expect(o.Served(testUUID)).To(BeTrue(), "the oVirt agent is still served on the source")
+	g.Expect(ev.Sent()).To(HaveLen(1))
+}
+
+// On the destination, a migration that lands sends after_migration without failure, once; one
+// that fails there (the incoming domain stopped) sends nothing.
+func TestServiceMigrationOnDestination(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		final virt.Lifecycle
+		want  []string
+	}{
+		{"landed", virt.LifecycleMigratedIn, []string{"after_migration " + testUUID + " failed=false"}},
+		{"failed", virt.LifecycleStopped, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ev := &fakeEvents{}
+			w := virt.NewFake()
+			_, out := runService(t, Options{Watcher: w, QGA: servicefake.NewQGA(), OGA: servicefake.NewOGA(), Events: ev,
+				LifecycleHooks: true, HookTimeout: time.Second})
+			incoming := runningDomain()
+			incoming.State, incoming.StateReason = virt.StatePaused, "Migration"
+			w.Set(incoming, virt.LifecycleMigrationStarted)
+			g.Eventually(func() bool { _, ok := out.get(testUUID); return ok }).Should(BeTrue())
+			if c.final == virt.LifecycleStopped {
+				w.Remove(testUUID, virt.LifecycleStopped)
+				g.Eventually(out.removals).Should(Equal([]string{"removed " + testUUID}))
+			} else {
+				w.Set(runningDomain(), c.final)
+			}
+			if c.want == nil {
+				g.Consistently(ev.Sent, 300*time.Millisecond).Should(BeEmpty())
+				return
+			}
+			g.Eventually(ev.Sent).Should(Equal(c.want))
+			g.Consistently(ev.Sent, 300*time.Millisecond).Should(Equal(c.want))
 		})
 	}
 }
@@ -222,6 +293,7 @@ func TestServiceTimeSync(t *testing.T) {
 	}{
 		{"resumed", true, virt.LifecycleResumed, nil, nil, 1},
 		{"migrated in", true, virt.LifecycleMigratedIn, nil, nil, 1},
+		{"migration failed, runs here again", true, virt.LifecycleMigrationFailed, nil, nil, 1},
 		{"restored", true, virt.LifecycleRestored, nil, nil, 1},
 		{"reverted to a snapshot", true, virt.LifecycleFromSnapshot, nil, nil, 1},
 		{"woke up", true, virt.LifecycleWokeUp, nil, nil, 1},

@@ -11,7 +11,8 @@ import (
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
-// Guest clocks stop while a domain is paused, saved or in the final phase of a migration: after
+// Guest clocks stop while a domain is paused, saved or in the final phase of a migration (on
+// the destination, or on the source when it failed and the domain runs there again): after
 // such a gap the guest runs behind by the time it did not run. When TimeSync is on, the service
 // sets the guest clock from the host through the QEMU guest agent (guest-set-time) after each of
 // these lifecycle transitions, as VDSM and KubeVirt do.
@@ -33,7 +34,7 @@ func newTimeSyncCounter() *prometheus.CounterVec {
 // clockGap reports whether lc ends a period in which the guest clock did not run.
 func clockGap(lc virt.Lifecycle) bool {
 	switch lc {
-	case virt.LifecycleResumed, virt.LifecycleMigratedIn, virt.LifecycleRestored,
+	case virt.LifecycleResumed, virt.LifecycleMigratedIn, virt.LifecycleMigrationFailed, virt.LifecycleRestored,
 		virt.LifecycleFromSnapshot, virt.LifecycleWokeUp:
 		return true
 	}

@@ -37,15 +37,50 @@
 //
 // Lifecycle details map libvirt's (event, detail) pairs to what consumers act on, notably the
 // oVirt guest agent lifecycle hooks: LifecycleMigratedIn is emitted when an incoming migration
-// has FINISHED on this host (RESUMED_MIGRATED or RESUMED_POSTCOPY; STARTED_MIGRATED, emitted
-// when the incoming domain is created still paused, maps to LifecycleMigrationStarted),
-// LifecycleRestored when a domain was started from a save image, LifecycleSuspended when it was
-// paused, LifecycleSaved after a save to file completed. libvirt has no "save started" event: a
-// managed save pauses the domain first (LifecycleSuspended) and then stops it (LifecycleSaved).
-// Caveat: a migration that fails or is cancelled resumes the domain on the SOURCE, which libvirt
-// may also report as RESUMED/MIGRATED; a consumer that saw LifecycleMigrationPaused for the
-// domain on this host before should treat the following LifecycleMigratedIn as "migration
-// aborted, still here".
+// has FINISHED on this host, LifecycleMigrationFailed when an outgoing one failed and the domain
+// runs here again (see Migrations), LifecycleRestored when a domain was started from a save
+// image, LifecycleSuspended when it was paused, LifecycleSaved after a save to file completed.
+// libvirt has no "save started" event: a managed save pauses the domain first
+// (LifecycleSuspended) and then stops it (LifecycleSaved).
+//
+// # Migrations
+//
+// What libvirt 9.0 with QEMU 7.2 sends for a live migration (checked on two real daemons, see
+// test/migration):
+//
+//   - Source, success: MIGRATION_ITERATION (≈0.5 s after the start, once per pass), SUSPENDED/
+//     MIGRATED when it pauses for the final phase, STOPPED/MIGRATED ≈2 s later, JOB_COMPLETED.
+//     No UNDEFINED even with --undefinesource: the domain just vanishes, sometimes before
+//     agentd reads it after the STOPPED event (EventDomainRemoved/LifecycleMigratedOut),
+//     sometimes after (EventDomainUpdated/LifecycleMigratedOut with the domain shut off; it
+//     leaves the table at the next resync). Consumers must treat both as "migrated away".
+//   - Destination, success: STARTED/MIGRATED (created paused), DEFINED (--persistent),
+//     RESUMED/MIGRATED when it runs; the agent channel connects tens of ms later.
+//   - Aborted while the source still ran (e.g. virDomainAbortJob during pre-copy, or the
+//     destination died early): the source gets NO lifecycle event at all, only the end of its
+//     job (no JOB_COMPLETED either: that one is sent for a successful job); the destination gets
+//     STOPPED/FAILED. The first MIGRATION_ITERATION came 0.2–1.3 s after the start in our runs
+//     (later with a low bandwidth limit): a migration aborted before it leaves no trace on the
+//     source at all, and agentd reports nothing for it (the guest was never paused).
+//   - Failed after the source paused: SUSPENDED/MIGRATED, then RESUMED/UNPAUSED on the source
+//     (QEMU restarts the CPUs itself after a cancelled migration; libvirt's own recovery, e.g.
+//     after a failed confirm phase, says RESUMED/MIGRATED with the state reason
+//     MIGRATION_CANCELED); STOPPED/FAILED on the destination.
+//
+// So RESUMED/MIGRATED alone does not mean "arrived here". The Manager keeps a migration phase per
+// domain: incoming after STARTED/MIGRATED; outgoing after MIGRATION_ITERATION or SUSPENDED/
+// MIGRATED on a domain that is not incoming. A RESUMED of any detail after the source paused for
+// the migration, or RESUMED/MIGRATED with the state reason MigrationCanceled, is
+// LifecycleMigrationFailed; RESUMED/MIGRATED on an incoming domain (or one without any
+// bookkeeping: agentd started during the migration) is LifecycleMigratedIn. For the abort while
+// running, the first iteration event starts a watcher that reads the domain's job
+// (virDomainGetJobInfo, every Config.MigrationJobCheckInterval) until none is active, and
+// JOB_COMPLETED ends the wait early: a job that ended with the domain RUNNING here is
+// LifecycleMigrationFailed (reported once: a late RESUMED of the same attempt is then a plain
+// LifecycleResumed). A job that ended with the domain paused or gone is left to the lifecycle
+// events (STOPPED/MIGRATED is LifecycleMigratedOut). A watcher stops with its connection; the
+// listing after a reconnect and every periodic resync start it again for a domain still
+// migrating out.
 //
 // Channel state: Domain.QGAChannel is the effective state. AGENT_LIFECYCLE events always win;
 // the live XML's <target name='org.qemu.guest_agent.0' state=…/> is applied only while no event

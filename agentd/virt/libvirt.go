@@ -36,6 +36,9 @@ type Config struct {
 	// AliveCheckInterval is how often IsAlive is checked in addition to the close callback
 	// (default 2 s).
 	AliveCheckInterval time.Duration
+	// MigrationJobCheckInterval is how often the job of a domain migrating out is checked; a job
+	// that ended with the domain still running here is a failed migration (default 1 s).
+	MigrationJobCheckInterval time.Duration
 	// Log receives state transitions (connect, disconnect, domain add/remove, channel changes).
 	Log logr.Logger
 }
@@ -62,6 +65,9 @@ func (c *Config) defaults() {
 	if c.AliveCheckInterval <= 0 {
 		c.AliveCheckInterval = 2 * time.Second
 	}
+	if c.MigrationJobCheckInterval <= 0 {
+		c.MigrationJobCheckInterval = time.Second
+	}
 }
 
 // Manager is the libvirt implementation of Watcher: one connection with keepalive, reconnect with
@@ -82,6 +88,13 @@ type Manager struct {
 	qmu    sync.Mutex
 	queue  []rawEvent
 	notify chan struct{}
+
+	// job watchers of outgoing migrations (migration.go); the watch* fields are guarded by mu
+	jobActive func(conn *libvirt.Connect, uuid string) (bool, error)
+	jobWG     sync.WaitGroup
+	watchCtx  context.Context
+	watchConn *libvirt.Connect
+	watchGen  uint64
 }
 
 type entry struct {
@@ -89,6 +102,8 @@ type entry struct {
 	// chanFromEvent is true once an AGENT_LIFECYCLE event set the channel state; the XML hint
 	// is then ignored until the domain restarts or the connection is re-opened.
 	chanFromEvent bool
+	// mig is what this host knows about a migration of the domain.
+	mig migState
 }
 
 type rawKind int
@@ -101,6 +116,9 @@ const (
 	rawDeviceAdded
 	rawDeviceRemoved
 	rawClosed
+	rawMigIteration // MIGRATION_ITERATION: a pass of an outgoing migration
+	rawJobCompleted // JOB_COMPLETED: a job (e.g. an outgoing migration) completed
+	rawJobEnded     // a job watcher saw no active job any more
 )
 
 type rawEvent struct {
@@ -117,7 +135,7 @@ type rawEvent struct {
 // NewManager returns a Manager; nothing happens until Run.
 func NewManager(cfg Config) *Manager {
 	cfg.defaults()
-	return &Manager{cfg: cfg, log: cfg.Log, domains: map[string]*entry{}, notify: make(chan struct{}, 1)}
+	return &Manager{cfg: cfg, log: cfg.Log, domains: map[string]*entry{}, notify: make(chan struct{}, 1), jobActive: libvirtJobActive}
 }
 
 var _ Watcher = (*Manager)(nil)
@@ -362,6 +380,24 @@ func (m *Manager) open(gen uint64) (*libvirt.Connect, []int, error) {
 		return fail("device removed", err)
 	}
 	ids = append(ids, id)
+	// Migration progress and job completion tell a migration source that it is one, and when its
+	// job ended (migration.go); without them a failure while running is only found by a resync.
+	if id, err = conn.DomainEventMigrationIterationRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, _ *libvirt.DomainEventMigrationIteration) {
+		u, n := domIdent(d)
+		m.push(rawEvent{kind: rawMigIteration, gen: gen, uuid: u, name: n})
+	}); err != nil {
+		m.log.Info("Migration iteration events not registered", "error", err.Error())
+	} else {
+		ids = append(ids, id)
+	}
+	if id, err = conn.DomainEventJobCompletedRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, _ *libvirt.DomainEventJobCompleted) {
+		u, n := domIdent(d)
+		m.push(rawEvent{kind: rawJobCompleted, gen: gen, uuid: u, name: n})
+	}); err != nil {
+		m.log.Info("Job completed events not registered", "error", err.Error())
+	} else {
+		ids = append(ids, id)
+	}
 	return conn, ids, nil
 }
 
@@ -383,6 +419,14 @@ func (m *Manager) close(conn *libvirt.Connect, ids []int) {
 func (m *Manager) serve(ctx context.Context, conn *libvirt.Connect, gen uint64, h Handler) {
 	alive := time.NewTicker(m.cfg.AliveCheckInterval)
 	defer alive.Stop()
+	wctx, wcancel := context.WithCancel(ctx)
+	m.setWatchContext(wctx, conn, gen)
+	defer func() {
+		wcancel()
+		m.jobWG.Wait()
+		m.setWatchContext(nil, nil, 0)
+	}()
+	m.startWatchers()
 	var resync <-chan time.Time
 	if m.cfg.ResyncInterval > 0 {
 		t := time.NewTicker(m.cfg.ResyncInterval)
@@ -404,6 +448,7 @@ func (m *Manager) serve(ctx context.Context, conn *libvirt.Connect, gen uint64, 
 					return
 				}
 			}
+			m.startWatchers()
 		case <-m.notify:
 			for _, ev := range m.drain() {
 				if ev.gen != gen {
@@ -470,6 +515,10 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 			m.log.Info("Domain device hot(un)plugged", "domain", snap.Name, "domainUUID", snap.UUID, "event", out.Lifecycle.String(), "device", out.Device)
 			h(out)
 		}
+	case rawMigIteration:
+		m.handleIteration(conn, ev, h)
+	case rawJobCompleted, rawJobEnded:
+		m.handleJobEnded(conn, ev, h)
 	case rawLifecycle:
 		lc, reason := mapLifecycle(ev.event, ev.detail)
 		if ev.event == libvirt.DOMAIN_EVENT_STARTED || ev.event == libvirt.DOMAIN_EVENT_STOPPED {
@@ -481,7 +530,7 @@ func (m *Manager) handleRaw(conn *libvirt.Connect, ev rawEvent, h Handler) {
 			}
 			m.mu.Unlock()
 		}
-		m.refresh(conn, ev.uuid, lc, reason, h)
+		m.refreshLifecycle(conn, ev, lc, reason, h)
 	}
 }
 

@@ -19,6 +19,7 @@ const (
 	opMemoryStats  = "domain_memory_stats"
 	opStatsPeriod  = "domain_set_memory_stats_period"
 	opInfo         = "domain_info"
+	opJob          = "domain_job_info"
 )
 
 var (
@@ -31,6 +32,7 @@ var (
 	callsMemoryStats    = libvirtCalls.WithLabelValues(opMemoryStats)
 	callsSetStatsPeriod = libvirtCalls.WithLabelValues(opStatsPeriod)
 	callsInfo           = libvirtCalls.WithLabelValues(opInfo)
+	callsJob            = libvirtCalls.WithLabelValues(opJob)
 )
 
 // MustRegisterMetrics registers the watcher's libvirt call counter with reg (once per registry).

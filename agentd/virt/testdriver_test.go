@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -102,6 +103,14 @@ func writeNodeXML(t *testing.T, n int) string {
 func startManager(t *testing.T, uri string) (*Manager, *recorder) {
 	t.Helper()
 	m := NewManager(Config{URI: uri, Log: testr.New(t), ResyncInterval: -1})
+	return m, runManager(t, m)
+}
+
+func testLog(t *testing.T) logr.Logger { return testr.New(t) }
+
+// runManager runs m until the test ends and records what it delivers.
+func runManager(t *testing.T, m *Manager) *recorder {
+	t.Helper()
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -117,7 +126,7 @@ func startManager(t *testing.T, uri string) (*Manager, *recorder) {
 			t.Error("Run did not return after cancel")
 		}
 	})
-	return m, rec
+	return rec
 }
 
 func TestManagerTestDriverDiscovery(t *testing.T) {

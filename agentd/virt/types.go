@@ -152,7 +152,7 @@ const (
 	// [STARTED/MIGRATED]. The guest is not usable yet.
 	LifecycleMigrationStarted
 	// LifecycleMigratedIn: incoming migration finished, the guest runs here
-	// [RESUMED/MIGRATED, RESUMED/POSTCOPY].
+	// [RESUMED/MIGRATED, RESUMED/POSTCOPY on the destination].
 	LifecycleMigratedIn
 	// LifecycleRestored: started from a save image [STARTED/RESTORED].
 	LifecycleRestored
@@ -189,12 +189,17 @@ const (
 	LifecycleDeviceAdded
 	// LifecycleDeviceRemoved: a device was hot-unplugged [DEVICE_REMOVED].
 	LifecycleDeviceRemoved
+	// LifecycleMigrationFailed: an outgoing migration of the domain failed or was aborted and the
+	// domain runs on this host (the source) again [RESUMED/* after SUSPENDED/MIGRATED on the
+	// source, or the source's migration job ended while the domain kept running: see
+	// "Migrations" in the package documentation].
+	LifecycleMigrationFailed
 )
 
 var lifecycleNames = [...]string{"None", "Discovered", "Resynced", "Defined", "Undefined", "Started",
 	"MigrationStarted", "MigratedIn", "Restored", "FromSnapshot", "WokeUp", "Suspended", "MigrationPaused",
 	"Resumed", "ShuttingDown", "Stopped", "Crashed", "Saved", "MigratedOut", "PMSuspended", "Rebooted",
-	"MetadataChanged", "DeviceAdded", "DeviceRemoved"}
+	"MetadataChanged", "DeviceAdded", "DeviceRemoved", "MigrationFailed"}
 
 func (l Lifecycle) String() string {
 	if l < 0 || int(l) >= len(lifecycleNames) {

@@ -2,7 +2,10 @@
 // It speaks the OGA protocol over the virtio port (default /dev/virtio-ports/ovirt-guest-agent.0)
 // using agentd/oga/ogafake, reports real data from /proc and the system where that is cheap,
 // runs lifecycle hooks from a hooks directory and executes shutdown/reboot through a
-// configurable command. Build it static: CGO_ENABLED=0 go build ./cmd/oga-guest.
+// configurable command. Every lifecycle-event it receives is appended, with its failure flag, to
+// a record file (-lifecycle-log, "<type> failure=<true|false>" per line) that tests read back
+// through the QEMU guest agent: the hooks themselves cannot tell (the real agent ignores
+// "failure"). Build it static: CGO_ENABLED=0 go build ./cmd/oga-guest.
 package main
 
 import (
@@ -33,6 +36,7 @@ func main() {
 	shutdownCmd := flag.String("shutdown-cmd", "poweroff -f", "command run for shutdown")
 	rebootCmd := flag.String("reboot-cmd", "reboot -f", "command run for shutdown with reboot")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "heartbeat interval")
+	lifecycleLog := flag.String("lifecycle-log", "/run/oga-lifecycle.log", "file recording every received lifecycle-event (empty: none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -45,8 +49,11 @@ func main() {
 		RunHooks:          func(ctx context.Context, ev string) bool { return runHooks(ctx, *hooksDir, ev) },
 		OnCommand: func(c ogafake.Command) {
 			log.Printf("command %q", c.Name) // never log arguments: login carries a password
-			if c.Name == "shutdown" {
+			switch c.Name {
+			case "shutdown":
 				shutdown(c, *shutdownCmd, *rebootCmd)
+			case "lifecycle-event":
+				recordLifecycle(*lifecycleLog, c)
 			}
 		},
 	})
@@ -95,6 +102,31 @@ func shutdown(c ogafake.Command, shutdownCmd, rebootCmd string) {
 			log.Printf("shutdown command: %v", err)
 		}
 	}()
+}
+
+// recordLifecycle appends "<type> failure=<bool>" for a received lifecycle-event to path.
+func recordLifecycle(path string, c ogafake.Command) {
+	event, _ := c.Args["type"].(string)
+	failure := false
+	switch v := c.Args["failure"].(type) {
+	case bool:
+		failure = v
+	case string:
+		failure = strings.EqualFold(v, "true")
+	}
+	log.Printf("lifecycle-event %q failure=%v", event, failure)
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		log.Printf("lifecycle log: %v", err)
+		return
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := fmt.Fprintf(f, "%s failure=%v\n", event, failure); err != nil {
+		log.Printf("lifecycle log: %v", err)
+	}
 }
 
 // runHooks runs every file in hooksDir/<event>, sorted. It reports false when the directory is
