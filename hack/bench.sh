@@ -16,6 +16,11 @@
 #               SocketAPI (answered calls at default periods); adds qga-ok-calls/min and the agents'
 #               own qemu-ga-cpu-s/min, -rss/-pss-MiB. BENCH_SCALE_QEMUGA=0 skips it;
 #               GA_SCALE_QEMUGA_WINDOW (default 310s: one full polling cycle) sets its window.
+#   scale process: the real bin/agentd binary as its own process, default configuration in
+#               sockets-only mode, one real qemu-ga per domain on a host socket, envtest: its own
+#               CPU and memory from /proc/<pid>, startup (objects exist, publisher idle), API
+#               requests per second during startup and per minute after. BENCH_SCALE_PROCESS=0
+#               skips it.
 #   cluster:    the controller manager (real binary, its own process) on envtest with simulated
 #               nodes (agentd's publisher and executor, its client limits) of realistic statuses
 #               that change: manager RSS/CPU/startup, command p50/p99, agentd API requests/min.
@@ -50,6 +55,11 @@ if [ "${BENCH_SCALE:-1}" != 0 ]; then
   if [ "${BENCH_SCALE_QEMUGA:-1}" != 0 ]; then
     # 310 s: one full polling cycle (300 s periods + a tick)
     scale BenchmarkAgentdQemuGA "${GA_SCALE_QEMUGA_WINDOW:-310s}" "with one real qemu-ga per domain (+ test:/// + envtest)"
+  fi
+  if [ "${BENCH_SCALE_PROCESS:-1}" != 0 ]; then
+    # the real bin/agentd as its own process (its /proc figures only), sockets-only mode
+    go build -o bin/agentd ./cmd/agentd
+    scale BenchmarkAgentdProcess "${GA_SCALE_QEMUGA_WINDOW:-310s}" "process (bin/agentd, one real qemu-ga per domain on a host socket, envtest)"
   fi
 fi
 if [ "${BENCH_CLUSTER:-1}" != 0 ]; then

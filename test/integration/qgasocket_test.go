@@ -138,10 +138,15 @@ func TestQGASocketsOnlyNode(t *testing.T) {
 	g.Expect(ping.Status.Agents).To(Equal([]gav1.AgentType{gav1.AgentQemu}))
 	shut := newCmd(defaultNS, "sock-shutdown-acpi", gas.Name, gav1.ActionShutdown)
 	shut.Spec.Fallback = gav1.FallbackACPI
-	shut = run(t, shut) // guest-shutdown is blocked on the host agent, so the fallback is asked for
+	shut = run(t, shut) // guest-shutdown is blocked on the host agent, so the policy goes on to ACPI
 	g.Expect(shut.Status.Phase).To(Equal(gav1.PhaseFailed))
-	g.Expect(shut.Status.Reason).To(Equal(gav1.ReasonFallbackFailed))
-	g.Expect(shut.Status.Message).To(ContainSubstring("ACPI shutdown needs libvirt, and domain vm-a is not run by libvirt"))
+	g.Expect(shut.Status.Reason).To(Equal(gav1.ReasonNotShutOff))
+	steps := shut.Status.PowerSteps
+	g.Expect(steps).NotTo(BeEmpty())
+	last := steps[len(steps)-1]
+	g.Expect(last.Method).To(Equal(gav1.PowerACPI))
+	g.Expect(last.Result).To(Equal(gav1.StepError))
+	g.Expect(last.Message).To(ContainSubstring("ACPI shutdown needs libvirt, and domain vm-a is not run by libvirt"))
 
 	// list form: the agent stops → Disconnected, Unknown; the status stays
 	listed.Stop()
