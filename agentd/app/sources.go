@@ -14,7 +14,7 @@ import (
 	"guestagent.io/operator/agentd/virt"
 )
 
-// NodeDeps builds the node-side parts from the configuration: the domain sources (libvirt
+// NewNodeDeps builds the node-side parts from the configuration: the domain sources (libvirt
 // unless cfg.LibvirtURI is empty, the direct QGA sockets when cfg.QGASockets has any, joined by
 // a virt.Union where libvirt wins a UUID conflict), the QEMU guest agent poller over the
 // matching transport (LibvirtAPI, SocketAPI, or a qga.Route choosing per domain), libvirt's

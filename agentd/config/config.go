@@ -439,7 +439,7 @@ func CanonicalUUID(u string) (string, bool) {
 				return "", false
 			}
 		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 				return "", false
 			}
 		}

@@ -53,10 +53,9 @@ type Poller struct {
 	cfg Config
 	log logr.Logger
 
-	mu      sync.Mutex
-	doms    map[string]*domainState
-	subs    []func(uuid string)
-	running bool
+	mu   sync.Mutex
+	doms map[string]*domainState
+	subs []func(uuid string)
 }
 
 // domainState is what the poller keeps per domain.

@@ -424,7 +424,7 @@ func (m *Manager) serve(ctx context.Context, conn *libvirt.Connect, gen uint64, 
 	defer func() {
 		wcancel()
 		m.jobWG.Wait()
-		m.setWatchContext(nil, nil, 0)
+		m.setWatchContext(context.TODO(), nil, 0) // no connection: job watchers stop
 	}()
 	m.startWatchers()
 	var resync <-chan time.Time

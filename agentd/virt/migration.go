@@ -134,7 +134,7 @@ func libvirtJobActive(conn *libvirt.Connect, uuid string) (bool, error) {
 func (m *Manager) watchJob(uuid, name string) {
 	m.mu.Lock()
 	e, ok := m.domains[uuid]
-	if !ok || e.mig.watching || m.watchCtx == nil {
+	if !ok || e.mig.watching || m.watchConn == nil {
 		m.mu.Unlock()
 		return
 	}
@@ -226,7 +226,7 @@ func (m *Manager) handleJobEnded(conn *libvirt.Connect, ev rawEvent, h Handler) 
 func (m *Manager) setWatchContext(ctx context.Context, conn *libvirt.Connect, gen uint64) {
 	m.mu.Lock()
 	m.watchCtx, m.watchConn, m.watchGen = ctx, conn, gen
-	if ctx == nil {
+	if conn == nil {
 		for _, e := range m.domains {
 			e.mig.watching = false
 		}

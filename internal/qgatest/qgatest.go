@@ -123,7 +123,7 @@ func Hostile(t testing.TB, sock string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				// drain what the client sends, so its writes never block
 				wg.Add(1)
 				go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, c) }()
