@@ -147,7 +147,7 @@ func Default() Config {
 			FailureDelay: Duration{60 * time.Second},
 			MemoryStats:  Duration{15 * time.Second},
 		},
-		QGASockets:                QGASockets{Interval: Duration{5 * time.Second}},
+		QGASockets:                QGASockets{Interval: Duration{30 * time.Second}},
 		BalloonStatsPeriodSeconds: 10,
 		PollWorkers:               4,
 		EnableOvirtAgent:          true,

@@ -168,7 +168,7 @@ qgaSockets:
 	}
 	// sockets-only from flags alone
 	cfg, err = load(t, "--libvirt-uri=", "--qga-socket-dir=/run/qga")
-	if err != nil || cfg.LibvirtEnabled() || cfg.QGASockets.Interval.Duration != 5*time.Second {
+	if err != nil || cfg.LibvirtEnabled() || cfg.QGASockets.Interval.Duration != 30*time.Second {
 		t.Errorf("flags-only sockets mode: %+v, %v", cfg.QGASockets, err)
 	}
 	// both libvirt and sockets

@@ -59,7 +59,7 @@ type Config struct {
 	Directory string
 	// Domains are the configured domains (UUIDs in any case; validated by agentd/config).
 	Domains []Entry
-	// Interval between scans and probes (default 5 s).
+	// Interval between scans and probes (default 30 s).
 	Interval time.Duration
 	// ProbeTimeout bounds one probe (default 1 s).
 	ProbeTimeout time.Duration
@@ -94,7 +94,7 @@ func New(cfg Config) (*Source, error) {
 		return nil, errors.New("qgasock: Config.Prober is required")
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = 5 * time.Second
+		cfg.Interval = 30 * time.Second
 	}
 	if cfg.ProbeTimeout <= 0 {
 		cfg.ProbeTimeout = time.Second
