@@ -44,10 +44,10 @@ for _ in $(seq 120); do [ -s "$KUBECONFIG" ] && break; sleep 0.5; done
 K="bin/kubectl --kubeconfig $KUBECONFIG"
 $K get crd | grep guestagent
 
-say "libvirtd and two guests (TCG, real qemu-ga; guest 1 also runs the oVirt guest agent)"
+say "libvirtd and two guests (TCG, real qemu-ga, virtio balloon; guest 1 also runs the oVirt guest agent)"
 OGA_GUEST_BIN=$ROOT/bin/oga-guest bash hack/libvirt-env.sh
-WITH_OGA=1 QGA_DISK=1 bash hack/guest.sh up $G1 & g1=$!
-GA_NAMESPACE=demo bash hack/guest.sh up $G2 & g2=$!
+BALLOON=1 WITH_OGA=1 QGA_DISK=1 bash hack/guest.sh up $G1 & g1=$!
+BALLOON=1 GA_NAMESPACE=demo bash hack/guest.sh up $G2 & g2=$!
 wait $g1
 wait $g2
 virsh list

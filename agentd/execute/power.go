@@ -121,26 +121,57 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 			}
 		}
 		step := gav1.PowerStep{Method: m, Time: metav1.NewTime(now)}
-		sendCtx, cancel := context.WithTimeout(ctx, min(stepSendTimeout, deadline.Sub(now)))
-		var err error
-		skipped := false
-		switch m {
-		case gav1.PowerQemu, gav1.PowerOvirt:
-			// Through GuestAgentService with an explicit agent: it knows whether that agent can
-			// take the request now, and nothing here talks to an agent directly.
-			spec := cmd.Spec.DeepCopy()
-			spec.Agent, spec.Fallback, spec.Power = gav1.AgentSelector(m), gav1.FallbackNone, nil
-			_, err = e.Service.Execute(sendCtx, uuid, service.Request{Spec: *spec})
-			var ee *service.ExecError
-			skipped = errors.As(err, &ee) && ee.NotSent
-		default:
-			err = e.Service.HostPower(sendCtx, uuid, action, m)
+		// The send may take at most the step's grace period: libvirt's shutdown through the QEMU
+		// guest agent, for one, waits up to 60 s for the guest to go down whatever the agent
+		// timeout, and a step must not eat the next steps' time.
+		sendWait := min(stepSendTimeout, grace, deadline.Sub(now))
+		sendCtx, cancel := context.WithTimeout(ctx, sendWait)
+		type sendResult struct {
+			err     error
+			skipped bool
+		}
+		res := make(chan sendResult, 1) // the send may finish after the step gave up on it
+		go func() {
+			switch m {
+			case gav1.PowerQemu, gav1.PowerOvirt:
+				// Through GuestAgentService with an explicit agent: it knows whether that agent
+				// can take the request now, and nothing here talks to an agent directly.
+				spec := cmd.Spec.DeepCopy()
+				spec.Agent, spec.Fallback, spec.Power = gav1.AgentSelector(m), gav1.FallbackNone, nil
+				_, err := e.Service.Execute(sendCtx, uuid, service.Request{Spec: *spec})
+				var ee *service.ExecError
+				res <- sendResult{err: err, skipped: errors.As(err, &ee) && ee.NotSent}
+			default:
+				res <- sendResult{err: e.Service.HostPower(sendCtx, uuid, action, m)}
+			}
+		}()
+		var r sendResult
+		noAnswer := false
+		select {
+		case r = <-res:
+		case <-sendCtx.Done():
+			noAnswer = true
 		}
 		cancel()
 		if ctx.Err() != nil {
 			out.aborted = true
 			return out
 		}
+		if noAnswer {
+			// sent, still in progress: it had the whole grace period, as an accepted step has
+			out.touched, last = true, m
+			step.Result = gav1.StepTimedOut
+			step.Message = stepMessage(fmt.Sprintf("sent; no answer within %s, and the domain did not %s meanwhile",
+				sendWait.Round(time.Second), map[bool]string{true: "reboot", false: "shut off"}[action == gav1.ActionReboot]))
+			steps = append(steps, step)
+			log.Info("Power step timed out", "method", m, "wait", sendWait.String(), "answered", false)
+			if err := e.recordSteps(ctx, cmd, steps); err != nil {
+				out.aborted = true
+				return out
+			}
+			continue
+		}
+		err, skipped := r.err, r.skipped
 		if !skipped {
 			out.touched = true
 			last = m

@@ -315,3 +315,24 @@ func TestPowerRestartMidPolicy(t *testing.T) {
 	g.Expect(r.power.Pressed()).To(BeEmpty())
 	g.Expect(slices.Contains(r.history.keys(), gav1.CommandKey(got))).To(BeFalse())
 }
+
+// A step whose send does not answer (libvirt's shutdown through the QEMU guest agent waits up to
+// 60 s for the guest to go down) gives up after the grace period: TimedOut, and the next method,
+// another agent, is sent while the first call still hangs.
+func TestPowerStepWithoutAnswer(t *testing.T) {
+	g := NewWithT(t)
+	r := newPowerRig(t, up, up)
+	hold := make(chan struct{})
+	defer close(hold)
+	r.qga.Hold = hold
+	spec := powerSpec(gav1.ActionShutdown)
+	spec.Power = &gav1.PowerPolicy{GracePeriodSeconds: ptr.To[int32](1)}
+	done := r.start(t, r.command(t, "hang", spec))
+	g.Eventually(r.agentCalls).WithTimeout(10 * time.Second).Should(Equal([]string{"qga shutdown", "oga shutdown"}))
+	r.shutOff()
+	st := done().Status
+	g.Expect(st.Phase).To(Equal(gav1.PhaseSucceeded))
+	g.Expect(stepsOf(st)).To(Equal([]string{"QemuGuestAgent TimedOut", "OvirtGuestAgent Accepted"}))
+	g.Expect(st.PowerSteps[0].Message).To(ContainSubstring("no answer within 1s"))
+	g.Expect(st.Message).To(HavePrefix("domain shut off after OvirtGuestAgent"))
+}

@@ -49,7 +49,7 @@ func execErr(reason string, format string, a ...any) *ExecError {
 // Auto the next one is tried, with an explicit agent the request fails. Both sends to both and
 // succeeds if one succeeds. The ACPI fallback is taken only when the spec asks for it and no
 // selected agent served a power action; Result.Agents then says ACPI. An unresponsive agent is
-// never reported as success. Requests to one domain are serialised.
+// never reported as success. Requests to one agent of a domain are serialised.
 func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Request) (Result, error) {
 	spec := req.Spec
 	agents, err := gav1.SelectAgents(spec.Action, spec.Agent)
@@ -66,10 +66,6 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 		}
 		return Result{}, execErr(gav1.ReasonAgentUnavailable, "domain %s is %s", v.Domain.Name, v.Domain.State)
 	}
-	lock := s.domainLock(uuid)
-	lock.Lock()
-	defer lock.Unlock()
-
 	var res Result
 	var failures []string
 	var lastReason string
@@ -80,8 +76,15 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 			lastReason = gav1.ReasonAgentUnavailable
 			continue
 		}
+		unlock, err := s.lockAgent(ctx, uuid, a)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", a, err))
+			lastReason = gav1.ReasonAgentTimeout
+			continue
+		}
 		sent = true
 		msg, err := s.send(ctx, a, uuid, spec)
+		unlock()
 		if err != nil {
 			reason := classify(err)
 			failures = append(failures, fmt.Sprintf("%s: %v", a, err))

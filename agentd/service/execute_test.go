@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/testr"
+	. "github.com/onsi/gomega"
 
 	"guestagent.io/operator/agentd/service/servicefake"
 	"guestagent.io/operator/agentd/virt"
@@ -218,5 +220,37 @@ func TestClassify(t *testing.T) {
 		if got := classify(c.err); got != c.want {
 			t.Errorf("classify(%v) = %s, want %s", c.err, got, c.want)
 		}
+	}
+}
+
+// A request to an agent whose previous call still hangs (libvirt's shutdown through the QEMU
+// guest agent waits up to 60 s) is not sent: it gives up when its context ends, without
+// reaching the agent. Another agent of the domain and the host-side power control do not wait.
+func TestExecuteDoesNotWaitBehindAHungAgentCall(t *testing.T) {
+	r := newRig(t, virt.StateRunning, up, up)
+	hold := make(chan struct{})
+	defer close(hold)
+	r.qga.Hold = hold
+	shutdown := func(a gav1.AgentSelector) gav1.GuestAgentCommandSpec {
+		return gav1.GuestAgentCommandSpec{Action: gav1.ActionShutdown, Agent: a, Fallback: gav1.FallbackNone}
+	}
+	go func() { _, _ = r.svc.Execute(context.Background(), testUUID, Request{Spec: shutdown(gav1.AgentSelectQemu)}) }()
+	NewWithT(t).Eventually(r.qga.Calls).Should(HaveLen(1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := r.svc.Execute(ctx, testUUID, Request{Spec: shutdown(gav1.AgentSelectQemu)})
+	var ee *ExecError
+	if !errors.As(err, &ee) || !ee.NotSent || !strings.Contains(err.Error(), "still in progress") {
+		t.Fatalf("second QGA request = %v (%+v), want not sent: still in progress", err, ee)
+	}
+	if n := len(r.qga.Calls()); n != 1 {
+		t.Errorf("the second request reached the agent: %d calls", n)
+	}
+	if _, err := r.svc.Execute(context.Background(), testUUID, Request{Spec: shutdown(gav1.AgentSelectOvirt)}); err != nil {
+		t.Fatalf("OGA request behind the hung QGA call: %v", err)
+	}
+	if err := r.svc.HostPower(context.Background(), testUUID, gav1.ActionShutdown, gav1.PowerACPI); err != nil {
+		t.Fatalf("ACPI behind the hung QGA call: %v", err)
 	}
 }

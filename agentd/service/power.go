@@ -129,10 +129,7 @@ func (s *GuestAgentService) HostPower(ctx context.Context, uuid string, action g
 	if _, ok := s.View(uuid); !ok {
 		return execErr(gav1.ReasonDomainNotFound, "domain %s is not on this node", uuid)
 	}
-	lock := s.domainLock(uuid)
-	lock.Lock()
-	defer lock.Unlock()
-	pb := s.opts.PowerButton
+	pb := s.opts.PowerButton // no lock: a host step must not wait for an agent call still running
 	switch {
 	case m == gav1.PowerACPI && action == gav1.ActionShutdown:
 		return pb.ACPIShutdown(ctx, uuid)

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"time"
@@ -168,7 +169,7 @@ type GuestAgentService struct {
 	wake     chan struct{}
 	hookWG   sync.WaitGroup
 	runCtx   context.Context
-	domLocks map[string]*sync.Mutex
+	domLocks map[string]map[gav1.AgentType]chan struct{}
 	power    powerWatchers
 
 	timeSyncs *prometheus.CounterVec
@@ -196,7 +197,7 @@ func New(opts Options) *GuestAgentService {
 		dirty:    map[string]bool{},
 		removed:  map[string]removal{},
 		wake:     make(chan struct{}, 1),
-		domLocks: map[string]*sync.Mutex{},
+		domLocks: map[string]map[gav1.AgentType]chan struct{}{},
 
 		timeSyncs: newTimeSyncCounter(),
 	}
@@ -541,14 +542,27 @@ func (s *GuestAgentService) background(f func(ctx context.Context)) {
 	}()
 }
 
-// domainLock serialises requests to one domain.
-func (s *GuestAgentService) domainLock(uuid string) *sync.Mutex {
+// lockAgent serialises the requests to one agent of one domain. Waiting for the request in
+// progress ends with ctx: a call that blocks (libvirt's shutdown through the QEMU guest agent
+// waits up to 60 s for the guest) must not hold up the next step of a power policy, which goes
+// to another agent or to libvirt and takes no lock.
+func (s *GuestAgentService) lockAgent(ctx context.Context, uuid string, a gav1.AgentType) (func(), error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.domLocks[uuid]
-	if !ok {
-		l = &sync.Mutex{}
-		s.domLocks[uuid] = l
+	m := s.domLocks[uuid]
+	if m == nil {
+		m = map[gav1.AgentType]chan struct{}{}
+		s.domLocks[uuid] = m
 	}
-	return l
+	l := m[a]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		m[a] = l
+	}
+	s.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("another request to the %s is still in progress: %w", a, ctx.Err())
+	}
 }

@@ -13,8 +13,10 @@ import (
 )
 
 // QGA is an in-memory service.QemuAgent: tests set data and states, and read the calls it
-// received. FailWith makes every request fail.
+// received. FailWith makes every request fail; a non-nil Hold makes every request wait until it
+// is closed, whatever its context says (as libvirt's blocking agent calls do).
 type QGA struct {
+	Hold     chan struct{}
 	mu       sync.Mutex
 	tracked  map[string]virt.Domain
 	info     map[string]*guest.Info
@@ -105,9 +107,13 @@ func (f *QGA) Set(uuid string, info *guest.Info, st guest.QGAState) {
 
 func (f *QGA) record(call string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
-	return f.FailWith
+	hold, err := f.Hold, f.FailWith
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	return err
 }
 
 // Calls returns the requests received, e.g. "shutdown <uuid>", and the device hotplug events
