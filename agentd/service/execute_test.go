@@ -234,7 +234,9 @@ func TestExecuteDoesNotWaitBehindAHungAgentCall(t *testing.T) {
 	shutdown := func(a gav1.AgentSelector) gav1.GuestAgentCommandSpec {
 		return gav1.GuestAgentCommandSpec{Action: gav1.ActionShutdown, Agent: a, Fallback: gav1.FallbackNone}
 	}
-	go func() { _, _ = r.svc.Execute(context.Background(), testUUID, Request{Spec: shutdown(gav1.AgentSelectQemu)}) }()
+	go func() {
+		_, _ = r.svc.Execute(context.Background(), testUUID, Request{Spec: shutdown(gav1.AgentSelectQemu)})
+	}()
 	NewWithT(t).Eventually(r.qga.Calls).Should(HaveLen(1))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
