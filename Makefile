@@ -107,7 +107,7 @@ test-migration: deps envtest ## Live migration between two real libvirtd nodes o
 	bash hack/run-tests.sh migration
 
 .PHONY: test-e2e
-test-e2e: deps envtest build ## End to end: real libvirtd + guests + envtest control plane + both binaries.
+test-e2e: deps envtest build prometheus ## End to end: real libvirtd + guests + envtest control plane + both binaries.
 	bash hack/run-tests.sh e2e
 
 .PHONY: test-cluster
@@ -181,7 +181,7 @@ helm-lint: helm ## helm lint + helm template of charts/guestagent-operator.
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
-.PHONY: controller-gen kustomize helm golangci-lint kube-api-linter
+.PHONY: controller-gen kustomize helm golangci-lint kube-api-linter prometheus promtool
 controller-gen: $(LOCALBIN)
 	@test -x $(CONTROLLER_GEN) && $(CONTROLLER_GEN) --version | grep -q $(CONTROLLER_TOOLS_VERSION) || \
 		GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
@@ -189,6 +189,8 @@ kustomize: $(LOCALBIN)
 	@test -x $(KUSTOMIZE) || GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 helm: $(LOCALBIN)
 	@test -x $(HELM) || GOBIN=$(LOCALBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+prometheus: $(LOCALBIN) ## Build Prometheus from the module proxy (the e2e tier scrapes agentd with it).
+	@test -x $(LOCALBIN)/prometheus || GOBIN=$(LOCALBIN) $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 promtool: $(LOCALBIN)
 	@test -x $(PROMTOOL) || GOBIN=$(LOCALBIN) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 golangci-lint: $(LOCALBIN)

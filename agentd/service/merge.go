@@ -98,7 +98,8 @@ func pick(g guest.Group, qga, oga sourceData) (sourceData, bool) {
 
 // mergeMemory takes the Memory group from libvirt's balloon statistics when the guest reported
 // its side of them, else from OGA, else libvirt's host-side figures (balloon size, RSS), which
-// every running domain has. A silent preferred source yields to a responsive one.
+// every running domain has and which join the OGA's figures too. A silent preferred source
+// yields to a responsive one.
 func mergeMemory(m *merged, oga, hv sourceData) {
 	full := hv.info != nil && hv.info.Memory.HasGuestStats()
 	hasO := oga.info.Has(guest.GroupMemory)
@@ -115,6 +116,11 @@ func mergeMemory(m *merged, oga, hv sourceData) {
 	}
 	guest.CopyGroup(m.info, src.info, guest.GroupMemory)
 	m.sources[guest.GroupMemory] = src.source
+	if src.source != hv.source && hv.responsive && hv.info.Has(guest.GroupMemory) {
+		// The balloon size and QEMU's RSS are host facts: kept beside the agent's guest figures.
+		m.info.Memory.BalloonBytes = hv.info.Memory.BalloonBytes
+		m.info.Memory.HostRSSBytes = hv.info.Memory.HostRSSBytes
+	}
 	if !src.responsive {
 		m.stale[guest.GroupMemory] = true
 	}

@@ -119,6 +119,7 @@ func TestMergeMemoryPrecedence(t *testing.T) {
 	full := &guest.Memory{TotalBytes: 2000, UsableBytes: 900, UnusedBytes: 500, BalloonBytes: 2048, HostRSSBytes: 300}
 	hostOnly := &guest.Memory{BalloonBytes: 2048, HostRSSBytes: 300}
 	oi := &guest.Info{Memory: ogaMem}
+	ogaAndHost := &guest.Memory{TotalBytes: 1000, FreeBytes: 400, BuffersBytes: 10, BalloonBytes: 2048, HostRSSBytes: 300}
 	for _, c := range []struct {
 		name      string
 		oga, hv   sourceData
@@ -127,9 +128,9 @@ func TestMergeMemoryPrecedence(t *testing.T) {
 		wantStale bool
 	}{
 		{"balloon statistics win over OGA", o(oi, true), hv(full, true), full, gav1.SourceLibvirt, false},
-		{"OGA wins over host-only figures", o(oi, true), hv(hostOnly, true), ogaMem, gav1.SourceOvirt, false},
+		{"OGA wins over host-only figures, which join it", o(oi, true), hv(hostOnly, true), ogaAndHost, gav1.SourceOvirt, false},
 		{"host-only figures when nothing else", o(nil, false), hv(hostOnly, true), hostOnly, gav1.SourceLibvirt, false},
-		{"a responsive OGA stands in for unreadable statistics", o(oi, true), hv(full, false), ogaMem, gav1.SourceOvirt, false},
+		{"a responsive OGA stands in for unreadable statistics (no stale host figures)", o(oi, true), hv(full, false), ogaMem, gav1.SourceOvirt, false},
 		{"both silent: statistics kept, stale", o(oi, false), hv(full, false), full, gav1.SourceLibvirt, true},
 		{"only OGA, silent: kept, stale", o(oi, false), noHV, ogaMem, gav1.SourceOvirt, true},
 	} {

@@ -70,9 +70,9 @@ func mainErr(m *testing.M) (int, error) {
 	os.Setenv("QGA_ENV", qgaEnv)
 	os.Setenv("LIBVIRT_DEFAULT_URI", "qemu:///system")
 	os.Setenv("OGA_GUEST_BIN", filepath.Join(root, "bin", "oga-guest"))
-	for _, b := range []string{"manager", "agentd", "oga-guest"} {
+	for _, b := range []string{"manager", "agentd", "oga-guest", "prometheus"} {
 		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
-			return 1, fmt.Errorf("bin/%s missing: run `make build` (make test-e2e does)", b)
+			return 1, fmt.Errorf("bin/%s missing: run `make build prometheus` (make test-e2e does)", b)
 		}
 	}
 	logf("setting up libvirtd and the guest kernel/initramfs")
@@ -87,7 +87,7 @@ func mainErr(m *testing.M) (int, error) {
 	logf("booting guests %s and %s", gBoth, gQGA)
 	errs := make(chan error, 2)
 	go func() { errs <- bootGuest(gBoth, "WITH_OGA=1", "QGA_DISK=1") }()
-	go func() { errs <- bootGuest(gQGA) }()
+	go func() { errs <- bootGuest(gQGA, "BALLOON=1") }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			return 1, err

@@ -69,10 +69,68 @@ func TestRealStack(t *testing.T) {
 			bothName = s.Name
 			return nil
 		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog(gBoth+" disk and OGA-only data"))
+		// The QEMU guest agent has no memory figures: the QGA-only guest's come from libvirt's
+		// balloon statistics (it has a virtio balloon; agentd turns its statistics period on).
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(qga)
+			if err != nil {
+				return err
+			}
+			m := s.Status.Memory
+			if m == nil || m.TotalBytes == nil || *m.TotalBytes == 0 || m.UsableBytes == nil {
+				return fmt.Errorf("memory %+v", m)
+			}
+			if src := groupSource(s.Status.DataGroups, "Memory"); src != gav1.SourceLibvirt {
+				return fmt.Errorf("memory source %q, want Libvirt", src)
+			}
+			return nil
+		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog(gQGA+" memory from libvirt"))
 		s, _ := gas(qga)
 		qgaName = s.Name
 		if s.Status.ActiveAgents != gav1.ActiveAgentsQGA {
 			t.Errorf("%s activeAgents %q", gQGA, s.Status.ActiveAgents)
+		}
+	})
+
+	t.Run("PrometheusScrapesWhatTheDashboardShows", func(t *testing.T) {
+		startPrometheus(t)
+		// Panels that must show data, and for which guests ("*": an aggregate without the
+		// domain label). Load stays empty: Debian 12's qemu-ga 7.2 has no guest-get-load.
+		want := map[string][]string{
+			"Guests":                           {"*"},
+			"Guest memory usage":               {gBoth, gQGA},
+			"Filesystem usage (top $topn)":     {gBoth},
+			"vCPUs online and logged-in users": {"*"},
+			"Guest memory on the host: balloon size and QEMU RSS": {gBoth, gQGA},
+			"Guest CPU time by mode":                              {"*"},
+			"Guest disk throughput (top $topn)":                   {gBoth},
+			"Guest disk operations and busy time (top $topn)":     {gBoth},
+		}
+		const emptyHere = "Guest load (1m, top $topn)"
+		seen := map[string]bool{}
+		for _, q := range dashboardQueries(t) {
+			seen[q.panel] = true
+			NewWithT(t).Eventually(func() error {
+				res, err := promQuery(q.expr)
+				if err != nil {
+					return err // every query of the dashboard must evaluate on a real Prometheus
+				}
+				got := domainsIn(res)
+				for _, d := range want[q.panel] {
+					if !got[d] {
+						return fmt.Errorf("panel %q: no series for %s in %v (query %s)", q.panel, d, res, q.expr)
+					}
+				}
+				if q.panel == emptyHere && len(res) > 0 {
+					return fmt.Errorf("panel %q shows %v; qemu-ga 7.2 was expected to lack guest-get-load", q.panel, res)
+				}
+				return nil
+			}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("dashboard query of "+q.panel))
+		}
+		for p := range want {
+			if !seen[p] {
+				t.Errorf("the dashboard has no panel %q", p)
+			}
 		}
 	})
 
@@ -427,6 +485,15 @@ func hasFilesystem(fss []gav1.GuestFilesystem, mount, disk string) bool {
 		}
 	}
 	return false
+}
+
+func groupSource(gs []gav1.DataGroupStatus, name string) gav1.DataSource {
+	for _, g := range gs {
+		if g.Name == name {
+			return g.Source
+		}
+	}
+	return ""
 }
 
 func hasGroup(gs []gav1.DataGroupStatus, name string) bool {
