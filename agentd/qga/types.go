@@ -26,6 +26,7 @@ const (
 	CmdFSThaw        = "guest-fsfreeze-thaw"
 	CmdFSFreezeState = "guest-fsfreeze-status"
 	CmdSetTime       = "guest-set-time"
+	CmdSetVCPUs      = "guest-set-vcpus"
 	CmdGetTime       = "guest-get-time"
 	CmdSyncDelimited = "guest-sync-delimited"
 )
