@@ -27,8 +27,6 @@ const (
 	CmdFSFreezeState = "guest-fsfreeze-status"
 	CmdSetTime       = "guest-set-time"
 	CmdSetVCPUs      = "guest-set-vcpus"
-	CmdGetTime       = "guest-get-time"
-	CmdSyncDelimited = "guest-sync-delimited"
 )
 
 // InfoType is one libvirt GetGuestInfo type bit (values equal libvirt's
