@@ -50,7 +50,7 @@ func (p *QemuGuestAgentPoller) timeout(ctx context.Context, def time.Duration) t
 }
 
 // request runs one request with gating (a command the agent is known not to offer is never
-// sent), the per-domain lock and error classification. cmd is the request's command; also are
+// sent), the per-domain lock and error classification. cmd is the request's command; also lists
 // further commands it sends, gated the same way.
 func (p *QemuGuestAgentPoller) request(ctx context.Context, uuid, cmd string, def time.Duration, f func(timeout time.Duration) error, also ...string) error {
 	d, release, err := p.acquire(ctx, uuid, cmd)
