@@ -86,3 +86,11 @@ func (a ogaAdapter) LogOff(ctx context.Context, uuid string) error {
 	}
 	return ag.LogOff(ctx)
 }
+
+func (a ogaAdapter) SetNumberOfCPUs(ctx context.Context, uuid string, count int) (int, error) {
+	ag, err := a.agent(uuid)
+	if err != nil {
+		return 0, err
+	}
+	return ag.SetNumberOfCPUs(ctx, count, 0)
+}

@@ -85,6 +85,14 @@ func (a qgaAdapter) SetTime(ctx context.Context, uuid string) error {
 
 func (a qgaAdapter) Ping(ctx context.Context, uuid string) error { return classed(a.p.Ping(ctx, uuid)) }
 
+func (a qgaAdapter) SetVCPUs(ctx context.Context, uuid string, count int) (string, error) {
+	plan, err := a.p.SetVCPUs(ctx, uuid, count)
+	if err != nil {
+		return "", classed(err)
+	}
+	return plan.String(), nil
+}
+
 // classErr exposes a QGA error class to the service's error classification.
 type classErr struct {
 	class string

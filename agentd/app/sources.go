@@ -27,6 +27,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		libAPI   qga.DomainAPI
 		sockAPI  *qga.SocketAPI
 		button   service.PowerButton
+		vcpus    service.DomainVCPUs
 		memory   service.HostMemory
 	)
 	closeFn = func() {}
@@ -38,6 +39,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		watchers = append(watchers, m)
 		libAPI = qga.NewLibvirtAPI(m.LookupDomain)
 		button = virt.PowerButton{M: m}
+		vcpus = virt.DomainVCPUs{M: m}
 		mem, err := memstats.New(memstats.Config{
 			API:         m,
 			Domains:     m.Domains, // libvirt's domains only: socket domains have no statistics
@@ -111,7 +113,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 	if err != nil {
 		return Deps{}, closeFn, fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
-	return Deps{Watcher: w, QGA: q, Memory: memory, PowerButton: LibvirtOnly{Watcher: w, Next: button}}, closeFn, nil
+	return Deps{Watcher: w, QGA: q, Memory: memory, PowerButton: LibvirtOnly{Watcher: w, Next: button}, VCPUs: vcpus}, closeFn, nil
 }
 
 // LibvirtOnly guards the host-side actions that only libvirt can perform (ACPI power button,

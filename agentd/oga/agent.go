@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,6 +45,7 @@ type OvirtGuestAgent struct {
 	responsive     bool // as last notified
 	removed        bool
 	waiters        map[string]chan struct{}
+	cpuWaiters     []chan int64 // SetNumberOfCPUs calls waiting for the next number-of-cpus
 	stats          Stats
 	logged         logOnce
 }
@@ -289,20 +290,11 @@ func (a *OvirtGuestAgent) write(ctx context.Context, conn net.Conn, cmd string, 
 	}
 	_ = conn.SetWriteDeadline(deadline)
 	_, err := conn.Write(a.wbuf)
-	if cmd == CmdLogin {
-		clear(a.wbuf) // do not keep the password around
-	}
 	if err != nil {
 		_ = conn.Close()
 		return fmt.Errorf("oga: send %s: %w", cmd, err)
 	}
 	return nil
-}
-
-// Refresh asks the guest to re-send all its data, advertising API version 3 (sent
-// automatically on every connect).
-func (a *OvirtGuestAgent) Refresh(ctx context.Context) error {
-	return a.send(ctx, CmdRefresh, intArg("apiVersion", MaxAPIVersion))
 }
 
 // Shutdown asks the guest to power off (or reboot) after delay, showing message to users.
@@ -323,17 +315,48 @@ func (a *OvirtGuestAgent) LockScreen(ctx context.Context) error { return a.send(
 // LogOff logs the desktop user off.
 func (a *OvirtGuestAgent) LogOff(ctx context.Context) error { return a.send(ctx, CmdLogOff) }
 
-// Login passes credentials to the guest's single-sign-on service. user is "user" or
-// "user@domain". The password is never logged, never converted to a string here, and the
-// frame buffer holding it is zeroed after the write; the caller owns (and may zero) password.
-func (a *OvirtGuestAgent) Login(ctx context.Context, user string, password []byte) error {
-	return a.send(ctx, CmdLogin, strArg("username", user), secretArg("password", password))
-}
-
-// SetNumberOfCPUs tells the guest its vCPU count changed (needs API version 1). The guest
-// answers with number-of-cpus.
-func (a *OvirtGuestAgent) SetNumberOfCPUs(ctx context.Context, count int) error {
-	return a.send(ctx, CmdSetNumberOfCPUs, intArg("count", int64(count)))
+// SetNumberOfCPUs sends set-number-of-cpus {count} (needs API version 1; below it
+// ErrUnsupportedByGuestVersion and nothing is sent) and waits up to timeout
+// (Timing.CompletionTimeout when ≤ 0) for the guest's next number-of-cpus report, whose count
+// (the guest's online CPUs, -1 when it cannot tell) it returns. The guest answers every
+// set-number-of-cpus with count > 0 by such a report; the Linux agent's handler changes nothing
+// else, so callers compare the reported count with the one asked for. Without a report it
+// returns an error matching ErrNoCompletion.
+func (a *OvirtGuestAgent) SetNumberOfCPUs(ctx context.Context, count int, timeout time.Duration) (int, error) {
+	if err := a.gate(CmdSetNumberOfCPUs); err != nil {
+		return 0, err
+	}
+	conn, err := a.awaitConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ch := make(chan int64, 1)
+	a.mu.Lock()
+	a.cpuWaiters = append(a.cpuWaiters, ch)
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.cpuWaiters = slices.DeleteFunc(a.cpuWaiters, func(c chan int64) bool { return c == ch })
+		a.mu.Unlock()
+	}()
+	if err := a.write(ctx, conn, CmdSetNumberOfCPUs, intArg("count", int64(count))); err != nil {
+		return 0, err
+	}
+	if timeout <= 0 {
+		timeout = a.l.timing.CompletionTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case n := <-ch:
+		return int(max(min(n, math.MaxInt32), -1)), nil
+	case <-t.C:
+		return 0, fmt.Errorf("%w: no number-of-cpus report after %v", ErrNoCompletion, timeout)
+	case <-a.gone:
+		return 0, fmt.Errorf("%w: number-of-cpus: domain removed", ErrNoCompletion)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: number-of-cpus: %w", ErrNoCompletion, ctx.Err())
+	}
 }
 
 // Hibernate asks the guest to suspend itself to disk (or memory). An empty state means disk.
@@ -342,21 +365,6 @@ func (a *OvirtGuestAgent) Hibernate(ctx context.Context, state HibernateState) e
 		state = HibernateDisk
 	}
 	return a.send(ctx, CmdHibernate, strArg("state", string(state)))
-}
-
-// Echo sends an echo command; the guest answers with an echo message carrying the same
-// arguments (which this side counts as an unknown message, like VDSM). Keys are sent sorted.
-func (a *OvirtGuestAgent) Echo(ctx context.Context, args map[string]string) error {
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	as := make([]arg, 0, len(keys))
-	for _, k := range keys {
-		as = append(as, strArg(k, args[k]))
-	}
-	return a.send(ctx, CmdEcho, as...)
 }
 
 // LifecycleEvent runs the guest's hooks for hook (e.g. HookBeforeMigration; needs API version 3,

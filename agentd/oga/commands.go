@@ -12,11 +12,9 @@ const (
 	CmdShutdown        = "shutdown"
 	CmdLockScreen      = "lock-screen"
 	CmdLogOff          = "log-off"
-	CmdLogin           = "login"
 	CmdLifecycleEvent  = "lifecycle-event"
 	CmdSetNumberOfCPUs = "set-number-of-cpus"
 	CmdHibernate       = "hibernate"
-	CmdEcho            = "echo"
 )
 
 // Lifecycle hook names the guest knows (directories under hooks.d/).
@@ -41,7 +39,6 @@ type arg struct {
 	key   string
 	typ   argType
 	s     string
-	b     []byte // secret string (login password): never converted to a string
 	i     int64
 	truth bool
 }
@@ -50,15 +47,11 @@ type argType uint8
 
 const (
 	argString argType = iota
-	argSecret
 	argInt
 	argBool
 )
 
-func strArg(k, v string) arg { return arg{key: k, typ: argString, s: v} }
-func secretArg(k string, v []byte) arg {
-	return arg{key: k, typ: argSecret, b: v}
-}
+func strArg(k, v string) arg       { return arg{key: k, typ: argString, s: v} }
 func intArg(k string, v int64) arg { return arg{key: k, typ: argInt, i: v} }
 func boolArg(k string, v bool) arg { return arg{key: k, typ: argBool, truth: v} }
 
@@ -73,8 +66,6 @@ func appendFrame(buf []byte, name string, args ...arg) []byte {
 		switch a.typ {
 		case argString:
 			buf = appendJSONString(buf, a.s)
-		case argSecret:
-			buf = appendJSONString(buf, a.b)
 		case argInt:
 			buf = strconv.AppendInt(buf, a.i, 10)
 		case argBool:
@@ -92,7 +83,7 @@ const hexDigits = "0123456789abcdef"
 // appendJSONString quotes s like Python's json.dumps(ensure_ascii=True): short escapes for
 // \" \\ \n \r \t \b \f, \u00XX for other control characters, \uXXXX (surrogate pairs above
 // U+FFFF) for non-ASCII. Invalid UTF-8 is sent as U+FFFD.
-func appendJSONString[S string | []byte](buf []byte, s S) []byte {
+func appendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -122,14 +113,7 @@ func appendJSONString[S string | []byte](buf []byte, s S) []byte {
 			i++
 			continue
 		}
-		var r rune
-		var n int
-		switch v := any(s).(type) {
-		case string:
-			r, n = utf8.DecodeRuneInString(v[i:])
-		case []byte:
-			r, n = utf8.DecodeRune(v[i:])
-		}
+		r, n := utf8.DecodeRuneInString(s[i:])
 		if r > 0xFFFF {
 			r -= 0x10000
 			buf = appendU(buf, 0xD800+(r>>10))

@@ -340,6 +340,12 @@ func (a *OvirtGuestAgent) handleLineLocked(d *decoder, line []byte, now time.Tim
 		fx.sends[fx.nsends] = r.sendVersion
 		fx.nsends++
 	}
+	if r.cpusSet {
+		for _, ch := range a.cpuWaiters {
+			ch <- r.cpus // buffered for one; each waiter is removed after its first report
+		}
+		a.cpuWaiters = a.cpuWaiters[:0]
+	}
 	if r.completion != nil {
 		if ch, ok := a.waiters[string(r.completion)]; ok {
 			close(ch)

@@ -51,12 +51,6 @@ func (s *logSink) add(prefix, args string) {
 	s.lines = append(s.lines, prefix+" "+args)
 }
 
-func (s *logSink) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lines...)
-}
-
 func newHarness(t *testing.T, timing Timing) *harness {
 	h := &harness{logs: &logSink{}}
 	log := funcr.New(h.logs.add, funcr.Options{Verbosity: 1})

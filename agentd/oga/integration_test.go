@@ -137,11 +137,13 @@ func TestConnectNegotiateAndHooks(t *testing.T) {
 	if !errors.Is(err, oga.ErrNoCompletion) {
 		t.Fatalf("want ErrNoCompletion, got %v", err)
 	}
-	// set-number-of-cpus is echoed.
-	if err := a.SetNumberOfCPUs(ctx, 7); err != nil {
-		t.Fatal(err)
+	// set-number-of-cpus is answered with number-of-cpus carrying the new count.
+	if n, err := a.SetNumberOfCPUs(ctx, 7, waitTimeout); err != nil || n != 7 {
+		t.Fatalf("SetNumberOfCPUs(7) = %d, %v", n, err)
 	}
-	NewWithT(t).Eventually(func() bool { i := a.Info(); return i.VCPUs != nil && i.VCPUs.Online == 7 }).WithTimeout(waitTimeout).Should(BeTrue(), "vcpus 7")
+	if i := a.Info(); i.VCPUs == nil || i.VCPUs.Online != 7 {
+		t.Fatalf("vcpus after the report: %+v", i.VCPUs)
+	}
 
 	// Data changes reach the model and trigger notifications.
 	before := ch.get("uuid-1")

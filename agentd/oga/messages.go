@@ -51,6 +51,11 @@ type lineResult struct {
 	sendVersion int  // > 0: send api-version with this value
 
 	completion []byte // reply_id of a completion message
+
+	// cpus is the count of a number-of-cpus message (-1: the guest cannot tell); cpusSet says
+	// one arrived with an integer count.
+	cpus    int64
+	cpusSet bool
 }
 
 // errNoName is returned for a JSON object without a string __name__ field.
@@ -155,6 +160,9 @@ func (m *model) handleLineGeneral(d *decoder, line []byte, apiVersion *int, now 
 	case MsgNumberOfCPUs:
 		if v, ok := d.get(root, "count"); ok {
 			// count is -1 when the guest cannot tell; that is no data, not a value.
+			if n, ok := d.intOf(v); ok {
+				r.cpus, r.cpusSet = n, true
+			}
 			if n, ok := d.intOf(v); ok && n >= 0 && n <= math.MaxInt32 {
 				if m.info.VCPUs == nil || m.info.VCPUs.Online != int(n) {
 					m.info.VCPUs = &guest.VCPUs{Online: int(n)}

@@ -44,4 +44,7 @@ type DomainAPI interface {
 	FSThaw(ctx context.Context, uuid string, mountpoints []string, timeout time.Duration) error
 	// SetTime sets the guest clock to t.
 	SetTime(ctx context.Context, uuid string, t time.Time, timeout time.Duration) error
+	// SetVCPUs brings the guest's vCPUs with the given logical ids online (online true) or takes
+	// them offline. It fails unless the guest changed every one of them.
+	SetVCPUs(ctx context.Context, uuid string, ids []int, online bool, timeout time.Duration) error
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,20 +35,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // fakeGuest scripts one guest's agent.
 type fakeGuest struct {
-	caps     []CommandInfo
-	version  string
-	errs     map[string]error // per command
-	hang     chan struct{}    // when non-nil, every call blocks until closed
-	os       *OSInfo
-	users    []UserInfo
-	ifs      []NetInterface
-	fs       []FSInfo
-	disks    []DiskInfo
-	vcpus    []VCPU
-	devices  string
-	hostname string
-	freeze   string            // guest-fsfreeze-status answer ("" = "thawed")
-	stats    map[string]string // raw replies of the stats commands
+	caps    []CommandInfo
+	version string
+	errs    map[string]error // per command
+	hang    chan struct{}    // when non-nil, every call blocks until closed
+	os      *OSInfo
+	users   []UserInfo
+	ifs     []NetInterface
+	fs      []FSInfo
+	disks   []DiskInfo
+	vcpus   []VCPU
+	// vcpuSetIgnored makes guest-set-vcpus report success without changing anything.
+	vcpuSetIgnored bool
+	devices        string
+	hostname       string
+	freeze         string            // guest-fsfreeze-status answer ("" = "thawed")
+	stats          map[string]string // raw replies of the stats commands
 }
 
 // fakeAPI is an in-memory DomainAPI recording every call.
@@ -57,6 +60,8 @@ type fakeAPI struct {
 	calls  map[string]map[string]int // uuid → cmd → count
 	active map[string]int            // uuid → concurrent calls (must never exceed 1)
 	maxPar int
+	// vcpuSets records every SetVCPUs call: "<uuid> <cpulist> online=<bool>".
+	vcpuSets []string
 }
 
 func newFakeAPI() *fakeAPI {
@@ -66,7 +71,7 @@ func newFakeAPI() *fakeAPI {
 func allCommands(disabled ...string) []CommandInfo {
 	var out []CommandInfo
 	for _, c := range []string{CmdInfo, CmdPing, CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdDevices,
-		CmdVCPUs, CmdFSInfo, CmdDisks, CmdShutdown, CmdFSFreeze, CmdFSFreezeList, CmdFSThaw, CmdFSFreezeState, CmdSetTime} {
+		CmdVCPUs, CmdFSInfo, CmdDisks, CmdShutdown, CmdFSFreeze, CmdFSFreezeList, CmdFSThaw, CmdFSFreezeState, CmdSetTime, CmdSetVCPUs} {
 		en := true
 		for _, d := range disabled {
 			if d == c {
@@ -223,7 +228,37 @@ func (f *fakeAPI) VCPUs(_ context.Context, uuid string, _ time.Duration) ([]VCPU
 	if err != nil {
 		return nil, err
 	}
-	return g.vcpus, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]VCPU(nil), g.vcpus...), nil
+}
+
+// SetVCPUs changes the guest's vCPUs like libvirt's virDomainSetGuestVcpus: every id must exist
+// and, to go offline, be offlinable; otherwise nothing changes.
+func (f *fakeAPI) SetVCPUs(_ context.Context, uuid string, ids []int, online bool, _ time.Duration) error {
+	g, done, err := f.enter(uuid, CmdSetVCPUs)
+	defer done()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vcpuSets = append(f.vcpuSets, fmt.Sprintf("%s %s online=%v", uuid, FormatCPUList(ids), online))
+	next := append([]VCPU(nil), g.vcpus...)
+	for _, id := range ids {
+		k := slices.IndexFunc(next, func(v VCPU) bool { return v.LogicalID == id })
+		if k < 0 {
+			return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: fmt.Errorf("requested vcpu '%d' is not present", id)}
+		}
+		if !online && !next[k].CanOffline {
+			return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: fmt.Errorf("vCPU '%d' is not offlinable", id)}
+		}
+		next[k].Online = online
+	}
+	if !g.vcpuSetIgnored {
+		g.vcpus = next
+	}
+	return nil
 }
 
 func (f *fakeAPI) simple(uuid, cmd string) error {

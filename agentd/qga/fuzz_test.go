@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -382,28 +383,111 @@ func checkTranslateVCPUs(t *testing.T, raw []byte) {
 	}
 }
 
-// FuzzParseCPUList: libvirt's cpulist strings ("0-3,6").
-func FuzzParseCPUList(f *testing.F) {
-	f.Add("0-3,6")
-	f.Fuzz(func(t *testing.T, s string) {
-		if len(s) > 1<<12 {
-			// every range may expand to 65,537 ids: bound the work per input
-			return
+// FuzzPlanVCPUs: SetVCPUs planning from a guest-get-vcpus reply the guest controls, for any
+// count. checkPlanVCPUs is the property check.
+func FuzzPlanVCPUs(f *testing.F) {
+	f.Add([]byte(`[{"logical-id":0,"online":true,"can-offline":false},{"logical-id":1,"online":true,"can-offline":true},{"logical-id":2,"online":false,"can-offline":true}]`), 2)
+	f.Add([]byte(`[{"logical-id":3,"online":true,"can-offline":true},{"logical-id":3,"online":false}]`), 1)
+	f.Add([]byte(`[{"logical-id":-1,"online":true},{"logical-id":65536,"online":true}]`), 1)
+	f.Add([]byte(`[{"logical-id":0,"online":false},{"logical-id":7,"online":true,"can-offline":true}]`), 2)
+	f.Fuzz(checkPlanVCPUs)
+}
+
+// vcpuPlanCounts are the counts TestHostileLargeReplies plans every reply for.
+var vcpuPlanCounts = []int{-1, 0, 1, 2, 4096, 100001}
+
+// checkPlanVCPUs: a plan is only made from a believable reply (ids unique and in range, not too
+// many entries, some vCPU online) and for a reachable count; applying it leaves exactly count
+// vCPUs online; it only onlines offline vCPUs and only offlines online, offlinable vCPUs other
+// than vCPU 0; its lists are ascending and its cpulist form lists exactly those ids.
+func checkPlanVCPUs(t *testing.T, raw []byte, count int) {
+	in, ok := decodeOrSkip[[]VCPU](t, CmdVCPUs, raw)
+	if !ok {
+		return
+	}
+	plan, err := PlanVCPUs(in, count)
+	if err != nil {
+		if err.Error() == "" {
+			t.Error("empty error message")
 		}
-		ids, err := ParseCPUList(s)
-		if err != nil {
-			return
+		return
+	}
+	if count < 1 || count > len(in) || len(in) > MaxGuestVCPUs {
+		t.Fatalf("planned count %d for %d vCPUs", count, len(in))
+	}
+	if len(plan.Online) > 0 && len(plan.Offline) > 0 {
+		t.Fatalf("plan both onlines and offlines: %+v", plan)
+	}
+	state := map[int]VCPU{}
+	for _, v := range in {
+		if _, dup := state[v.LogicalID]; dup {
+			t.Fatalf("planned from a reply with vCPU %d twice", v.LogicalID)
 		}
+		if v.LogicalID < 0 || v.LogicalID > MaxGuestVCPUID {
+			t.Fatalf("planned from a reply with vCPU id %d", v.LogicalID)
+		}
+		state[v.LogicalID] = v
+	}
+	for _, id := range plan.Online {
+		v := state[id]
+		if v.Online || v.LogicalID != id {
+			t.Fatalf("plan onlines vCPU %d, which is online or unknown", id)
+		}
+		v.Online = true
+		state[id] = v
+	}
+	for _, id := range plan.Offline {
+		v, known := state[id]
+		if !known || !v.Online || !v.CanOffline || id == 0 {
+			t.Fatalf("plan offlines vCPU %d (%+v, known %v)", id, v, known)
+		}
+		v.Online = false
+		state[id] = v
+	}
+	online := 0
+	for _, v := range state {
+		if v.Online {
+			online++
+		}
+	}
+	if online != count {
+		t.Fatalf("after the plan %d vCPUs are online, want %d (%+v)", online, count, plan)
+	}
+	for _, ids := range [][]int{plan.Online, plan.Offline} {
 		if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
-			t.Errorf("%q → ids not sorted/unique", s)
+			t.Fatalf("plan ids not ascending/unique: %v", ids)
 		}
-		if len(ids) > 0 && ids[0] < 0 {
-			t.Errorf("%q → negative id %d", s, ids[0])
+		if got := expandCPUList(t, FormatCPUList(ids)); !slices.Equal(got, ids) {
+			t.Fatalf("FormatCPUList(%v) = %q, which lists %v", ids, FormatCPUList(ids), got)
 		}
-		if parts := strings.Count(s, ",") + 1; len(ids) > parts*(1<<16+1) {
-			t.Errorf("%q → %d ids from %d parts", s, len(ids), parts)
+	}
+	if !utf8.ValidString(plan.String()) {
+		t.Fatal("plan description not UTF-8")
+	}
+}
+
+// expandCPUList expands a cpulist FormatCPUList wrote ("0-3,6").
+func expandCPUList(t *testing.T, s string) []int {
+	t.Helper()
+	var out []int
+	if s == "" {
+		return out
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
 		}
-	})
+		if err != nil || b <= a && isRange {
+			t.Fatalf("cpulist %q: bad part %q", s, part)
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // FuzzTranslateDevices: guest-get-devices in both formats.
@@ -512,6 +596,11 @@ var replyChecks = map[string]func(*testing.T, []byte){
 	"FuzzTranslateUsers": checkTranslateUsers, "FuzzTranslateFilesystems": checkTranslateFilesystems,
 	"FuzzTranslateDisks": checkTranslateDisks, "FuzzTranslateInterfaces": checkTranslateInterfaces,
 	"FuzzTranslateVCPUs": checkTranslateVCPUs, "FuzzTranslateDevices": checkTranslateDevices,
+	"FuzzPlanVCPUs": func(t *testing.T, raw []byte) {
+		for _, n := range vcpuPlanCounts {
+			checkPlanVCPUs(t, raw, n)
+		}
+	},
 }
 
 // repeat returns a JSON list of n copies of elem, wrapped in prefix/suffix.
@@ -548,6 +637,7 @@ func TestHostileLargeReplies(t *testing.T) {
 		"FuzzTranslateDisks":       repeat("", `{"name":"/dev/vda","address":{"serial":"s"}}`, "", n),
 		"FuzzTranslateInterfaces":  repeat(`[{"name":"eth0","ip-addresses":`, `{"ip-address":"10.0.0.1","prefix":24}`, "}]", n),
 		"FuzzTranslateVCPUs":       repeat("", `{"logical-id":1,"online":true}`, "", n),
+		"FuzzPlanVCPUs":            repeat("", `{"logical-id":1,"online":true,"can-offline":true}`, "", n),
 		"FuzzTranslateDevices":     repeat("", `{"id":{"type":"pci","vendor-id":1,"device-id":2}}`, "", n),
 	}
 	for target, check := range replyChecks {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -388,5 +389,24 @@ func (a *LibvirtAPI) FSThaw(ctx context.Context, uuid string, mps []string, time
 func (a *LibvirtAPI) SetTime(ctx context.Context, uuid string, t time.Time, timeout time.Duration) error {
 	return a.with(ctx, uuid, CmdSetTime, timeout, true, func(d *libvirt.Domain) error {
 		return d.SetTime(t.Unix(), uint(t.Nanosecond()), 0)
+	})
+}
+
+// SetVCPUs implements DomainAPI with virDomainSetGuestVcpus, which fails unless the agent
+// changed every listed vCPU.
+func (a *LibvirtAPI) SetVCPUs(ctx context.Context, uuid string, ids []int, online bool, timeout time.Duration) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	hi := slices.Max(ids)
+	if slices.Min(ids) < 0 || hi > MaxGuestVCPUID {
+		return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: fmt.Errorf("vCPU ids %s outside 0-%d", FormatCPUList(ids), MaxGuestVCPUID)}
+	}
+	mask := make([]bool, hi+1)
+	for _, id := range ids {
+		mask[id] = true
+	}
+	return a.with(ctx, uuid, CmdSetVCPUs, timeout, true, func(d *libvirt.Domain) error {
+		return d.SetGuestVcpus(mask, online, 0)
 	})
 }

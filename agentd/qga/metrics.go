@@ -107,3 +107,10 @@ func (i instrumented) SetTime(ctx context.Context, uuid string, t time.Time, tim
 	observe(CmdSetTime, start, err)
 	return err
 }
+
+func (i instrumented) SetVCPUs(ctx context.Context, uuid string, ids []int, online bool, timeout time.Duration) error {
+	start := time.Now()
+	err := i.api.SetVCPUs(ctx, uuid, ids, online, timeout)
+	observe(CmdSetVCPUs, start, err)
+	return err
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"guestagent.io/operator/agentd/guest"
 )
 
 // acquire takes the domain's agent lock, waiting for an in-flight poll at most until ctx ends
@@ -48,17 +50,20 @@ func (p *QemuGuestAgentPoller) timeout(ctx context.Context, def time.Duration) t
 }
 
 // request runs one request with gating (a command the agent is known not to offer is never
-// sent), the per-domain lock and error classification.
-func (p *QemuGuestAgentPoller) request(ctx context.Context, uuid, cmd string, def time.Duration, f func(timeout time.Duration) error) error {
+// sent), the per-domain lock and error classification. cmd is the request's command; also lists
+// further commands it sends, gated the same way.
+func (p *QemuGuestAgentPoller) request(ctx context.Context, uuid, cmd string, def time.Duration, f func(timeout time.Duration) error, also ...string) error {
 	d, release, err := p.acquire(ctx, uuid, cmd)
 	if err != nil {
 		return err
 	}
 	defer release()
 	p.mu.Lock()
-	if d.caps != nil && !d.caps.Enabled(cmd) {
-		p.mu.Unlock()
-		return &Error{Class: ErrUnsupported, Command: cmd, Err: errors.New("not enabled in the agent's guest-info")}
+	for _, c := range append([]string{cmd}, also...) {
+		if d.caps != nil && !d.caps.Enabled(c) {
+			p.mu.Unlock()
+			return &Error{Class: ErrUnsupported, Command: c, Err: errors.New("not enabled in the agent's guest-info")}
+		}
 	}
 	p.mu.Unlock()
 	if err := f(p.timeout(ctx, def)); err != nil {
@@ -136,6 +141,66 @@ func (p *QemuGuestAgentPoller) SetTime(ctx context.Context, uuid string) error {
 	return p.request(ctx, uuid, CmdSetTime, p.cfg.RequestTimeout, func(to time.Duration) error {
 		return p.cfg.API.SetTime(ctx, uuid, time.Now(), to)
 	})
+}
+
+// SetVCPUs leaves count of the guest's vCPUs online: it reads the guest's vCPUs
+// (guest-get-vcpus), plans the change with PlanVCPUs, applies it (guest-set-vcpus) and reads the
+// vCPUs again to confirm, all under one hold of the domain's agent lock. It returns the plan it
+// carried out. A count the guest cannot reach fails as AgentError with PlanVCPUs's explanation
+// and changes nothing.
+func (p *QemuGuestAgentPoller) SetVCPUs(ctx context.Context, uuid string, count int) (VCPUPlan, error) {
+	var plan VCPUPlan
+	err := p.request(ctx, uuid, CmdSetVCPUs, p.cfg.RequestTimeout, func(to time.Duration) error {
+		before, err := p.cfg.API.VCPUs(ctx, uuid, to)
+		if err != nil {
+			return err
+		}
+		if plan, err = PlanVCPUs(before, count); err != nil {
+			return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: err}
+		}
+		if !plan.Empty() {
+			ids, online := plan.Online, true
+			if len(plan.Offline) > 0 {
+				ids, online = plan.Offline, false
+			}
+			if err := p.cfg.API.SetVCPUs(ctx, uuid, ids, online, to); err != nil {
+				return err
+			}
+		}
+		after, err := p.cfg.API.VCPUs(ctx, uuid, to)
+		if err != nil {
+			return fmt.Errorf("reading the vCPUs back: %w", err)
+		}
+		got := TranslateVCPUs(after)
+		p.setVCPUs(uuid, got)
+		if got == nil || got.Online != count {
+			n := 0
+			if got != nil {
+				n = got.Online
+			}
+			return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: fmt.Errorf("the guest reports %d vCPUs online afterwards, not %d", n, count)}
+		}
+		return nil
+	}, CmdVCPUs)
+	return plan, err
+}
+
+// setVCPUs records the vCPU figures a SetVCPUs request read back, so they show before the next
+// poll.
+func (p *QemuGuestAgentPoller) setVCPUs(uuid string, v *guest.VCPUs) {
+	if v == nil {
+		return
+	}
+	p.mu.Lock()
+	d := p.doms[uuid]
+	changed := d != nil && (d.info.VCPUs == nil || *d.info.VCPUs != *v)
+	if changed {
+		d.info.VCPUs = v
+	}
+	p.mu.Unlock()
+	if changed {
+		p.notify(uuid)
+	}
 }
 
 // Ping checks that the agent answers (raw guest-ping, CallTimeout unless ctx says otherwise).

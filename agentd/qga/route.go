@@ -53,6 +53,11 @@ func (r Route) FSThaw(ctx context.Context, uuid string, mountpoints []string, ti
 	return r(uuid).FSThaw(ctx, uuid, mountpoints, timeout)
 }
 
+// SetVCPUs implements DomainAPI.
+func (r Route) SetVCPUs(ctx context.Context, uuid string, ids []int, online bool, timeout time.Duration) error {
+	return r(uuid).SetVCPUs(ctx, uuid, ids, online, timeout)
+}
+
 // SetTime implements DomainAPI.
 func (r Route) SetTime(ctx context.Context, uuid string, t time.Time, timeout time.Duration) error {
 	return r(uuid).SetTime(ctx, uuid, t, timeout)

@@ -245,3 +245,28 @@ func (s *SocketAPI) SetTime(ctx context.Context, uuid string, t time.Time, timeo
 	_, err := s.call(ctx, uuid, CmdSetTime, map[string]any{"time": t.UnixNano()}, timeout)
 	return err
 }
+
+// SetVCPUs implements DomainAPI with guest-set-vcpus. The agent stops at the first vCPU it
+// cannot change and answers with the number it changed.
+func (s *SocketAPI) SetVCPUs(ctx context.Context, uuid string, ids []int, online bool, timeout time.Duration) error {
+	type entry struct {
+		LogicalID int  `json:"logical-id"`
+		Online    bool `json:"online"`
+	}
+	list := make([]entry, len(ids))
+	for i, id := range ids {
+		list[i] = entry{LogicalID: id, Online: online}
+	}
+	raw, err := s.call(ctx, uuid, CmdSetVCPUs, map[string]any{"vcpus": list}, timeout)
+	if err != nil {
+		return err
+	}
+	n, err := decode[int](CmdSetVCPUs, raw)
+	if err != nil {
+		return err
+	}
+	if n != len(ids) {
+		return &Error{Class: ErrAgentError, Command: CmdSetVCPUs, Err: fmt.Errorf("the agent changed %d of %d vCPUs (%s)", n, len(ids), FormatCPUList(ids))}
+	}
+	return nil
+}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -244,39 +243,6 @@ func TranslateVCPUs(vs []VCPU) *guest.VCPUs {
 		}
 	}
 	return &guest.VCPUs{Online: n}
-}
-
-// ParseCPUList parses a Linux cpulist ("0-3,6") as libvirt's GetGuestVcpus reports "online",
-// returning the CPU ids in ascending order without duplicates.
-func ParseCPUList(s string) ([]int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, nil
-	}
-	seen := map[int]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(strings.TrimSpace(lo))
-		if err != nil || a < 0 {
-			return nil, fmt.Errorf("bad cpulist %q: %q", s, part)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil || b < a || b-a > 1<<16 {
-				return nil, fmt.Errorf("bad cpulist %q: %q", s, part)
-			}
-		}
-		for i := a; i <= b; i++ {
-			seen[i] = true
-		}
-	}
-	out := make([]int, 0, len(seen))
-	for i := range seen {
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // TranslateDevices converts the raw guest-get-devices reply, accepting both the pre-5.2 format

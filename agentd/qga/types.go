@@ -26,8 +26,7 @@ const (
 	CmdFSThaw        = "guest-fsfreeze-thaw"
 	CmdFSFreezeState = "guest-fsfreeze-status"
 	CmdSetTime       = "guest-set-time"
-	CmdGetTime       = "guest-get-time"
-	CmdSyncDelimited = "guest-sync-delimited"
+	CmdSetVCPUs      = "guest-set-vcpus"
 )
 
 // InfoType is one libvirt GetGuestInfo type bit (values equal libvirt's

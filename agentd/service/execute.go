@@ -11,6 +11,7 @@ import (
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/oga"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
@@ -44,7 +45,9 @@ func execErr(reason string, format string, a ...any) *ExecError {
 // Execute routes a request to the agents that can serve it and returns what served it.
 //
 // Routing: the selected agents come from v1alpha1.SelectAgents (Auto: QGA first for power
-// actions and ping; OGA for hooks, lock and log-off; QGA for freeze, thaw and time). Agents that
+// actions, ping and SetVCPUs; OGA for hooks, lock and log-off; QGA for freeze, thaw and time).
+// A SetVCPUs count beyond the domain's vCPUs (Options.VCPUs) fails as InvalidSpec before any
+// agent is asked. Agents that
 // are not usable now (channel down, not responsive) are skipped with the reason recorded; with
 // Auto the next one is tried, with an explicit agent the request fails. Both sends to both and
 // succeeds if one succeeds. The ACPI fallback is taken only when the spec asks for it and no
@@ -65,6 +68,12 @@ func (s *GuestAgentService) Execute(ctx context.Context, uuid string, req Reques
 			return res, ferr
 		}
 		return Result{}, execErr(gav1.ReasonAgentUnavailable, "domain %s is %s", v.Domain.Name, v.Domain.State)
+	}
+	if spec.Action == gav1.ActionSetVCPUs {
+		if ee := s.checkVCPUs(ctx, v.Domain, spec.SetVCPUs); ee != nil {
+			ee.NotSent = true
+			return Result{}, ee
+		}
 	}
 	var res Result
 	var failures []string
@@ -186,6 +195,8 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 			return "", err
 		}
 		return "QEMU guest agent answered guest-ping", nil
+	case gav1.ActionSetVCPUs:
+		return q.SetVCPUs(ctx, uuid, int(spec.SetVCPUs.Count))
 	}
 	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
 }
@@ -222,12 +233,55 @@ func sendOGA(ctx context.Context, ag OvirtAgent, uuid string, spec gav1.GuestAge
 		return "", ag.LockScreen(ctx, uuid)
 	case gav1.ActionLogOff:
 		return "", ag.LogOff(ctx, uuid)
+	case gav1.ActionSetVCPUs:
+		count := int(spec.SetVCPUs.Count)
+		n, err := ag.SetNumberOfCPUs(ctx, uuid, count)
+		switch {
+		case err != nil:
+			return "", err
+		case n < 0:
+			return "", fmt.Errorf("the oVirt guest agent took set-number-of-cpus %d but cannot tell how many CPUs the guest has", count)
+		case n != count:
+			return "", fmt.Errorf("the oVirt guest agent took set-number-of-cpus %d but reports %d CPUs online "+
+				"(the Linux agent brings no CPU online or offline; the QEMU guest agent does)", count, n)
+		}
+		return fmt.Sprintf("the oVirt guest agent reports %d CPUs online", n), nil
 	case gav1.ActionPing:
 		// The oVirt agent has no ping: a responsive agent (a valid message within the
 		// responsiveness window) is the answer; usable() checked it.
 		return "oVirt guest agent is responsive", nil
 	}
 	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
+}
+
+// checkVCPUs refuses a SetVCPUs count the domain cannot have, before any agent is asked: more
+// than the domain's maximum vCPUs, or more than are plugged in (the guest sees only those).
+// Failing to read the domain's vCPUs leaves the check to the agents, which refuse counts beyond
+// the guest's vCPUs.
+func (s *GuestAgentService) checkVCPUs(ctx context.Context, d virt.Domain, p *gav1.SetVCPUsParams) *ExecError {
+	if p == nil {
+		return execErr(gav1.ReasonInvalidSpec, "action SetVCPUs needs setVCPUs.count")
+	}
+	count := int(p.Count)
+	if count < 1 {
+		return execErr(gav1.ReasonInvalidSpec, "setVCPUs.count %d: at least one vCPU must stay online", count)
+	}
+	if s.opts.VCPUs == nil || !d.Libvirt() {
+		return nil
+	}
+	cur, maxVCPUs, err := s.opts.VCPUs.VCPUs(ctx, d.UUID)
+	if err != nil {
+		s.log.V(1).Info("Cannot read the domain's vCPUs; the agents check the count", "domainUUID", d.UUID, "err", err.Error())
+		return nil
+	}
+	switch {
+	case count > maxVCPUs:
+		return execErr(gav1.ReasonInvalidSpec, "setVCPUs.count %d is more than domain %s's maximum of %d vCPUs", count, d.Name, maxVCPUs)
+	case count > cur:
+		return execErr(gav1.ReasonInvalidSpec, "setVCPUs.count %d is more than the %d vCPUs plugged into domain %s (maximum %d): "+
+			"hot-plug vCPUs first (virsh setvcpus --live)", count, cur, d.Name, maxVCPUs)
+	}
+	return nil
 }
 
 // fallback takes the ACPI power button when the spec asks for it and the action is a power

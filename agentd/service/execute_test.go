@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	. "github.com/onsi/gomega"
 
+	"guestagent.io/operator/agentd/oga"
 	"guestagent.io/operator/agentd/service/servicefake"
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -144,6 +145,19 @@ func TestExecuteRouting(t *testing.T) {
 			wantReason: gav1.ReasonAgentUnavailable},
 		{name: "thaw", action: gav1.ActionThawFilesystems, agent: gav1.AgentAuto, qga: up, oga: absent,
 			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga thaw"}},
+		// SetVCPUs: QGA first, OGA when QGA cannot serve (count 2 in these cases).
+		{name: "set vcpus auto", action: gav1.ActionSetVCPUs, agent: gav1.AgentAuto, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga setvcpus 2"}},
+		{name: "set vcpus auto, qga down", action: gav1.ActionSetVCPUs, agent: gav1.AgentAuto, qga: down, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"oga setcpus:2"}},
+		{name: "set vcpus auto, qga failing", action: gav1.ActionSetVCPUs, agent: gav1.AgentAuto, qga: failing, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentOvirt}, wantCalls: []string{"qga setvcpus 2", "oga setcpus:2"}},
+		{name: "set vcpus both", action: gav1.ActionSetVCPUs, agent: gav1.AgentBoth, qga: up, oga: up,
+			wantAgents: []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, wantCalls: []string{"qga setvcpus 2", "oga setcpus:2"}},
+		{name: "set vcpus ovirt failing", action: gav1.ActionSetVCPUs, agent: gav1.AgentSelectOvirt, qga: up, oga: failing,
+			wantReason: gav1.ReasonAgentError, wantCalls: []string{"oga setcpus:2"}},
+		{name: "set vcpus, no agent", action: gav1.ActionSetVCPUs, agent: gav1.AgentAuto, qga: absent, oga: absent,
+			wantReason: gav1.ReasonAgentUnavailable},
 		// Ping: either agent; OGA's answer is its responsiveness.
 		{name: "ping auto", action: gav1.ActionPing, agent: gav1.AgentAuto, qga: up, oga: up,
 			wantAgents: []gav1.AgentType{gav1.AgentQemu}, wantCalls: []string{"qga ping"}},
@@ -165,6 +179,9 @@ func TestExecuteRouting(t *testing.T) {
 			spec := gav1.GuestAgentCommandSpec{Action: c.action, Agent: c.agent, Fallback: c.fallback}
 			if c.action == gav1.ActionHook {
 				spec.Hook = hook
+			}
+			if c.action == gav1.ActionSetVCPUs {
+				spec.SetVCPUs = &gav1.SetVCPUsParams{Count: 2}
 			}
 			res, err := r.svc.Execute(context.Background(), testUUID, Request{Spec: spec})
 			if c.wantReason == "" {
@@ -255,4 +272,128 @@ func TestExecuteDoesNotWaitBehindAHungAgentCall(t *testing.T) {
 	if err := r.svc.HostPower(context.Background(), testUUID, gav1.ActionShutdown, gav1.PowerACPI); err != nil {
 		t.Fatalf("ACPI behind the hung QGA call: %v", err)
 	}
+}
+
+// fakeVCPUs is libvirt's view of the domain's vCPUs.
+type fakeVCPUs struct {
+	current, maximum int
+	err              error
+	asked            int
+}
+
+func (f *fakeVCPUs) VCPUs(_ context.Context, _ string) (int, int, error) {
+	f.asked++
+	return f.current, f.maximum, f.err
+}
+
+// TestExecuteSetVCPUs: counts beyond the domain's vCPUs fail as InvalidSpec before any agent is
+// asked; the oVirt agent succeeds only when the guest then reports the asked count, and a guest
+// that does not (the Linux agent changes nothing) fails the command, also after QGA failed.
+func TestExecuteSetVCPUs(t *testing.T) {
+	setVCPUs := func(sel gav1.AgentSelector, n int32) Request {
+		return Request{Spec: gav1.GuestAgentCommandSpec{Action: gav1.ActionSetVCPUs, Agent: sel, SetVCPUs: &gav1.SetVCPUsParams{Count: n}}}
+	}
+	rig := func(qgaState, ogaState agentState, v *fakeVCPUs) *testRig {
+		r := newRig(t, virt.StateRunning, qgaState, ogaState)
+		if v != nil {
+			r.svc.opts.VCPUs = v
+		}
+		return r
+	}
+	wantFail := func(t *testing.T, err error, reason, msg string) {
+		t.Helper()
+		var ee *ExecError
+		if !errors.As(err, &ee) || ee.Reason != reason || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("Execute = %v; want reason %s mentioning %q", err, reason, msg)
+		}
+	}
+
+	t.Run("above the domain maximum", func(t *testing.T) {
+		v := &fakeVCPUs{current: 4, maximum: 4}
+		r := rig(up, up, v)
+		_, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 5))
+		wantFail(t, err, gav1.ReasonInvalidSpec, "setVCPUs.count 5 is more than domain vm1's maximum of 4 vCPUs")
+		var ee *ExecError
+		if errors.As(err, &ee); !ee.NotSent || len(r.calls()) != 0 {
+			t.Fatalf("an agent was asked: %q (NotSent %v)", r.calls(), ee.NotSent)
+		}
+	})
+	t.Run("above the plugged-in vCPUs", func(t *testing.T) {
+		r := rig(up, up, &fakeVCPUs{current: 2, maximum: 8})
+		_, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 3))
+		wantFail(t, err, gav1.ReasonInvalidSpec, "more than the 2 vCPUs plugged into domain vm1 (maximum 8): hot-plug vCPUs first")
+		if len(r.calls()) != 0 {
+			t.Fatalf("an agent was asked: %q", r.calls())
+		}
+	})
+	t.Run("within the limits", func(t *testing.T) {
+		v := &fakeVCPUs{current: 4, maximum: 8}
+		r := rig(up, up, v)
+		res, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 4))
+		if err != nil || !slices.Equal(res.Agents, []gav1.AgentType{gav1.AgentQemu}) || res.Message != "4 of the guest's vCPUs online" {
+			t.Fatalf("Execute = %+v, %v", res, err)
+		}
+		if v.asked != 1 || !slices.Equal(r.calls(), []string{"qga setvcpus 4"}) {
+			t.Fatalf("limits asked %d times, calls %q", v.asked, r.calls())
+		}
+	})
+	t.Run("limits unreadable: the agents decide", func(t *testing.T) {
+		r := rig(up, absent, &fakeVCPUs{err: errors.New("libvirt: no domain")})
+		if _, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.calls(), []string{"qga setvcpus 3"}) {
+			t.Fatalf("calls %q", r.calls())
+		}
+	})
+	t.Run("no parameters", func(t *testing.T) {
+		r := rig(up, up, nil)
+		_, err := r.svc.Execute(context.Background(), testUUID, Request{Spec: gav1.GuestAgentCommandSpec{Action: gav1.ActionSetVCPUs}})
+		wantFail(t, err, gav1.ReasonInvalidSpec, "needs setVCPUs.count")
+	})
+	t.Run("ovirt agent reports another count", func(t *testing.T) {
+		r := rig(failing, up, &fakeVCPUs{current: 4, maximum: 4})
+		r.oga.ReportCPUs(testUUID, 4)
+		_, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 2))
+		wantFail(t, err, gav1.ReasonAgentError, "OvirtGuestAgent: the oVirt guest agent took set-number-of-cpus 2 but reports 4 CPUs online")
+		if !strings.Contains(err.Error(), "QemuGuestAgent: guest said no") {
+			t.Errorf("the QGA failure is not reported: %v", err)
+		}
+		if !slices.Equal(r.calls(), []string{"qga setvcpus 2", "oga setcpus:2"}) {
+			t.Fatalf("calls %q", r.calls())
+		}
+	})
+	t.Run("ovirt agent cannot tell", func(t *testing.T) {
+		r := rig(absent, up, nil)
+		r.oga.ReportCPUs(testUUID, -1)
+		_, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentSelectOvirt, 2))
+		wantFail(t, err, gav1.ReasonAgentError, "cannot tell how many CPUs the guest has")
+	})
+	t.Run("ovirt agent reports the count", func(t *testing.T) {
+		r := rig(absent, up, nil)
+		res, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 2))
+		if err != nil || !slices.Equal(res.Agents, []gav1.AgentType{gav1.AgentOvirt}) || !strings.HasPrefix(res.Message, "the oVirt guest agent reports 2 CPUs online") {
+			t.Fatalf("Execute = %+v, %v", res, err)
+		}
+	})
+	t.Run("ovirt agent below API version 1", func(t *testing.T) {
+		r := rig(absent, up, nil)
+		r.oga.FailWith = &oga.UnsupportedError{Command: oga.CmdSetNumberOfCPUs, Required: 1, Negotiated: 0}
+		_, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 2))
+		wantFail(t, err, gav1.ReasonAgentUnsupported, "OvirtGuestAgent")
+	})
+	t.Run("direct socket domain: no libvirt limits", func(t *testing.T) {
+		v := &fakeVCPUs{current: 1, maximum: 1}
+		r := newRig(t, virt.StateRunning, up, absent)
+		r.svc.opts.VCPUs = v
+		d, _ := r.svc.View(testUUID)
+		d.Domain.QGASocket = "/run/qga/vm1.sock"
+		r.svc.handle(virt.Event{Type: virt.EventDomainUpdated, Domain: d.Domain})
+		if _, err := r.svc.Execute(context.Background(), testUUID, setVCPUs(gav1.AgentAuto, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if v.asked != 0 {
+			t.Fatal("libvirt was asked about a domain it does not run")
+		}
+	})
 }

@@ -41,6 +41,9 @@ type QemuAgent interface {
 	ThawFilesystems(ctx context.Context, uuid string) error
 	SetTime(ctx context.Context, uuid string) error
 	Ping(ctx context.Context, uuid string) error
+	// SetVCPUs leaves count of the guest's vCPUs online and describes what it changed. A count
+	// the guest cannot reach fails without changing anything.
+	SetVCPUs(ctx context.Context, uuid string, count int) (string, error)
 }
 
 // OvirtAgent is what GuestAgentService needs from the oVirt guest agent side: one agent per
@@ -68,6 +71,9 @@ type OvirtAgent interface {
 	LifecycleEvent(ctx context.Context, uuid, hook string, failure, wait bool, timeout time.Duration) error
 	LockScreen(ctx context.Context, uuid string) error
 	LogOff(ctx context.Context, uuid string) error
+	// SetNumberOfCPUs sends set-number-of-cpus and returns the count of the guest's next
+	// number-of-cpus report (-1: the guest cannot tell).
+	SetNumberOfCPUs(ctx context.Context, uuid string, count int) (int, error)
 }
 
 // HostMemory is libvirt's view of each running domain's memory (agentd/memstats): the balloon
@@ -108,6 +114,12 @@ type PowerButton interface {
 	Reset(ctx context.Context, uuid string) error
 }
 
+// DomainVCPUs is libvirt's view of a domain's vCPUs (agentd/virt): how many are plugged in
+// (the guest sees only these) and the most the domain can have.
+type DomainVCPUs interface {
+	VCPUs(ctx context.Context, uuid string) (current, maximum int, err error)
+}
+
 // View is everything known about one domain: identity, merged guest data and agent states.
 // A View is a deep copy; callers may keep and modify it.
 type View struct {
@@ -135,6 +147,9 @@ type Options struct {
 	Events LifecycleEvents
 	// PowerButton is the ACPI fallback; nil means no fallback is available.
 	PowerButton PowerButton
+	// VCPUs checks a SetVCPUs count against the domain's vCPUs before any agent is asked; nil
+	// leaves the check to the agents.
+	VCPUs DomainVCPUs
 	// LifecycleHooks sends after_migration/after_hibernation hooks on libvirt events.
 	LifecycleHooks bool
 	// OGAVersions seeds the API version of a domain's oVirt agent when the service starts serving

@@ -84,6 +84,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.QemuAgentInfoApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RebootParams"):
 		return &apiv1alpha1.RebootParamsApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SetVCPUsParams"):
+		return &apiv1alpha1.SetVCPUsParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ShutdownParams"):
 		return &apiv1alpha1.ShutdownParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StatusRelease"):

@@ -17,7 +17,9 @@ type ActionSupport struct {
 
 // actionSupport is the action/agent table. Power actions go to QGA first (it acts at once and
 // needs no session), hooks, screen lock and log-off exist only in the oVirt agent, filesystem
-// freeze/thaw and time sync only in QGA, and both agents answer a ping.
+// freeze/thaw and time sync only in QGA, and both agents answer a ping. SetVCPUs prefers QGA,
+// which onlines and offlines the guest's vCPUs itself (guest-set-vcpus); the oVirt agent's
+// set-number-of-cpus succeeds only when the guest then reports the asked count.
 var actionSupport = map[Action]ActionSupport{
 	ActionShutdown:          {Agents: []AgentType{AgentQemu, AgentOvirt}, Fallback: true},
 	ActionReboot:            {Agents: []AgentType{AgentQemu, AgentOvirt}, Fallback: true},
@@ -27,6 +29,7 @@ var actionSupport = map[Action]ActionSupport{
 	ActionFreezeFilesystems: {Agents: []AgentType{AgentQemu}},
 	ActionThawFilesystems:   {Agents: []AgentType{AgentQemu}},
 	ActionSetTime:           {Agents: []AgentType{AgentQemu}},
+	ActionSetVCPUs:          {Agents: []AgentType{AgentQemu, AgentOvirt}},
 	ActionPing:              {Agents: []AgentType{AgentQemu, AgentOvirt}},
 }
 

@@ -27,6 +27,9 @@ func TestSelectAgents(t *testing.T) {
 		{ActionFreezeFilesystems, AgentSelectOvirt, nil, "only QemuGuestAgent"},
 		{ActionThawFilesystems, AgentAuto, []AgentType{q}, ""},
 		{ActionSetTime, AgentBoth, nil, "agent Both"},
+		{ActionSetVCPUs, AgentAuto, []AgentType{q, o}, ""},
+		{ActionSetVCPUs, AgentSelectOvirt, []AgentType{o}, ""},
+		{ActionSetVCPUs, AgentBoth, []AgentType{q, o}, ""},
 		{Action("Dance"), AgentAuto, nil, "unknown action"},
 		{ActionPing, AgentSelector("Nobody"), nil, "unknown agent selector"},
 	}
@@ -46,7 +49,7 @@ func TestSelectAgents(t *testing.T) {
 
 func TestEveryActionHasSupport(t *testing.T) {
 	for _, a := range []Action{ActionShutdown, ActionReboot, ActionHook, ActionLockScreen, ActionLogOff,
-		ActionFreezeFilesystems, ActionThawFilesystems, ActionSetTime, ActionPing} {
+		ActionFreezeFilesystems, ActionThawFilesystems, ActionSetTime, ActionSetVCPUs, ActionPing} {
 		s, ok := SupportFor(a)
 		if !ok || len(s.Agents) == 0 {
 			t.Errorf("action %s has no agent in the table", a)

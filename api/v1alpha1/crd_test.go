@@ -147,6 +147,22 @@ func TestCommandValidation(t *testing.T) {
 	mismatched.Spec.Shutdown = &gav1.ShutdownParams{Message: "bye"}
 	mustInvalid(t, c.Create(ctx, mismatched), "shutdown parameters need action Shutdown")
 
+	vcpuless := newCommand("vcpuless", gav1.ActionSetVCPUs)
+	mustInvalid(t, c.Create(ctx, vcpuless), "action SetVCPUs needs setVCPUs parameters")
+	strayVCPUs := newCommand("stray-vcpus", gav1.ActionPing)
+	strayVCPUs.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: 2}
+	mustInvalid(t, c.Create(ctx, strayVCPUs), "action SetVCPUs needs setVCPUs parameters")
+	for name, n := range map[string]int32{"zero-vcpus": 0, "many-vcpus": 4097} {
+		bad := newCommand(name, gav1.ActionSetVCPUs)
+		bad.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: n}
+		mustInvalid(t, c.Create(ctx, bad), "spec.setVCPUs.count")
+	}
+	vcpus := newCommand("vcpus-2", gav1.ActionSetVCPUs)
+	vcpus.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: 2}
+	if err := c.Create(ctx, vcpus); err != nil {
+		t.Fatalf("SetVCPUs with count 2 must be accepted: %v", err)
+	}
+
 	acpiHook := newCommand("acpi-hook", gav1.ActionHook)
 	acpiHook.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration}
 	acpiHook.Spec.Fallback = gav1.FallbackACPI

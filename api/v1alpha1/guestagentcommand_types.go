@@ -5,7 +5,7 @@ import (
 )
 
 // Action is what a GuestAgentCommand asks the guest to do.
-// +kubebuilder:validation:Enum=Shutdown;Reboot;Hook;LockScreen;LogOff;FreezeFilesystems;ThawFilesystems;SetTime;Ping
+// +kubebuilder:validation:Enum=Shutdown;Reboot;Hook;LockScreen;LogOff;FreezeFilesystems;ThawFilesystems;SetTime;SetVCPUs;Ping
 type Action string
 
 // Actions.
@@ -18,7 +18,9 @@ const (
 	ActionFreezeFilesystems Action = "FreezeFilesystems"
 	ActionThawFilesystems   Action = "ThawFilesystems"
 	ActionSetTime           Action = "SetTime"
-	ActionPing              Action = "Ping"
+	// ActionSetVCPUs sets how many of the guest's vCPUs are online (spec.setVCPUs.count).
+	ActionSetVCPUs Action = "SetVCPUs"
+	ActionPing     Action = "Ping"
 )
 
 // AgentSelector chooses which agent serves a command.
@@ -275,11 +277,23 @@ type FreezeParams struct {
 	ThawAfterSeconds *int32 `json:"thawAfterSeconds,omitempty"`
 }
 
+// SetVCPUsParams parameterise SetVCPUs.
+type SetVCPUsParams struct {
+	// count is the number of vCPUs the guest should have online. It must not exceed the domain's
+	// maximum vCPUs nor the vCPUs the guest sees; vCPU 0 and vCPUs the guest cannot take offline
+	// stay online, so a count below them fails.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	Count int32 `json:"count"`
+}
+
 // GuestAgentCommandSpec is the request. It is immutable.
 // +kubebuilder:validation:XValidation:rule="!has(self.shutdown) || self.action == 'Shutdown'",message="shutdown parameters need action Shutdown"
 // +kubebuilder:validation:XValidation:rule="!has(self.reboot) || self.action == 'Reboot'",message="reboot parameters need action Reboot"
 // +kubebuilder:validation:XValidation:rule="has(self.hook) == (self.action == 'Hook')",message="action Hook needs hook parameters, and only it takes them"
 // +kubebuilder:validation:XValidation:rule="!has(self.freeze) || self.action == 'FreezeFilesystems'",message="freeze parameters need action FreezeFilesystems"
+// +kubebuilder:validation:XValidation:rule="has(self.setVCPUs) == (self.action == 'SetVCPUs')",message="action SetVCPUs needs setVCPUs parameters, and only it takes them"
 // +kubebuilder:validation:XValidation:rule="!has(self.fallback) || self.fallback == 'None' || self.action in ['Shutdown', 'Reboot']",message="fallback is only for Shutdown and Reboot"
 // +kubebuilder:validation:XValidation:rule="!has(self.power) || self.action in ['Shutdown', 'Reboot']",message="power is only for Shutdown and Reboot"
 // +kubebuilder:validation:XValidation:rule="!has(self.power) || !has(self.power.methods) || ((!has(self.agent) || self.agent == 'Auto') && (!has(self.fallback) || self.fallback == 'None'))",message="power.methods replaces agent and fallback: leave agent Auto and fallback None"
@@ -311,6 +325,10 @@ type GuestAgentCommandSpec struct {
 	// freeze parameterises action FreezeFilesystems.
 	// +optional
 	Freeze *FreezeParams `json:"freeze,omitempty"`
+
+	// setVCPUs parameterises action SetVCPUs.
+	// +optional
+	SetVCPUs *SetVCPUsParams `json:"setVCPUs,omitempty"`
 
 	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
 	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default

@@ -155,6 +155,12 @@ func TestEveryActionThroughEveryAgent(t *testing.T) {
 		{"freeze", bothT, gav1.ActionFreezeFilesystems, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "freeze " + e.bo.UUID, "", nil},
 		{"thaw", bothT, gav1.ActionThawFilesystems, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "thaw " + e.bo.UUID, "", nil},
 		{"settime", qgaT, gav1.ActionSetTime, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "settime " + e.qOnly.UUID, "", nil},
+		{"setvcpus-qga", qgaT, gav1.ActionSetVCPUs, gav1.AgentAuto, func(c *gav1.GuestAgentCommand) {
+			c.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: 2}
+		}, []gav1.AgentType{gav1.AgentQemu}, "setvcpus 2 " + e.qOnly.UUID, "", nil},
+		{"setvcpus-oga", ogaT, gav1.ActionSetVCPUs, gav1.AgentAuto, func(c *gav1.GuestAgentCommand) {
+			c.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: 3}
+		}, []gav1.AgentType{gav1.AgentOvirt}, "", "set-number-of-cpus", e.gO},
 		{"ping-qga", qgaT, gav1.ActionPing, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentQemu}, "ping " + e.qOnly.UUID, "", nil},
 		{"ping-oga", ogaT, gav1.ActionPing, gav1.AgentAuto, nil, []gav1.AgentType{gav1.AgentOvirt}, "", "", nil},
 		{"ping-both", bothT, gav1.ActionPing, gav1.AgentBoth, nil, []gav1.AgentType{gav1.AgentQemu, gav1.AgentOvirt}, "ping " + e.bo.UUID, "", nil},

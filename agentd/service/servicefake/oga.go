@@ -2,6 +2,7 @@ package servicefake
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ type OGA struct {
 	info     map[string]*guest.Info
 	calls    []string
 	subs     []func(string)
+	cpus     map[string]int // number-of-cpus a domain's guest reports whatever it is asked
 	FailWith error
 }
 
@@ -136,3 +138,29 @@ func (f *OGA) LockScreen(_ context.Context, uuid string) error { return f.record
 
 // LogOff implements service.OvirtAgent.
 func (f *OGA) LogOff(_ context.Context, uuid string) error { return f.record("logoff", uuid) }
+
+// ReportCPUs makes the domain's guest answer every set-number-of-cpus with a number-of-cpus
+// report of n, as the real Linux agent does (its handler changes nothing). Without it the guest
+// reports the count it was asked for.
+func (f *OGA) ReportCPUs(uuid string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cpus == nil {
+		f.cpus = map[string]int{}
+	}
+	f.cpus[uuid] = n
+}
+
+// SetNumberOfCPUs implements service.OvirtAgent: it records "setcpus:<count>" and returns the
+// guest's report (see ReportCPUs).
+func (f *OGA) SetNumberOfCPUs(_ context.Context, uuid string, count int) (int, error) {
+	if err := f.record(fmt.Sprintf("setcpus:%d", count), uuid); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, ok := f.cpus[uuid]; ok {
+		return n, nil
+	}
+	return count, nil
+}

@@ -6,6 +6,7 @@ package servicefake
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"guestagent.io/operator/agentd/guest"
@@ -150,3 +151,11 @@ func (f *QGA) SetTime(_ context.Context, uuid string) error { return f.record("s
 
 // Ping records "ping".
 func (f *QGA) Ping(_ context.Context, uuid string) error { return f.record("ping " + uuid) }
+
+// SetVCPUs records "setvcpus <count>" and answers that count vCPUs are online.
+func (f *QGA) SetVCPUs(_ context.Context, uuid string, count int) (string, error) {
+	if err := f.record(fmt.Sprintf("setvcpus %d %s", count, uuid)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d of the guest's vCPUs online", count), nil
+}

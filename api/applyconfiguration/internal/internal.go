@@ -155,6 +155,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: reboot
       type:
         namedType: io.guestagent.operator.api.v1alpha1.RebootParams
+    - name: setVCPUs
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.SetVCPUsParams
     - name: shutdown
       type:
         namedType: io.guestagent.operator.api.v1alpha1.ShutdownParams
@@ -677,6 +680,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: message
       type:
         scalar: string
+- name: io.guestagent.operator.api.v1alpha1.SetVCPUsParams
+  map:
+    fields:
+    - name: count
+      type:
+        scalar: numeric
 - name: io.guestagent.operator.api.v1alpha1.ShutdownMode
   scalar: string
 - name: io.guestagent.operator.api.v1alpha1.ShutdownParams

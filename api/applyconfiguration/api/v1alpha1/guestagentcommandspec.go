@@ -39,6 +39,8 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	Hook *HookParamsApplyConfiguration `json:"hook,omitempty"`
 	// freeze parameterises action FreezeFilesystems.
 	Freeze *FreezeParamsApplyConfiguration `json:"freeze,omitempty"`
+	// setVCPUs parameterises action SetVCPUs.
+	SetVCPUs *SetVCPUsParamsApplyConfiguration `json:"setVCPUs,omitempty"`
 	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
 	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
 	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
@@ -108,6 +110,14 @@ func (b *GuestAgentCommandSpecApplyConfiguration) WithHook(value *HookParamsAppl
 // If called multiple times, the Freeze field is set to the value of the last call.
 func (b *GuestAgentCommandSpecApplyConfiguration) WithFreeze(value *FreezeParamsApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
 	b.Freeze = value
+	return b
+}
+
+// WithSetVCPUs sets the SetVCPUs field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SetVCPUs field is set to the value of the last call.
+func (b *GuestAgentCommandSpecApplyConfiguration) WithSetVCPUs(value *SetVCPUsParamsApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
+	b.SetVCPUs = value
 	return b
 }
 
