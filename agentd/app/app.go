@@ -38,6 +38,8 @@ type Deps struct {
 	Watcher     virt.Watcher
 	QGA         service.QemuAgent
 	PowerButton service.PowerButton
+	// Save is libvirt's managed save (Hibernate); nil disables it.
+	Save service.HostSave
 	// Memory is libvirt's memory statistics source (a memstats.Poller); nil disables it.
 	Memory service.HostMemory
 	// OGATiming overrides the oVirt agent's timing (tests); zero takes VDSM's values.
@@ -126,6 +128,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		QGA:            deps.QGA,
 		Memory:         deps.Memory,
 		PowerButton:    deps.PowerButton,
+		Save:           deps.Save,
 		LifecycleHooks: cfg.LifecycleHooks,
 		TimeSync:       cfg.TimeSync,
 		OGAVersions:    pub,

@@ -86,3 +86,11 @@ func (a ogaAdapter) LogOff(ctx context.Context, uuid string) error {
 	}
 	return ag.LogOff(ctx)
 }
+
+func (a ogaAdapter) Hibernate(ctx context.Context, uuid, state string) error {
+	ag, err := a.agent(uuid)
+	if err != nil {
+		return err
+	}
+	return ag.Hibernate(ctx, oga.HibernateState(state))
+}

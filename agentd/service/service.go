@@ -41,6 +41,8 @@ type QemuAgent interface {
 	ThawFilesystems(ctx context.Context, uuid string) error
 	SetTime(ctx context.Context, uuid string) error
 	Ping(ctx context.Context, uuid string) error
+	// Suspend asks the guest to suspend itself (guest-suspend-ram|hybrid|disk through libvirt).
+	Suspend(ctx context.Context, uuid string, mode gav1.SuspendMode) error
 }
 
 // OvirtAgent is what GuestAgentService needs from the oVirt guest agent side: one agent per
@@ -68,6 +70,8 @@ type OvirtAgent interface {
 	LifecycleEvent(ctx context.Context, uuid, hook string, failure, wait bool, timeout time.Duration) error
 	LockScreen(ctx context.Context, uuid string) error
 	LogOff(ctx context.Context, uuid string) error
+	// Hibernate sends the hibernate command: state "mem" (suspend to RAM) or "disk".
+	Hibernate(ctx context.Context, uuid, state string) error
 }
 
 // HostMemory is libvirt's view of each running domain's memory (agentd/memstats): the balloon
@@ -108,6 +112,15 @@ type PowerButton interface {
 	Reset(ctx context.Context, uuid string) error
 }
 
+// HostSave is libvirt's managed save: the host-side step of a Hibernate.
+type HostSave interface {
+	// ManagedSave saves the domain's memory to its managed save image and stops it; it returns
+	// when the save finished (or failed, the domain then runs on).
+	ManagedSave(ctx context.Context, uuid string) error
+	// HasManagedSaveImage reports whether libvirt holds a managed save image of the domain.
+	HasManagedSaveImage(ctx context.Context, uuid string) (bool, error)
+}
+
 // View is everything known about one domain: identity, merged guest data and agent states.
 // A View is a deep copy; callers may keep and modify it.
 type View struct {
@@ -135,6 +148,8 @@ type Options struct {
 	Events LifecycleEvents
 	// PowerButton is the ACPI fallback; nil means no fallback is available.
 	PowerButton PowerButton
+	// Save is libvirt's managed save (Hibernate); nil means Hibernate cannot save.
+	Save HostSave
 	// LifecycleHooks sends after_migration/after_hibernation hooks on libvirt events.
 	LifecycleHooks bool
 	// OGAVersions seeds the API version of a domain's oVirt agent when the service starts serving
@@ -171,6 +186,7 @@ type GuestAgentService struct {
 	runCtx   context.Context
 	domLocks map[string]map[gav1.AgentType]chan struct{}
 	power    powerWatchers
+	changes  changeWatchers
 
 	timeSyncs *prometheus.CounterVec
 }
@@ -255,6 +271,7 @@ func (s *GuestAgentService) Changed(uuid string) {
 	s.mu.Lock()
 	s.dirty[uuid] = true
 	s.mu.Unlock()
+	s.changes.signal(uuid)
 	select {
 	case s.wake <- struct{}{}:
 	default:
