@@ -367,8 +367,13 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	log.Info("Executing command", "guestAgentCommand", klog.KObj(cmd), "action", cmd.Spec.Action, "domainUUID", uuid)
 
 	executed := gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action}
-	if gav1.IsPowerAction(cmd.Spec.Action) {
-		out := e.runPower(ctx, cmd, uuid)
+	if gav1.IsPolicyAction(cmd.Spec.Action) || cmd.Spec.Action == gav1.ActionHibernate {
+		var out powerOutcome
+		if cmd.Spec.Action == gav1.ActionHibernate {
+			out = e.runHibernate(ctx, cmd, uuid)
+		} else {
+			out = e.runPower(ctx, cmd, uuid)
+		}
 		if out.aborted {
 			return ctrl.Result{}, nil // the command changed under us, or agentd stops: its successor's sweep reports it
 		}
