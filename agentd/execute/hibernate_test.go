@@ -184,7 +184,11 @@ func TestHibernateShutOff(t *testing.T) {
 	d := r.domain
 	d.State = virt.StateShutOff
 	r.virt.Set(d, virt.LifecycleStopped)
-	g.Eventually(func() bool { w, _ := r.e.Service.WatchPower(testUUID); defer w.Close(); return w.State == virt.StateShutOff }).Should(BeTrue())
+	g.Eventually(func() bool {
+		w, _ := r.e.Service.WatchPower(testUUID)
+		defer w.Close()
+		return w.State == virt.StateShutOff
+	}).Should(BeTrue())
 	st := r.start(t, r.command(t, "hib", hibernateSpec()))().Status
 	g.Expect(st.Reason).To(Equal(gav1.ReasonSaveFailed))
 	g.Expect(st.Message).To(ContainSubstring("nothing to save"))
