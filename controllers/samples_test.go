@@ -33,7 +33,8 @@ func TestSamples(t *testing.T) {
 		seen[cmd.Spec.Action] = true
 	}
 	for _, a := range []gav1.Action{gav1.ActionShutdown, gav1.ActionReboot, gav1.ActionHook, gav1.ActionLockScreen,
-		gav1.ActionLogOff, gav1.ActionFreezeFilesystems, gav1.ActionThawFilesystems, gav1.ActionSetTime, gav1.ActionSetVCPUs, gav1.ActionPing} {
+		gav1.ActionLogOff, gav1.ActionFreezeFilesystems, gav1.ActionThawFilesystems, gav1.ActionSetTime, gav1.ActionSetVCPUs, gav1.ActionPing,
+		gav1.ActionHibernate, gav1.ActionSuspend} {
 		g.Expect(seen).To(HaveKey(a), "no sample for action %s", a)
 	}
 }

@@ -40,6 +40,8 @@ type Deps struct {
 	PowerButton service.PowerButton
 	// VCPUs reads libvirt domains' vCPU counts for SetVCPUs; nil leaves the check to the agents.
 	VCPUs service.DomainVCPUs
+	// Save is libvirt's managed save (Hibernate); nil disables it.
+	Save service.HostSave
 	// Memory is libvirt's memory statistics source (a memstats.Poller); nil disables it.
 	Memory service.HostMemory
 	// OGATiming overrides the oVirt agent's timing (tests); zero takes VDSM's values.
@@ -129,6 +131,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		Memory:         deps.Memory,
 		PowerButton:    deps.PowerButton,
 		VCPUs:          deps.VCPUs,
+		Save:           deps.Save,
 		LifecycleHooks: cfg.LifecycleHooks,
 		TimeSync:       cfg.TimeSync,
 		OGAVersions:    pub,

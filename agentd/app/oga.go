@@ -94,3 +94,11 @@ func (a ogaAdapter) SetNumberOfCPUs(ctx context.Context, uuid string, count int)
 	}
 	return ag.SetNumberOfCPUs(ctx, count, 0)
 }
+
+func (a ogaAdapter) Hibernate(ctx context.Context, uuid, state string) error {
+	ag, err := a.agent(uuid)
+	if err != nil {
+		return err
+	}
+	return ag.Hibernate(ctx, oga.HibernateState(state))
+}

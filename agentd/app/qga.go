@@ -8,6 +8,7 @@ import (
 	"guestagent.io/operator/agentd/qga"
 	"guestagent.io/operator/agentd/service"
 	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
 // NewQGA builds the QemuGuestAgentPoller from cfg and adapts it to what GuestAgentService needs.
@@ -91,6 +92,19 @@ func (a qgaAdapter) SetVCPUs(ctx context.Context, uuid string, count int) (strin
 		return "", classed(err)
 	}
 	return plan.String(), nil
+}
+
+func (a qgaAdapter) Suspend(ctx context.Context, uuid string, mode gav1.SuspendMode) error {
+	cmd := "guest-suspend-" + string(mode) // an unknown mode: refused by the poller, never sent
+	switch mode {
+	case gav1.SuspendRam, "":
+		cmd = qga.CmdSuspendRAM
+	case gav1.SuspendHybrid:
+		cmd = qga.CmdSuspendHybrid
+	case gav1.SuspendDisk:
+		cmd = qga.CmdSuspendDisk
+	}
+	return classed(a.p.Suspend(ctx, uuid, cmd))
 }
 
 // classErr exposes a QGA error class to the service's error classification.

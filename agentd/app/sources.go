@@ -28,6 +28,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		sockAPI  *qga.SocketAPI
 		button   service.PowerButton
 		vcpus    service.DomainVCPUs
+		saver    service.HostSave
 		memory   service.HostMemory
 	)
 	closeFn = func() {}
@@ -40,6 +41,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		libAPI = qga.NewLibvirtAPI(m.LookupDomain)
 		button = virt.PowerButton{M: m}
 		vcpus = virt.DomainVCPUs{M: m}
+		saver = virt.PowerButton{M: m}
 		mem, err := memstats.New(memstats.Config{
 			API:         m,
 			Domains:     m.Domains, // libvirt's domains only: socket domains have no statistics
@@ -113,7 +115,8 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 	if err != nil {
 		return Deps{}, closeFn, fmt.Errorf("creating the QEMU guest agent poller: %w", err)
 	}
-	return Deps{Watcher: w, QGA: q, Memory: memory, PowerButton: LibvirtOnly{Watcher: w, Next: button}, VCPUs: vcpus}, closeFn, nil
+	host := LibvirtOnly{Watcher: w, Next: button, Saver: saver}
+	return Deps{Watcher: w, QGA: q, Memory: memory, PowerButton: host, Save: host, VCPUs: vcpus}, closeFn, nil
 }
 
 // LibvirtOnly guards the host-side actions that only libvirt can perform (ACPI power button,
@@ -123,9 +126,14 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 type LibvirtOnly struct {
 	Watcher virt.Watcher
 	Next    service.PowerButton
+	// Saver is libvirt's managed save (Hibernate); nil when libvirt is disabled.
+	Saver service.HostSave
 }
 
-var _ service.PowerButton = LibvirtOnly{}
+var (
+	_ service.PowerButton = LibvirtOnly{}
+	_ service.HostSave    = LibvirtOnly{}
+)
 
 // ACPIShutdown implements service.PowerButton.
 func (l LibvirtOnly) ACPIShutdown(ctx context.Context, uuid string) error {
@@ -157,6 +165,29 @@ func (l LibvirtOnly) Reset(ctx context.Context, uuid string) error {
 		return err
 	}
 	return l.Next.Reset(ctx, uuid)
+}
+
+// ManagedSave implements service.HostSave.
+func (l LibvirtOnly) ManagedSave(ctx context.Context, uuid string) error {
+	if err := l.checkSave(uuid, "Managed save"); err != nil {
+		return err
+	}
+	return l.Saver.ManagedSave(ctx, uuid)
+}
+
+// HasManagedSaveImage implements service.HostSave.
+func (l LibvirtOnly) HasManagedSaveImage(ctx context.Context, uuid string) (bool, error) {
+	if err := l.checkSave(uuid, "A managed save image"); err != nil {
+		return false, err
+	}
+	return l.Saver.HasManagedSaveImage(ctx, uuid)
+}
+
+func (l LibvirtOnly) checkSave(uuid, action string) error {
+	if l.Saver == nil {
+		return fmt.Errorf("%s needs libvirt, which is disabled on this node (libvirtURI is empty)", action)
+	}
+	return l.check(uuid, action)
 }
 
 func (l LibvirtOnly) check(uuid, action string) error {

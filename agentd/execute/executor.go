@@ -204,8 +204,8 @@ func (e *Executor) sweep(ctx context.Context) error {
 		}
 		msg := fmt.Sprintf("agentd restarted while the command was running (claimed by %s); it is not re-sent, "+
 			"so it may or may not have reached the guest", cmd.Status.ClaimedBy)
-		if steps := cmd.Status.PowerSteps; len(steps) > 0 || gav1.IsPowerAction(cmd.Spec.Action) {
-			// A power policy is not continued: the step in flight at the restart may or may not
+		if steps := cmd.Status.PowerSteps; len(steps) > 0 || gav1.IsPolicyAction(cmd.Spec.Action) || cmd.Spec.Action == gav1.ActionHibernate {
+			// A power policy (or a Hibernate) is not continued: the step in flight at the restart may or may not
 			// have been sent, and its grace period is lost. Create a new command to try again.
 			msg = fmt.Sprintf("agentd restarted during the power policy (claimed by %s); the policy is not continued. "+
 				"Steps recorded before the restart: %s. A step after the last recorded one may have been sent; "+
@@ -367,8 +367,13 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	log.Info("Executing command", "guestAgentCommand", klog.KObj(cmd), "action", cmd.Spec.Action, "domainUUID", uuid)
 
 	executed := gav1.ExecutedCommand{Key: key, Action: cmd.Spec.Action}
-	if gav1.IsPowerAction(cmd.Spec.Action) {
-		out := e.runPower(ctx, cmd, uuid)
+	if gav1.IsPolicyAction(cmd.Spec.Action) || cmd.Spec.Action == gav1.ActionHibernate {
+		var out powerOutcome
+		if cmd.Spec.Action == gav1.ActionHibernate {
+			out = e.runHibernate(ctx, cmd, uuid)
+		} else {
+			out = e.runPower(ctx, cmd, uuid)
+		}
 		if out.aborted {
 			return ctrl.Result{}, nil // the command changed under us, or agentd stops: its successor's sweep reports it
 		}

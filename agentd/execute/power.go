@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"guestagent.io/operator/agentd/service"
+	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
@@ -34,10 +35,11 @@ type powerOutcome struct {
 // errNotOurs aborts a policy whose command changed under it (the controller failed it).
 var errNotOurs = errors.New("the command is no longer claimed by this agentd")
 
-// runPower carries out a Shutdown or Reboot as its power policy: each method in order, skipped
-// when its agent is not usable, and given the grace period to bring the domain down (or through a
-// reboot) before the next one is tried. Success is what libvirt reports (the domain shut off, or
-// its REBOOT event), never an agent's acceptance. Every step is recorded in status.powerSteps
+// runPower carries out a Shutdown, Reboot or Suspend as its power policy: each method in order,
+// skipped when its agent is not usable, and given the grace period to bring the domain down (or
+// through a reboot, or into PM suspend) before the next one is tried. Success is what libvirt
+// reports (the domain shut off, its REBOOT event, or its PMSUSPENDED event; a Suspend to disk:
+// shut off), never an agent's acceptance. Every step is recorded in status.powerSteps
 // before the next one is taken; after an agentd restart the policy is not continued (see sweep).
 func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uuid string) powerOutcome {
 	action := cmd.Spec.Action
@@ -46,8 +48,21 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 	grace := gav1.PowerGracePeriod(&cmd.Spec)
 	deadline := e.deadline(cmd)
 	want, wantText := service.PowerStopped, "shut off"
-	if action == gav1.ActionReboot {
+	// done: the wanted change happened ("domain <done> after <method>"); verb: what the domain
+	// did not do ("did not <verb>"); okReason/failReason: the outcome's reasons.
+	done, verb, okReason, failReason := "shut off", "shut off", gav1.ReasonShutOff, gav1.ReasonNotShutOff
+	suspend, mode := action == gav1.ActionSuspend, gav1.SuspendModeOf(&cmd.Spec)
+	switch {
+	case action == gav1.ActionReboot:
 		want, wantText = service.PowerRebooted, "reboot"
+		done, verb, okReason, failReason = "rebooted", "reboot", gav1.ReasonRebooted, gav1.ReasonNotRebooted
+	case suspend && mode == gav1.SuspendDisk:
+		// The guest hibernates itself and powers off: libvirt's PMSUSPENDED/DISK, then STOPPED.
+		wantText = "shut off after the guest's suspend to disk"
+		done, verb, okReason, failReason = "shut off (suspended to disk)", "suspend to disk and shut off", gav1.ReasonSuspended, gav1.ReasonNotSuspended
+	case suspend:
+		want, wantText = service.PowerSuspended, "PM suspend"
+		done, verb, okReason, failReason = "PM-suspended", "suspend", gav1.ReasonSuspended, gav1.ReasonNotSuspended
 	}
 
 	w, ok := e.Service.WatchPower(uuid)
@@ -55,6 +70,12 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		return powerOutcome{reason: gav1.ReasonDomainNotFound, msg: fmt.Sprintf("domain %s is not on this node", uuid)}
 	}
 	defer w.Close()
+	if suspend && w.State == virt.StatePMSuspended && mode != gav1.SuspendDisk {
+		return powerOutcome{ok: true, reason: gav1.ReasonSuspended, msg: "the domain was already PM-suspended; nothing was sent"}
+	}
+	if suspend && w.State != virt.StateRunning {
+		return powerOutcome{reason: gav1.ReasonNotSuspended, msg: fmt.Sprintf("the domain is %s: a suspend needs a running guest; nothing was sent", w.State)}
+	}
 	if !w.State.Active() {
 		if action == gav1.ActionShutdown {
 			return powerOutcome{ok: true, reason: gav1.ReasonShutOff, msg: fmt.Sprintf("the domain was already %s; nothing was sent", w.State)}
@@ -82,11 +103,8 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		switch {
 		case pc.Event == want:
 			out.ok, out.agents = true, appendAgent(nil, m)
-			out.reason = gav1.ReasonShutOff
-			if action == gav1.ActionReboot {
-				out.reason = gav1.ReasonRebooted
-			}
-			out.msg = fmt.Sprintf("domain %s after %s", map[bool]string{true: "rebooted", false: "shut off"}[action == gav1.ActionReboot], m)
+			out.reason = okReason
+			out.msg = fmt.Sprintf("domain %s after %s", done, m)
 			if pc.Detail != "" {
 				out.msg += " (" + pc.Detail + ")"
 			}
@@ -97,6 +115,10 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		case pc.Event == service.PowerStopped && action == gav1.ActionReboot:
 			out.reason = gav1.ReasonNotRebooted
 			out.msg = fmt.Sprintf("the domain shut off instead of rebooting after %s (is its on_reboot policy destroy?)", m)
+			return out, true
+		case pc.Event == service.PowerStopped && suspend:
+			out.reason = gav1.ReasonNotSuspended
+			out.msg = fmt.Sprintf("the domain shut off instead of suspending after %s (%s)", m, pc.Detail)
 			return out, true
 		}
 		pending = nil // a reboot while shutting down: keep waiting for the shut off
@@ -162,7 +184,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 			out.touched, last = true, m
 			step.Result = gav1.StepTimedOut
 			step.Message = stepMessage(fmt.Sprintf("sent; no answer within %s, and the domain did not %s meanwhile",
-				sendWait.Round(time.Second), map[bool]string{true: "reboot", false: "shut off"}[action == gav1.ActionReboot]))
+				sendWait.Round(time.Second), verb))
 			steps = append(steps, step)
 			log.Info("Power step timed out", "method", m, "wait", sendWait.String(), "answered", false)
 			if err := e.recordSteps(ctx, cmd, steps); err != nil {
@@ -217,7 +239,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 				pending = &pc
 			case <-timer:
 				steps[len(steps)-1].Result = gav1.StepTimedOut
-				steps[len(steps)-1].Message = stepMessage(fmt.Sprintf("accepted, but the domain did not %s within %s", map[bool]string{true: "reboot", false: "shut off"}[action == gav1.ActionReboot], wait.Round(time.Second)))
+				steps[len(steps)-1].Message = stepMessage(fmt.Sprintf("accepted, but the domain did not %s within %s", verb, wait.Round(time.Second)))
 				log.Info("Power step timed out", "method", m, "wait", wait.String())
 				break waiting
 			case <-ctx.Done():
@@ -229,10 +251,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 	if !e.Now().Before(deadline) {
 		return e.powerDeadline(out, steps, wantText)
 	}
-	out.reason = gav1.ReasonNotShutOff
-	if action == gav1.ActionReboot {
-		out.reason = gav1.ReasonNotRebooted
-	}
+	out.reason = failReason
 	out.msg = fmt.Sprintf("no method brought the domain's %s: %s", wantText, summarize(steps))
 	return out
 }

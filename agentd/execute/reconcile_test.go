@@ -100,6 +100,7 @@ type rig struct {
 	qga     *servicefake.QGA
 	oga     *servicefake.OGA
 	power   *powerButton
+	save    *hostSave
 	history *history
 	virt    *virt.Fake
 	domain  virt.Domain
@@ -120,10 +121,10 @@ func newRig(t *testing.T, qgaState, ogaState agentState, executed ...gav1.Execut
 		}).
 		WithStatusSubresource(&gav1.GuestAgentCommand{}, &gav1.GuestAgentStatus{}).Build()
 
-	r := &rig{c: c, qga: servicefake.NewQGA(), oga: servicefake.NewOGA(), power: &powerButton{}, history: &history{}}
+	r := &rig{c: c, qga: servicefake.NewQGA(), oga: servicefake.NewOGA(), power: &powerButton{}, save: &hostSave{}, history: &history{}}
 	d := servicefake.Domain(testUUID, "vm1", virt.StateRunning, qgaState, ogaState)
 	r.virt, r.domain = virt.NewFake(d), d
-	svc := service.New(service.Options{Log: testr.New(t), Watcher: r.virt, QGA: r.qga, OGA: r.oga, PowerButton: r.power})
+	svc := service.New(service.Options{Log: testr.New(t), Watcher: r.virt, QGA: r.qga, OGA: r.oga, PowerButton: r.power, Save: r.save})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()

@@ -38,6 +38,9 @@ type DomainAPI interface {
 	Shutdown(ctx context.Context, uuid string, mode ShutdownMode, timeout time.Duration) error
 	// Reboot asks the agent to reboot the guest.
 	Reboot(ctx context.Context, uuid string, timeout time.Duration) error
+	// Suspend asks the agent to suspend the guest: cmd is CmdSuspendRAM, CmdSuspendHybrid or
+	// CmdSuspendDisk.
+	Suspend(ctx context.Context, uuid, cmd string, timeout time.Duration) error
 	// FSFreeze freezes the given mountpoints (all when empty).
 	FSFreeze(ctx context.Context, uuid string, mountpoints []string, timeout time.Duration) error
 	// FSThaw thaws the given mountpoints (all when empty).

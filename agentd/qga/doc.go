@@ -6,7 +6,7 @@
 //
 // The poller talks to guests only through DomainAPI. LibvirtAPI (libvirt.go) implements it with
 // typed libvirt calls (one GetGuestInfo type bit per call, ListAllInterfaceAddresses(SRC_AGENT),
-// GetGuestVcpus, ShutdownFlags/Reboot(GUEST_AGENT), FSFreeze/FSThaw, SetTime) and raw
+// GetGuestVcpus, ShutdownFlags/Reboot(GUEST_AGENT), PMSuspendForDuration, FSFreeze/FSThaw, SetTime) and raw
 // QemuAgentCommand only where libvirt has no typed API (guest-info, guest-get-devices,
 // guest-ping). SocketAPI implements it over qgaclient for agents reached on a unix socket
 // without libvirt. Tests use an in-memory fake.

@@ -273,6 +273,9 @@ func (f *fakeAPI) Shutdown(_ context.Context, uuid string, _ ShutdownMode, _ tim
 func (f *fakeAPI) Reboot(_ context.Context, uuid string, _ time.Duration) error {
 	return f.simple(uuid, "reboot")
 }
+func (f *fakeAPI) Suspend(_ context.Context, uuid, cmd string, _ time.Duration) error {
+	return f.simple(uuid, cmd)
+}
 func (f *fakeAPI) FSFreeze(_ context.Context, uuid string, _ []string, _ time.Duration) error {
 	return f.simple(uuid, CmdFSFreeze)
 }

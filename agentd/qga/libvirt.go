@@ -375,6 +375,27 @@ func (a *LibvirtAPI) Reboot(ctx context.Context, uuid string, timeout time.Durat
 	}))
 }
 
+// Suspend implements DomainAPI with virDomainPMSuspendForDuration(target, 0, 0): libvirt sends
+// guest-suspend-ram|hybrid|disk to the agent (and refuses a target the domain's <pm> element
+// disables). Like guest-shutdown, a successful suspend never answers; the caller confirms it
+// through the domain's PMSUSPENDED (or, for disk, STOPPED) lifecycle event.
+func (a *LibvirtAPI) Suspend(ctx context.Context, uuid, cmd string, timeout time.Duration) error {
+	var target libvirt.NodeSuspendTarget
+	switch cmd {
+	case CmdSuspendRAM:
+		target = libvirt.NODE_SUSPEND_TARGET_MEM
+	case CmdSuspendHybrid:
+		target = libvirt.NODE_SUSPEND_TARGET_HYBRID
+	case CmdSuspendDisk:
+		target = libvirt.NODE_SUSPEND_TARGET_DISK
+	default:
+		return &Error{Class: ErrUnsupported, Command: cmd, Err: fmt.Errorf("unknown suspend command %q", cmd)}
+	}
+	return agentGone(a.with(ctx, uuid, cmd, timeout, true, func(d *libvirt.Domain) error {
+		return d.PMSuspendForDuration(target, 0, 0)
+	}))
+}
+
 // FSFreeze implements DomainAPI with virDomainFSFreeze.
 func (a *LibvirtAPI) FSFreeze(ctx context.Context, uuid string, mps []string, timeout time.Duration) error {
 	return a.with(ctx, uuid, CmdFSFreeze, timeout, true, func(d *libvirt.Domain) error { return d.FSFreeze(mps, 0) })

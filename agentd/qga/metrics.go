@@ -87,6 +87,13 @@ func (i instrumented) Reboot(ctx context.Context, uuid string, timeout time.Dura
 	return err
 }
 
+func (i instrumented) Suspend(ctx context.Context, uuid, cmd string, timeout time.Duration) error {
+	start := time.Now()
+	err := i.api.Suspend(ctx, uuid, cmd, timeout)
+	observe(cmd, start, err)
+	return err
+}
+
 func (i instrumented) FSFreeze(ctx context.Context, uuid string, mps []string, timeout time.Duration) error {
 	start := time.Now()
 	err := i.api.FSFreeze(ctx, uuid, mps, timeout)

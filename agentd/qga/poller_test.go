@@ -477,3 +477,29 @@ func TestLateRunKeepsThePeriod(t *testing.T) {
 		t.Fatalf("users polled %d times by t=20s, want 3 (the 10 s period stretched)", n)
 	}
 }
+
+// Suspend sends only what guest-info offers: guest-suspend-ram when enabled, never a disabled
+// guest-suspend-disk or an unlisted guest-suspend-hybrid.
+func TestPollerSuspendGating(t *testing.T) {
+	h := newHarness(t, nil)
+	g := defaultGuest("s")
+	g.caps = append(g.caps, CommandInfo{Name: CmdSuspendRAM, Enabled: true}, CommandInfo{Name: CmdSuspendDisk, Enabled: false})
+	h.api.add("s", g)
+	h.doms.set(running("s"))
+	h.step(t, 0)
+	ctx := context.Background()
+	if err := h.p.Suspend(ctx, "s", CmdSuspendRAM); err != nil {
+		t.Errorf("suspend-ram: %v", err)
+	}
+	for _, cmd := range []string{CmdSuspendDisk, CmdSuspendHybrid, "guest-suspend-sideways"} {
+		if err := h.p.Suspend(ctx, "s", cmd); ClassOf(err) != ErrUnsupported {
+			t.Errorf("%s: %v, want Unsupported", cmd, err)
+		}
+		if n := h.api.count("s", cmd); n != 0 {
+			t.Errorf("%s sent %d times although not offered", cmd, n)
+		}
+	}
+	if n := h.api.count("s", CmdSuspendRAM); n != 1 {
+		t.Errorf("guest-suspend-ram sent %d times, want 1", n)
+	}
+}

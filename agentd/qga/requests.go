@@ -96,6 +96,20 @@ func (p *QemuGuestAgentPoller) Reboot(ctx context.Context, uuid string) error {
 	})
 }
 
+// Suspend asks the guest to suspend itself through the agent (libvirt PMSuspendForDuration):
+// cmd is CmdSuspendRAM, CmdSuspendHybrid or CmdSuspendDisk. A command the agent does not
+// offer (guest-info) is never sent.
+func (p *QemuGuestAgentPoller) Suspend(ctx context.Context, uuid, cmd string) error {
+	switch cmd {
+	case CmdSuspendRAM, CmdSuspendHybrid, CmdSuspendDisk:
+	default:
+		return &Error{Class: ErrUnsupported, Command: cmd, Err: fmt.Errorf("unknown suspend command %q", cmd)}
+	}
+	return p.request(ctx, uuid, cmd, p.cfg.RequestTimeout, func(to time.Duration) error {
+		return p.cfg.API.Suspend(ctx, uuid, cmd, to)
+	})
+}
+
 // FSFreeze freezes the given guest mountpoints (all when empty).
 func (p *QemuGuestAgentPoller) FSFreeze(ctx context.Context, uuid string, mountpoints []string) error {
 	cmd := CmdFSFreeze

@@ -43,6 +43,11 @@ func (r Route) Reboot(ctx context.Context, uuid string, timeout time.Duration) e
 	return r(uuid).Reboot(ctx, uuid, timeout)
 }
 
+// Suspend implements DomainAPI.
+func (r Route) Suspend(ctx context.Context, uuid, cmd string, timeout time.Duration) error {
+	return r(uuid).Suspend(ctx, uuid, cmd, timeout)
+}
+
 // FSFreeze implements DomainAPI.
 func (r Route) FSFreeze(ctx context.Context, uuid string, mountpoints []string, timeout time.Duration) error {
 	return r(uuid).FSFreeze(ctx, uuid, mountpoints, timeout)

@@ -224,6 +224,13 @@ func (s *SocketAPI) Reboot(ctx context.Context, uuid string, timeout time.Durati
 	return s.Shutdown(ctx, uuid, "reboot", timeout)
 }
 
+// Suspend implements DomainAPI: it is refused. A domain reached only through its agent socket has
+// no libvirt lifecycle events, so a suspend's outcome could never be confirmed.
+func (s *SocketAPI) Suspend(_ context.Context, _ string, cmd string, _ time.Duration) error {
+	return &Error{Class: ErrUnsupported, Command: cmd,
+		Err: errors.New("a suspend needs libvirt (its PMSUSPENDED event is the outcome); this domain is reached only through its agent socket")}
+}
+
 // FSFreeze implements DomainAPI.
 func (s *SocketAPI) FSFreeze(ctx context.Context, uuid string, mps []string, timeout time.Duration) error {
 	if len(mps) == 0 {

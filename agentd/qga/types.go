@@ -21,6 +21,9 @@ const (
 	CmdCPUStats      = "guest-get-cpustats"  // metrics only (Linux qemu-ga ≥ 7.1)
 	CmdDiskStats     = "guest-get-diskstats" // metrics only (Linux qemu-ga ≥ 7.1)
 	CmdShutdown      = "guest-shutdown"
+	CmdSuspendRAM    = "guest-suspend-ram"
+	CmdSuspendHybrid = "guest-suspend-hybrid"
+	CmdSuspendDisk   = "guest-suspend-disk"
 	CmdFSFreeze      = "guest-fsfreeze-freeze"
 	CmdFSFreezeList  = "guest-fsfreeze-freeze-list"
 	CmdFSThaw        = "guest-fsfreeze-thaw"

@@ -197,6 +197,8 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 		return "QEMU guest agent answered guest-ping", nil
 	case gav1.ActionSetVCPUs:
 		return q.SetVCPUs(ctx, uuid, int(spec.SetVCPUs.Count))
+	case gav1.ActionSuspend:
+		return "", q.Suspend(ctx, uuid, gav1.SuspendModeOf(&spec))
 	}
 	return "", fmt.Errorf("%w: %s", errUnsupportedAction, spec.Action)
 }
@@ -246,6 +248,15 @@ func sendOGA(ctx context.Context, ag OvirtAgent, uuid string, spec gav1.GuestAge
 				"(the Linux agent brings no CPU online or offline; the QEMU guest agent does)", count, n)
 		}
 		return fmt.Sprintf("the oVirt guest agent reports %d CPUs online", n), nil
+	case gav1.ActionSuspend:
+		// The oVirt agent's hibernate knows mem and disk; there is no hybrid (validation refuses it).
+		switch gav1.SuspendModeOf(&spec) {
+		case gav1.SuspendRam:
+			return "", ag.Hibernate(ctx, uuid, "mem")
+		case gav1.SuspendDisk:
+			return "", ag.Hibernate(ctx, uuid, "disk")
+		}
+		return "", fmt.Errorf("%w: suspend mode %s", errUnsupportedAction, gav1.SuspendModeOf(&spec))
 	case gav1.ActionPing:
 		// The oVirt agent has no ping: a responsive agent (a valid message within the
 		// responsiveness window) is the answer; usable() checked it.

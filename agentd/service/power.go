@@ -24,6 +24,8 @@ const (
 	PowerRebooted
 	// PowerGone: the domain left the node by migration, or crashed.
 	PowerGone
+	// PowerSuspended: libvirt's PMSUSPENDED event (the guest suspended itself to RAM or disk).
+	PowerSuspended
 )
 
 // PowerChange is one PowerEvent with libvirt's detail.
@@ -102,6 +104,8 @@ func (s *GuestAgentService) notifyPower(ev virt.Event) {
 		pc = PowerChange{Event: PowerStopped, State: virt.StateShutOff, Detail: ev.Reason}
 	case ev.Lifecycle == virt.LifecycleRebooted:
 		pc = PowerChange{Event: PowerRebooted, State: d.State, Detail: ev.Reason}
+	case ev.Lifecycle == virt.LifecyclePMSuspended:
+		pc = PowerChange{Event: PowerSuspended, State: d.State, Detail: ev.Reason}
 	default:
 		return
 	}

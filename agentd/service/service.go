@@ -44,6 +44,8 @@ type QemuAgent interface {
 	// SetVCPUs leaves count of the guest's vCPUs online and describes what it changed. A count
 	// the guest cannot reach fails without changing anything.
 	SetVCPUs(ctx context.Context, uuid string, count int) (string, error)
+	// Suspend asks the guest to suspend itself (guest-suspend-ram|hybrid|disk through libvirt).
+	Suspend(ctx context.Context, uuid string, mode gav1.SuspendMode) error
 }
 
 // OvirtAgent is what GuestAgentService needs from the oVirt guest agent side: one agent per
@@ -74,6 +76,8 @@ type OvirtAgent interface {
 	// SetNumberOfCPUs sends set-number-of-cpus and returns the count of the guest's next
 	// number-of-cpus report (-1: the guest cannot tell).
 	SetNumberOfCPUs(ctx context.Context, uuid string, count int) (int, error)
+	// Hibernate sends the hibernate command: state "mem" (suspend to RAM) or "disk".
+	Hibernate(ctx context.Context, uuid, state string) error
 }
 
 // HostMemory is libvirt's view of each running domain's memory (agentd/memstats): the balloon
@@ -120,6 +124,15 @@ type DomainVCPUs interface {
 	VCPUs(ctx context.Context, uuid string) (current, maximum int, err error)
 }
 
+// HostSave is libvirt's managed save: the host-side step of a Hibernate.
+type HostSave interface {
+	// ManagedSave saves the domain's memory to its managed save image and stops it; it returns
+	// when the save finished (or failed, the domain then runs on).
+	ManagedSave(ctx context.Context, uuid string) error
+	// HasManagedSaveImage reports whether libvirt holds a managed save image of the domain.
+	HasManagedSaveImage(ctx context.Context, uuid string) (bool, error)
+}
+
 // View is everything known about one domain: identity, merged guest data and agent states.
 // A View is a deep copy; callers may keep and modify it.
 type View struct {
@@ -150,6 +163,8 @@ type Options struct {
 	// VCPUs checks a SetVCPUs count against the domain's vCPUs before any agent is asked; nil
 	// leaves the check to the agents.
 	VCPUs DomainVCPUs
+	// Save is libvirt's managed save (Hibernate); nil means Hibernate cannot save.
+	Save HostSave
 	// LifecycleHooks sends after_migration/after_hibernation hooks on libvirt events.
 	LifecycleHooks bool
 	// OGAVersions seeds the API version of a domain's oVirt agent when the service starts serving
@@ -186,6 +201,7 @@ type GuestAgentService struct {
 	runCtx   context.Context
 	domLocks map[string]map[gav1.AgentType]chan struct{}
 	power    powerWatchers
+	changes  changeWatchers
 
 	timeSyncs *prometheus.CounterVec
 }
@@ -270,6 +286,7 @@ func (s *GuestAgentService) Changed(uuid string) {
 	s.mu.Lock()
 	s.dirty[uuid] = true
 	s.mu.Unlock()
+	s.changes.signal(uuid)
 	select {
 	case s.wake <- struct{}{}:
 	default:

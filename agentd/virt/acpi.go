@@ -68,3 +68,33 @@ func (p PowerButton) Reset(_ context.Context, uuid string) error {
 	}
 	return nil
 }
+
+// ManagedSave saves the domain's memory to libvirt's managed save image and stops it
+// (virDomainManagedSave): the host side of a Hibernate. The next start of the domain restores
+// it (libvirt STARTED/RESTORED). libvirt pauses the domain for the save itself and resumes it
+// when the save fails. The call returns when the save finished.
+func (p PowerButton) ManagedSave(_ context.Context, uuid string) error {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Free() }()
+	if err := d.ManagedSave(0); err != nil {
+		return fmt.Errorf("managed save of %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// HasManagedSaveImage reports whether libvirt holds a managed save image of the domain.
+func (p PowerButton) HasManagedSaveImage(_ context.Context, uuid string) (bool, error) {
+	d, err := p.M.LookupDomain(uuid)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = d.Free() }()
+	ok, err := d.HasManagedSaveImage(0)
+	if err != nil {
+		return false, fmt.Errorf("managed save image of %s: %w", uuid, err)
+	}
+	return ok, nil
+}

@@ -431,3 +431,50 @@ func TestManagerConnectionDroppedAndReopened(t *testing.T) {
 		t.Fatalf("lookup on the re-opened connection: %v", err)
 	}
 }
+
+// A Hibernate's host step on libvirt's test driver: PowerButton.ManagedSave stops the domain with
+// STOPPED/SAVED (LifecycleSaved, shut off, reason Saved) and leaves a managed save image; the next
+// start restores it and consumes the image. (The test driver reports that start as STARTED/BOOTED;
+// the QEMU driver says STARTED/RESTORED, LifecycleRestored, which sends after_hibernation: that
+// part needs real libvirt.)
+func TestManagedSaveTestDriver(t *testing.T) {
+	g := NewWithT(t)
+	uri := "test://" + writeNodeXML(t, 2)
+	m, rec := startManager(t, uri)
+	g.Eventually(func() bool { return len(m.Domains()) == 2 }).WithTimeout(10*time.Second).Should(BeTrue(), "discovery")
+	u := testDomainUUID(1)
+	pb := PowerButton{M: m}
+	ctx := context.Background()
+	if has, err := pb.HasManagedSaveImage(ctx, u); err != nil || has {
+		t.Fatalf("before the save: image %v, %v", has, err)
+	}
+	g.Expect(pb.ManagedSave(ctx, u)).To(Succeed())
+	g.Eventually(func() bool {
+		_, ok := rec.find(func(e Event) bool {
+			return e.Type == EventDomainUpdated && e.Domain.UUID == u && e.Lifecycle == LifecycleSaved &&
+				e.Domain.State == StateShutOff && e.Domain.StateReason == "Saved"
+		})
+		return ok
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "saved event")
+	has, err := pb.HasManagedSaveImage(ctx, u)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(has).To(BeTrue(), "managed save image after the save")
+	g.Expect(pb.ManagedSave(ctx, u)).NotTo(Succeed(), "a shut-off domain cannot be saved")
+
+	d, err := m.LookupDomain(u)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = d.Free() }()
+	g.Expect(d.Create()).To(Succeed())
+	g.Eventually(func() bool {
+		_, ok := rec.find(func(e Event) bool {
+			return e.Domain.UUID == u && (e.Lifecycle == LifecycleRestored || e.Lifecycle == LifecycleStarted) && e.Domain.State == StateRunning
+		})
+		return ok
+	}).WithTimeout(5*time.Second).Should(BeTrue(), "started event")
+	has, err = pb.HasManagedSaveImage(ctx, u)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(has).To(BeFalse(), "the restore consumes the image")
+	if _, err := pb.HasManagedSaveImage(ctx, "6a1e0000-0000-4000-8000-999999999999"); err == nil {
+		t.Error("an unknown domain must be an error")
+	}
+}

@@ -72,6 +72,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.GuestTimezoneApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GuestUser"):
 		return &apiv1alpha1.GuestUserApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("HibernateParams"):
+		return &apiv1alpha1.HibernateParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("HookParams"):
 		return &apiv1alpha1.HookParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("OvirtAgentInfo"):
@@ -90,6 +92,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.ShutdownParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StatusRelease"):
 		return &apiv1alpha1.StatusReleaseApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SuspendParams"):
+		return &apiv1alpha1.SuspendParamsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("TruncationCounts"):
 		return &apiv1alpha1.TruncationCountsApplyConfiguration{}
 

@@ -20,6 +20,8 @@ type ActionSupport struct {
 // freeze/thaw and time sync only in QGA, and both agents answer a ping. SetVCPUs prefers QGA,
 // which onlines and offlines the guest's vCPUs itself (guest-set-vcpus); the oVirt agent's
 // set-number-of-cpus succeeds only when the guest then reports the asked count.
+// A Hibernate's agent steps (screen lock, hooks) exist only in the oVirt agent; its save is
+// libvirt's. A Suspend goes to QGA (through libvirt) first, the oVirt agent's hibernate second.
 var actionSupport = map[Action]ActionSupport{
 	ActionShutdown:          {Agents: []AgentType{AgentQemu, AgentOvirt}, Fallback: true},
 	ActionReboot:            {Agents: []AgentType{AgentQemu, AgentOvirt}, Fallback: true},
@@ -31,6 +33,8 @@ var actionSupport = map[Action]ActionSupport{
 	ActionSetTime:           {Agents: []AgentType{AgentQemu}},
 	ActionSetVCPUs:          {Agents: []AgentType{AgentQemu, AgentOvirt}},
 	ActionPing:              {Agents: []AgentType{AgentQemu, AgentOvirt}},
+	ActionHibernate:         {Agents: []AgentType{AgentOvirt}},
+	ActionSuspend:           {Agents: []AgentType{AgentQemu, AgentOvirt}},
 }
 
 // SupportFor returns which agents can serve action a; ok is false for an unknown action.
@@ -95,11 +99,20 @@ func ValidateCommandSpec(spec *GuestAgentCommandSpec) error {
 			errs = append(errs, fmt.Sprintf("fallback ACPI exists only for power actions, not %s", spec.Action))
 		}
 	}
-	if spec.Power != nil && !IsPowerAction(spec.Action) {
-		errs = append(errs, fmt.Sprintf("power is only for Shutdown and Reboot, not %s", spec.Action))
+	if spec.Power != nil && !IsPolicyAction(spec.Action) {
+		errs = append(errs, fmt.Sprintf("power is only for Shutdown, Reboot and Suspend, not %s", spec.Action))
 	}
-	if IsPowerAction(spec.Action) {
+	if IsPolicyAction(spec.Action) {
 		errs = append(errs, validatePower(spec)...)
+	}
+	if spec.Hibernate != nil && spec.Action != ActionHibernate {
+		errs = append(errs, fmt.Sprintf("hibernate parameters need action Hibernate, not %s", spec.Action))
+	}
+	if spec.Suspend != nil && spec.Action != ActionSuspend {
+		errs = append(errs, fmt.Sprintf("suspend parameters need action Suspend, not %s", spec.Action))
+	}
+	if spec.Action == ActionHibernate {
+		errs = append(errs, validateHibernate(spec)...)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
@@ -107,14 +120,41 @@ func ValidateCommandSpec(spec *GuestAgentCommandSpec) error {
 	return nil
 }
 
-// IsPowerAction reports whether a is Shutdown or Reboot, the actions run as a power policy.
+// IsPowerAction reports whether a is Shutdown or Reboot.
 func IsPowerAction(a Action) bool { return a == ActionShutdown || a == ActionReboot }
+
+// IsPolicyAction reports whether a is run as a power policy: Shutdown, Reboot or Suspend.
+func IsPolicyAction(a Action) bool { return IsPowerAction(a) || a == ActionSuspend }
+
+// SuspendModeOf returns a Suspend's mode (Ram when not given).
+func SuspendModeOf(spec *GuestAgentCommandSpec) SuspendMode {
+	if spec.Suspend != nil && spec.Suspend.Mode != "" {
+		return spec.Suspend.Mode
+	}
+	return SuspendRam
+}
+
+// HibernateTimeouts returns a Hibernate's wait for the screen lock and for the before_hibernation
+// hooks' completion.
+func HibernateTimeouts(spec *GuestAgentCommandSpec) (lock, hook time.Duration) {
+	l, h := DefaultLockTimeoutSeconds, DefaultHookTimeoutSeconds
+	if p := spec.Hibernate; p != nil {
+		if p.LockTimeoutSeconds != nil {
+			l = *p.LockTimeoutSeconds
+		}
+		if p.HookTimeoutSeconds != nil {
+			h = *p.HookTimeoutSeconds
+		}
+	}
+	return time.Duration(l) * time.Second, time.Duration(h) * time.Second
+}
 
 // DefaultPowerMethods are the methods of a power policy that names none, with agent Auto.
 var DefaultPowerMethods = []PowerMethod{PowerQemu, PowerOvirt, PowerACPI}
 
 // PowerMethods returns the methods of a power action's policy, in order: spec.power.methods when
-// given, else derived from agent and fallback: Auto gives DefaultPowerMethods; QemuGuestAgent or
+// given, else derived from agent and fallback: Auto gives DefaultPowerMethods (Suspend:
+// QemuGuestAgent then OvirtGuestAgent, mode Hybrid QemuGuestAgent alone); QemuGuestAgent or
 // OvirtGuestAgent that agent; Both QemuGuestAgent then OvirtGuestAgent; fallback ACPI appends ACPI.
 func PowerMethods(spec *GuestAgentCommandSpec) []PowerMethod {
 	if spec.Power != nil && len(spec.Power.Methods) > 0 {
@@ -123,6 +163,12 @@ func PowerMethods(spec *GuestAgentCommandSpec) []PowerMethod {
 	var m []PowerMethod
 	switch spec.Agent {
 	case AgentAuto, "":
+		if spec.Action == ActionSuspend {
+			if SuspendModeOf(spec) == SuspendHybrid {
+				return []PowerMethod{PowerQemu}
+			}
+			return []PowerMethod{PowerQemu, PowerOvirt}
+		}
 		return append(m, DefaultPowerMethods...)
 	case AgentSelectQemu:
 		m = []PowerMethod{PowerQemu}
@@ -175,6 +221,18 @@ func validatePower(spec *GuestAgentCommandSpec) []string {
 		}
 	}
 	methods := PowerMethods(spec)
+	if spec.Action == ActionSuspend {
+		for _, m := range methods {
+			if m != PowerQemu && m != PowerOvirt {
+				errs = append(errs, fmt.Sprintf("a Suspend is served only by the guest agents: power method %s cannot suspend a guest; "+
+					"list QemuGuestAgent and/or OvirtGuestAgent", m))
+			}
+		}
+		if SuspendModeOf(spec) == SuspendHybrid && slices.Contains(methods, PowerOvirt) {
+			errs = append(errs, "mode Hybrid is served only by the QEMU guest agent (guest-suspend-hybrid); the oVirt agent's hibernate "+
+				"has no hybrid state: drop OvirtGuestAgent (agent Auto or QemuGuestAgent), or use mode Ram or Disk")
+		}
+	}
 	if slices.Contains(methods, PowerQemu) {
 		var delay *int32
 		var msg string
@@ -204,6 +262,24 @@ func validatePower(spec *GuestAgentCommandSpec) []string {
 	if total := time.Duration(len(methods)) * grace; len(methods) > 0 && total > time.Duration(deadline)*time.Second {
 		errs = append(errs, fmt.Sprintf("deadlineSeconds %d is shorter than the power policy's waits (%d methods x gracePeriodSeconds %d = %ds): "+
 			"raise deadlineSeconds, lower power.gracePeriodSeconds or list fewer methods", deadline, len(methods), int(grace/time.Second), int(total/time.Second)))
+	}
+	return errs
+}
+
+// validateHibernate checks a Hibernate: an agent that can prepare the guest (the oVirt agent:
+// Auto or OvirtGuestAgent; SelectAgents refuses the others), and waits that leave time for the
+// save within the deadline.
+func validateHibernate(spec *GuestAgentCommandSpec) []string {
+	var errs []string
+	deadline := DefaultDeadlineSeconds
+	if spec.DeadlineSeconds != nil {
+		deadline = *spec.DeadlineSeconds
+	}
+	lock, hook := HibernateTimeouts(spec)
+	if total := lock + hook; total >= time.Duration(deadline)*time.Second {
+		errs = append(errs, fmt.Sprintf("deadlineSeconds %d leaves no time for the save after the guest's preparation "+
+			"(lockTimeoutSeconds %d + hookTimeoutSeconds %d = %ds): raise deadlineSeconds or lower the timeouts",
+			deadline, int(lock/time.Second), int(hook/time.Second), int(total/time.Second)))
 	}
 	return errs
 }

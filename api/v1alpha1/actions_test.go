@@ -32,6 +32,10 @@ func TestSelectAgents(t *testing.T) {
 		{ActionSetVCPUs, AgentBoth, []AgentType{q, o}, ""},
 		{Action("Dance"), AgentAuto, nil, "unknown action"},
 		{ActionPing, AgentSelector("Nobody"), nil, "unknown agent selector"},
+		{ActionHibernate, AgentAuto, []AgentType{o}, ""},
+		{ActionHibernate, AgentSelectQemu, nil, "only OvirtGuestAgent"},
+		{ActionSuspend, AgentAuto, []AgentType{q, o}, ""},
+		{ActionSuspend, AgentBoth, []AgentType{q, o}, ""},
 	}
 	for _, tt := range tests {
 		got, err := SelectAgents(tt.action, tt.sel)
@@ -49,7 +53,7 @@ func TestSelectAgents(t *testing.T) {
 
 func TestEveryActionHasSupport(t *testing.T) {
 	for _, a := range []Action{ActionShutdown, ActionReboot, ActionHook, ActionLockScreen, ActionLogOff,
-		ActionFreezeFilesystems, ActionThawFilesystems, ActionSetTime, ActionSetVCPUs, ActionPing} {
+		ActionFreezeFilesystems, ActionThawFilesystems, ActionSetTime, ActionSetVCPUs, ActionPing, ActionHibernate, ActionSuspend} {
 		s, ok := SupportFor(a)
 		if !ok || len(s.Agents) == 0 {
 			t.Errorf("action %s has no agent in the table", a)
@@ -77,6 +81,12 @@ func TestValidateCommandSpec(t *testing.T) {
 			Shutdown: &ShutdownParams{DelaySeconds: int32p(60), Message: "bye"}},
 		{Action: ActionReboot, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}, GracePeriodSeconds: int32p(5)}, DeadlineSeconds: int32p(5)},
 		{Action: ActionShutdown, Agent: AgentSelectQemu, Shutdown: &ShutdownParams{Mode: ShutdownHalt}},
+		{Action: ActionHibernate, Agent: AgentAuto},
+		{Action: ActionHibernate, Agent: AgentSelectOvirt, Hibernate: &HibernateParams{LockTimeoutSeconds: int32p(5), HookTimeoutSeconds: int32p(20)}},
+		{Action: ActionSuspend, Agent: AgentAuto},
+		{Action: ActionSuspend, Agent: AgentAuto, Suspend: &SuspendParams{Mode: SuspendHybrid}},
+		{Action: ActionSuspend, Agent: AgentSelectOvirt, Suspend: &SuspendParams{Mode: SuspendDisk}},
+		{Action: ActionSuspend, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}, GracePeriodSeconds: int32p(30)}, Suspend: &SuspendParams{Mode: SuspendHybrid}},
 	}
 	for _, s := range ok {
 		if err := ValidateCommandSpec(&s); err != nil {
@@ -97,10 +107,27 @@ func TestValidateCommandSpec(t *testing.T) {
 		`unknown power method "Hibernate"`: {Action: ActionShutdown, Power: &PowerPolicy{Methods: []PowerMethod{"Hibernate"}}},
 		"replaces agent and fallback": {Action: ActionShutdown, Agent: AgentAuto, Fallback: FallbackACPI,
 			Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
-		"power is only for Shutdown and Reboot": {Action: ActionPing, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
+		"power is only for Shutdown, Reboot and Suspend": {Action: ActionPing, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
 		"deadlineSeconds 120 is shorter than the power policy's waits (3 methods x gracePeriodSeconds 60 = 180s)": {
 			Action: ActionShutdown, Agent: AgentAuto, DeadlineSeconds: int32p(120)},
-		"mode Halt is served only by the QEMU guest agent": {Action: ActionShutdown, Shutdown: &ShutdownParams{Mode: ShutdownHalt}},
+		"mode Halt is served only by the QEMU guest agent":           {Action: ActionShutdown, Shutdown: &ShutdownParams{Mode: ShutdownHalt}},
+		`unknown power method "ManagedSave"`:                         {Action: ActionShutdown, Power: &PowerPolicy{Methods: []PowerMethod{PowerManagedSave}}},
+		"action Hibernate cannot be served by QemuGuestAgent":        {Action: ActionHibernate, Agent: AgentSelectQemu},
+		"agent Both needs an action both agents serve":               {Action: ActionHibernate, Agent: AgentBoth},
+		"fallback ACPI exists only for power actions, not Hibernate": {Action: ActionHibernate, Fallback: FallbackACPI},
+		"power is only for Shutdown, Reboot and Suspend, not Hibernate": {Action: ActionHibernate,
+			Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu}}},
+		"deadlineSeconds 30 leaves no time for the save": {Action: ActionHibernate, DeadlineSeconds: int32p(30)},
+		"hibernate parameters need action Hibernate":     {Action: ActionSuspend, Hibernate: &HibernateParams{}},
+		"suspend parameters need action Suspend":         {Action: ActionHibernate, Suspend: &SuspendParams{Mode: SuspendRam}},
+		"mode Hybrid is served only by the QEMU guest agent": {Action: ActionSuspend, Agent: AgentSelectOvirt,
+			Suspend: &SuspendParams{Mode: SuspendHybrid}},
+		"mode Hybrid is served only by the QEMU guest agent (guest-suspend-hybrid)": {Action: ActionSuspend, Agent: AgentBoth,
+			Suspend: &SuspendParams{Mode: SuspendHybrid}},
+		"power method ACPI cannot suspend a guest":                 {Action: ActionSuspend, Power: &PowerPolicy{Methods: []PowerMethod{PowerQemu, PowerACPI}}},
+		"fallback ACPI exists only for power actions, not Suspend": {Action: ActionSuspend, Fallback: FallbackACPI},
+		"deadlineSeconds 60 is shorter than the power policy's waits (2 methods x gracePeriodSeconds 60 = 120s)": {
+			Action: ActionSuspend, DeadlineSeconds: int32p(60)},
 	}
 	for want, s := range bad {
 		if err := ValidateCommandSpec(&s); err == nil || !strings.Contains(err.Error(), want) {
@@ -120,6 +147,10 @@ func TestPowerMethods(t *testing.T) {
 		{GuestAgentCommandSpec{Action: ActionReboot, Agent: AgentBoth}, []PowerMethod{PowerQemu, PowerOvirt}},
 		{GuestAgentCommandSpec{Action: ActionReboot, Power: &PowerPolicy{Methods: []PowerMethod{PowerACPI, PowerDestroy}}},
 			[]PowerMethod{PowerACPI, PowerDestroy}},
+		{GuestAgentCommandSpec{Action: ActionSuspend, Agent: AgentAuto}, []PowerMethod{PowerQemu, PowerOvirt}},
+		{GuestAgentCommandSpec{Action: ActionSuspend, Suspend: &SuspendParams{Mode: SuspendDisk}}, []PowerMethod{PowerQemu, PowerOvirt}},
+		{GuestAgentCommandSpec{Action: ActionSuspend, Suspend: &SuspendParams{Mode: SuspendHybrid}}, []PowerMethod{PowerQemu}},
+		{GuestAgentCommandSpec{Action: ActionSuspend, Agent: AgentSelectOvirt}, []PowerMethod{PowerOvirt}},
 	}
 	for _, c := range cases {
 		if got := PowerMethods(&c.spec); !slices.Equal(got, c.want) {

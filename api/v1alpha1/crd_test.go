@@ -197,7 +197,7 @@ func TestCommandValidation(t *testing.T) {
 	}}
 	mustInvalid(t, c.Create(ctx, empty), "spec.power.methods")
 	mustInvalid(t, c.Create(ctx, power("odd-method", gav1.ActionShutdown, "Hibernate")), "spec.power.methods[0]")
-	mustInvalid(t, c.Create(ctx, power("ping-power", gav1.ActionPing, gav1.PowerACPI)), "power is only for Shutdown and Reboot")
+	mustInvalid(t, c.Create(ctx, power("ping-power", gav1.ActionPing, gav1.PowerACPI)), "power is only for Shutdown, Reboot and Suspend")
 	mixed := power("mixed", gav1.ActionShutdown, gav1.PowerACPI)
 	mixed.Spec.Agent = gav1.AgentSelectQemu
 	mustInvalid(t, c.Create(ctx, mixed), "power.methods replaces agent and fallback")
@@ -208,6 +208,45 @@ func TestCommandValidation(t *testing.T) {
 	}
 	if ptr.Deref(ogaDelay.Spec.Power.GracePeriodSeconds, 0) != gav1.DefaultPowerGracePeriodSeconds {
 		t.Fatalf("gracePeriodSeconds default not applied: %+v", ogaDelay.Spec.Power)
+	}
+
+	// Hibernate and Suspend.
+	hibQGA := newCommand("hib-qga", gav1.ActionHibernate)
+	hibQGA.Spec.Agent = gav1.AgentSelectQemu
+	mustInvalid(t, c.Create(ctx, hibQGA), "Hibernate takes agent Auto")
+	hibPing := newCommand("hib-ping", gav1.ActionPing)
+	hibPing.Spec.Hibernate = &gav1.HibernateParams{}
+	mustInvalid(t, c.Create(ctx, hibPing), "hibernate parameters need action Hibernate")
+	suspHib := newCommand("susp-hib", gav1.ActionHibernate)
+	suspHib.Spec.Suspend = &gav1.SuspendParams{Mode: gav1.SuspendRam}
+	mustInvalid(t, c.Create(ctx, suspHib), "suspend parameters need action Suspend")
+	mustInvalid(t, c.Create(ctx, power("susp-acpi", gav1.ActionSuspend, gav1.PowerQemu, gav1.PowerACPI)), "a Suspend's power.methods take only")
+	hybridOGA := newCommand("hybrid-oga", gav1.ActionSuspend)
+	hybridOGA.Spec.Agent = gav1.AgentSelectOvirt
+	hybridOGA.Spec.Suspend = &gav1.SuspendParams{Mode: gav1.SuspendHybrid}
+	mustInvalid(t, c.Create(ctx, hybridOGA), "mode Hybrid is served only by the QEMU guest agent")
+	hybridMethods := power("hybrid-methods", gav1.ActionSuspend, gav1.PowerQemu, gav1.PowerOvirt)
+	hybridMethods.Spec.Suspend = &gav1.SuspendParams{Mode: gav1.SuspendHybrid}
+	mustInvalid(t, c.Create(ctx, hybridMethods), "mode Hybrid is served only by the QEMU guest agent")
+	badMode := newCommand("bad-mode", gav1.ActionSuspend)
+	badMode.Spec.Suspend = &gav1.SuspendParams{Mode: "Sideways"}
+	mustInvalid(t, c.Create(ctx, badMode), "spec.suspend.mode")
+	mustInvalid(t, c.Create(ctx, power("save-method", gav1.ActionShutdown, gav1.PowerManagedSave)), "ManagedSave is the save step of a Hibernate")
+	hib := newCommand("hib-1", gav1.ActionHibernate)
+	hib.Spec.Hibernate = &gav1.HibernateParams{}
+	if err := c.Create(ctx, hib); err != nil {
+		t.Fatalf("a Hibernate must be accepted: %v", err)
+	}
+	if ptr.Deref(hib.Spec.Hibernate.LockTimeoutSeconds, 0) != gav1.DefaultLockTimeoutSeconds || ptr.Deref(hib.Spec.Hibernate.HookTimeoutSeconds, 0) != 10 {
+		t.Fatalf("hibernate defaults not applied: %+v", hib.Spec.Hibernate)
+	}
+	susp := power("susp-1", gav1.ActionSuspend, gav1.PowerOvirt)
+	susp.Spec.Suspend = &gav1.SuspendParams{}
+	if err := c.Create(ctx, susp); err != nil {
+		t.Fatalf("a Suspend with the oVirt agent must be accepted: %v", err)
+	}
+	if susp.Spec.Suspend.Mode != gav1.SuspendRam {
+		t.Fatalf("suspend mode default not applied: %+v", susp.Spec.Suspend)
 	}
 
 	ok := newCommand("reboot-1", gav1.ActionReboot)

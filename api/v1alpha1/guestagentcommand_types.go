@@ -5,7 +5,7 @@ import (
 )
 
 // Action is what a GuestAgentCommand asks the guest to do.
-// +kubebuilder:validation:Enum=Shutdown;Reboot;Hook;LockScreen;LogOff;FreezeFilesystems;ThawFilesystems;SetTime;SetVCPUs;Ping
+// +kubebuilder:validation:Enum=Shutdown;Reboot;Hook;LockScreen;LogOff;FreezeFilesystems;ThawFilesystems;SetTime;SetVCPUs;Ping;Hibernate;Suspend
 type Action string
 
 // Actions.
@@ -21,6 +21,12 @@ const (
 	// ActionSetVCPUs sets how many of the guest's vCPUs are online (spec.setVCPUs.count).
 	ActionSetVCPUs Action = "SetVCPUs"
 	ActionPing     Action = "Ping"
+	// ActionHibernate saves the domain's memory on the host (libvirt managed save) after preparing
+	// the guest through the oVirt guest agent (screen lock, before_hibernation hooks).
+	ActionHibernate Action = "Hibernate"
+	// ActionSuspend asks the guest to suspend itself (guest-suspend-ram|hybrid|disk through libvirt
+	// and the QEMU guest agent; the oVirt agent's hibernate for Ram and Disk).
+	ActionSuspend Action = "Suspend"
 )
 
 // AgentSelector chooses which agent serves a command.
@@ -50,8 +56,8 @@ const (
 	FallbackACPI Fallback = "ACPI"
 )
 
-// PowerMethod is one step of a power policy (Shutdown, Reboot).
-// +kubebuilder:validation:Enum=QemuGuestAgent;OvirtGuestAgent;ACPI;Destroy
+// PowerMethod is one step of a power policy (Shutdown, Reboot, Suspend), or of a Hibernate.
+// +kubebuilder:validation:Enum=QemuGuestAgent;OvirtGuestAgent;ACPI;Destroy;ManagedSave
 type PowerMethod string
 
 // Power methods.
@@ -65,6 +71,25 @@ const (
 	// PowerDestroy forces it: Shutdown destroys the domain (SIGTERM, then SIGKILL after libvirt's
 	// grace), Reboot resets it (virDomainReset, the reset button). Taken only when listed.
 	PowerDestroy PowerMethod = "Destroy"
+	// PowerManagedSave is the host-side step of a Hibernate: libvirt's managed save
+	// (virDomainManagedSave). It only appears in status.powerSteps; it is not a method of a power
+	// policy.
+	PowerManagedSave PowerMethod = "ManagedSave"
+)
+
+// StepOperation says what a step of a Hibernate asked the oVirt guest agent for (the steps of a
+// power policy need none: their method says it).
+// +kubebuilder:validation:Enum=LockScreen;BeforeHibernation;AfterHibernation
+type StepOperation string
+
+// Step operations.
+const (
+	// OperationLockScreen: lock-screen, then a wait for the session to be Locked or LoggedOff.
+	OperationLockScreen StepOperation = "LockScreen"
+	// OperationBeforeHibernation: the before_hibernation hooks, waiting for their completion.
+	OperationBeforeHibernation StepOperation = "BeforeHibernation"
+	// OperationAfterHibernation: the after_hibernation hooks with failure, after a failed save.
+	OperationAfterHibernation StepOperation = "AfterHibernation"
 )
 
 // PowerStepResult is what one step of a power policy did.
@@ -89,14 +114,17 @@ const (
 // PowerPolicy says how a Shutdown or Reboot is carried out: the methods tried in order and how long
 // each one is given to bring the domain down (or through a reboot).
 type PowerPolicy struct {
-	// methods are tried in order until the domain is shut off (Shutdown) or has rebooted (Reboot).
-	// The next method is tried when one is skipped (agent not connected or not responsive), refused,
-	// fails, or does not bring the domain down within gracePeriodSeconds. Default
-	// [QemuGuestAgent, OvirtGuestAgent, ACPI]; Destroy is never taken unless listed.
+	// methods are tried in order until the domain is shut off (Shutdown), has rebooted (Reboot) or
+	// is suspended (Suspend). The next method is tried when one is skipped (agent not connected or
+	// not responsive), refused, fails, or does not bring the domain down within
+	// gracePeriodSeconds. Default [QemuGuestAgent, OvirtGuestAgent, ACPI] (Suspend:
+	// [QemuGuestAgent, OvirtGuestAgent], mode Hybrid [QemuGuestAgent]); Destroy is never taken
+	// unless listed. Suspend takes only QemuGuestAgent and OvirtGuestAgent.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m != 'ManagedSave')",message="ManagedSave is the save step of a Hibernate, not a power method"
 	Methods []PowerMethod `json:"methods,omitempty"`
 	// gracePeriodSeconds is how long each method that took the request is given before the next
 	// one is tried. The sum over the methods must fit in deadlineSeconds.
@@ -107,11 +135,15 @@ type PowerPolicy struct {
 	GracePeriodSeconds *int32 `json:"gracePeriodSeconds,omitempty"`
 }
 
-// PowerStep records one step of a power policy.
+// PowerStep records one step of a power policy or of a Hibernate.
 type PowerStep struct {
 	// method is the method of this step.
 	// +required
 	Method PowerMethod `json:"method"`
+	// operation says what a Hibernate's oVirt guest agent step asked for: LockScreen,
+	// BeforeHibernation or AfterHibernation. Empty for the other steps.
+	// +optional
+	Operation StepOperation `json:"operation,omitempty"`
 	// result is what the step did.
 	// +required
 	Result PowerStepResult `json:"result"`
@@ -196,6 +228,18 @@ const (
 	ReasonNotShutOff = "NotShutOff"
 	// ReasonNotRebooted: every method of a Reboot's policy was tried without a reboot being seen.
 	ReasonNotRebooted = "NotRebooted"
+	// ReasonHibernated: a Hibernate succeeded; libvirt shows the domain shut off with a managed
+	// save image.
+	ReasonHibernated = "Hibernated"
+	// ReasonSaveFailed: a Hibernate's managed save failed (or left no save image); the guest runs on
+	// and was sent after_hibernation with failure.
+	ReasonSaveFailed = "SaveFailed"
+	// ReasonSuspended: a Suspend succeeded; libvirt shows the domain PM-suspended (mode Disk: shut
+	// off after the guest's suspend to disk).
+	ReasonSuspended = "Suspended"
+	// ReasonNotSuspended: every method of a Suspend's policy was tried without the domain being
+	// suspended.
+	ReasonNotSuspended = "NotSuspended"
 )
 
 // Defaults.
@@ -205,6 +249,9 @@ const (
 	DefaultHookTimeoutSeconds      int32 = 10
 	DefaultThawAfterSeconds        int32 = 60
 	DefaultPowerGracePeriodSeconds int32 = 60
+	// DefaultLockTimeoutSeconds is how long a Hibernate waits for the guest session to be locked
+	// (VDSM waits up to 30 s).
+	DefaultLockTimeoutSeconds int32 = 30
 	// MaxPowerSteps caps status.powerSteps (one entry per method, at most 4 methods).
 	MaxPowerSteps = 8
 )
@@ -260,6 +307,47 @@ type HookParams struct {
 	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
 }
 
+// HibernateParams parameterise Hibernate.
+type HibernateParams struct {
+	// lockTimeoutSeconds bounds the wait for the guest session to be Locked (or LoggedOff) after
+	// the oVirt guest agent's lock-screen; the hibernation goes on when it passes.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300
+	LockTimeoutSeconds *int32 `json:"lockTimeoutSeconds,omitempty"`
+	// hookTimeoutSeconds bounds the wait for the completion of the guest's before_hibernation
+	// hooks; the hibernation goes on when it passes.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	HookTimeoutSeconds *int32 `json:"hookTimeoutSeconds,omitempty"`
+}
+
+// SuspendMode is the guest power-management state a Suspend asks for.
+// +kubebuilder:validation:Enum=Ram;Hybrid;Disk
+type SuspendMode string
+
+// Suspend modes.
+const (
+	// SuspendRam is suspend to RAM (S3): QGA guest-suspend-ram, or the oVirt agent's hibernate mem.
+	SuspendRam SuspendMode = "Ram"
+	// SuspendHybrid writes the memory to disk and then suspends to RAM: QGA guest-suspend-hybrid only.
+	SuspendHybrid SuspendMode = "Hybrid"
+	// SuspendDisk is the guest's own hibernation (S4), after which the domain shuts off: QGA
+	// guest-suspend-disk, or the oVirt agent's hibernate disk.
+	SuspendDisk SuspendMode = "Disk"
+)
+
+// SuspendParams parameterise Suspend.
+type SuspendParams struct {
+	// mode is Ram (default), Hybrid or Disk.
+	// +optional
+	// +kubebuilder:default=Ram
+	Mode SuspendMode `json:"mode,omitempty"`
+}
+
 // FreezeParams parameterise FreezeFilesystems.
 type FreezeParams struct {
 	// mountpoints limits the freeze to these mountpoints; empty freezes all.
@@ -295,7 +383,12 @@ type SetVCPUsParams struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.freeze) || self.action == 'FreezeFilesystems'",message="freeze parameters need action FreezeFilesystems"
 // +kubebuilder:validation:XValidation:rule="has(self.setVCPUs) == (self.action == 'SetVCPUs')",message="action SetVCPUs needs setVCPUs parameters, and only it takes them"
 // +kubebuilder:validation:XValidation:rule="!has(self.fallback) || self.fallback == 'None' || self.action in ['Shutdown', 'Reboot']",message="fallback is only for Shutdown and Reboot"
-// +kubebuilder:validation:XValidation:rule="!has(self.power) || self.action in ['Shutdown', 'Reboot']",message="power is only for Shutdown and Reboot"
+// +kubebuilder:validation:XValidation:rule="!has(self.power) || self.action in ['Shutdown', 'Reboot', 'Suspend']",message="power is only for Shutdown, Reboot and Suspend"
+// +kubebuilder:validation:XValidation:rule="!has(self.hibernate) || self.action == 'Hibernate'",message="hibernate parameters need action Hibernate"
+// +kubebuilder:validation:XValidation:rule="!has(self.suspend) || self.action == 'Suspend'",message="suspend parameters need action Suspend"
+// +kubebuilder:validation:XValidation:rule="self.action != 'Hibernate' || !has(self.agent) || self.agent in ['Auto', 'OvirtGuestAgent']",message="Hibernate takes agent Auto (the oVirt guest agent's steps are skipped when it is not usable) or OvirtGuestAgent (they are required)"
+// +kubebuilder:validation:XValidation:rule="self.action != 'Suspend' || !has(self.power) || !has(self.power.methods) || self.power.methods.all(m, m in ['QemuGuestAgent', 'OvirtGuestAgent'])",message="a Suspend's power.methods take only QemuGuestAgent and OvirtGuestAgent"
+// +kubebuilder:validation:XValidation:rule="self.action != 'Suspend' || !has(self.suspend) || !has(self.suspend.mode) || self.suspend.mode != 'Hybrid' || ((!has(self.agent) || self.agent in ['Auto', 'QemuGuestAgent']) && (!has(self.power) || !has(self.power.methods) || !('OvirtGuestAgent' in self.power.methods)))",message="mode Hybrid is served only by the QEMU guest agent (guest-suspend-hybrid): the oVirt agent's hibernate has no hybrid state"
 // +kubebuilder:validation:XValidation:rule="!has(self.power) || !has(self.power.methods) || ((!has(self.agent) || self.agent == 'Auto') && (!has(self.fallback) || self.fallback == 'None'))",message="power.methods replaces agent and fallback: leave agent Auto and fallback None"
 // +kubebuilder:validation:XValidation:rule="!((has(self.power) && has(self.power.methods)) ? ('QemuGuestAgent' in self.power.methods) : (self.action in ['Shutdown', 'Reboot'] && (!has(self.agent) || self.agent != 'OvirtGuestAgent'))) || ((!has(self.shutdown) || ((!has(self.shutdown.delaySeconds) || self.shutdown.delaySeconds == 0) && (!has(self.shutdown.message) || size(self.shutdown.message) == 0))) && (!has(self.reboot) || ((!has(self.reboot.delaySeconds) || self.reboot.delaySeconds == 0) && (!has(self.reboot.message) || size(self.reboot.message) == 0))))",message="delaySeconds and message are served only by the oVirt guest agent, but the power methods include QemuGuestAgent (its guest-shutdown has neither): list only OvirtGuestAgent (and ACPI/Destroy), or drop them"
 type GuestAgentCommandSpec struct {
@@ -330,6 +423,14 @@ type GuestAgentCommandSpec struct {
 	// +optional
 	SetVCPUs *SetVCPUsParams `json:"setVCPUs,omitempty"`
 
+	// hibernate parameterises action Hibernate.
+	// +optional
+	Hibernate *HibernateParams `json:"hibernate,omitempty"`
+
+	// suspend parameterises action Suspend.
+	// +optional
+	Suspend *SuspendParams `json:"suspend,omitempty"`
+
 	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
 	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
 	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
@@ -343,8 +444,8 @@ type GuestAgentCommandSpec struct {
 	// +kubebuilder:default=None
 	Fallback Fallback `json:"fallback,omitempty"`
 
-	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period
-	// of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
+	// power is the policy of a Shutdown, Reboot or Suspend: the methods tried in order and the
+	// grace period of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
 	// OvirtGuestAgent, ACPI).
 	// +optional
 	Power *PowerPolicy `json:"power,omitempty"`
@@ -402,7 +503,8 @@ type GuestAgentCommandStatus struct {
 	// +kubebuilder:validation:MaxItems=3
 	Agents []AgentType `json:"agents,omitempty"`
 
-	// powerSteps records the steps of a Shutdown's or Reboot's power policy, in order.
+	// powerSteps records the steps of a Shutdown's, Reboot's or Suspend's power policy, or of a
+	// Hibernate, in order.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8

@@ -23,6 +23,12 @@ type OGA struct {
 	subs     []func(string)
 	cpus     map[string]int // number-of-cpus a domain's guest reports whatever it is asked
 	FailWith error
+	// OnHook, when set, decides the outcome of a lifecycle event to a served domain (after it
+	// was recorded); e.g. a wait for completion that times out.
+	OnHook func(ctx context.Context, hook string, failure, wait bool, timeout time.Duration) error
+	// OnLock, when set, runs after a lock-screen to a served domain was recorded (e.g. to
+	// report the session Locked, as the guest would).
+	OnLock func(uuid string)
 }
 
 // NewOGA returns an empty fake.
@@ -128,13 +134,43 @@ func (f *OGA) Shutdown(_ context.Context, uuid string, _ time.Duration, _ string
 	return f.record("shutdown", uuid)
 }
 
-// LifecycleEvent implements service.OvirtAgent.
-func (f *OGA) LifecycleEvent(_ context.Context, uuid, hook string, _, _ bool, _ time.Duration) error {
-	return f.record("hook:"+hook, uuid)
+// LifecycleEvent implements service.OvirtAgent: it records "hook:<name>", with ":failure" when
+// failure is set.
+func (f *OGA) LifecycleEvent(ctx context.Context, uuid, hook string, failure, wait bool, timeout time.Duration) error {
+	call := "hook:" + hook
+	if failure {
+		call += ":failure"
+	}
+	if err := f.record(call, uuid); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	on := f.OnHook
+	f.mu.Unlock()
+	if on != nil {
+		return on(ctx, hook, failure, wait, timeout)
+	}
+	return nil
 }
 
 // LockScreen implements service.OvirtAgent.
-func (f *OGA) LockScreen(_ context.Context, uuid string) error { return f.record("lock", uuid) }
+func (f *OGA) LockScreen(_ context.Context, uuid string) error {
+	if err := f.record("lock", uuid); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	on := f.OnLock
+	f.mu.Unlock()
+	if on != nil {
+		on(uuid)
+	}
+	return nil
+}
+
+// Hibernate implements service.OvirtAgent: it records "hibernate:<state>".
+func (f *OGA) Hibernate(_ context.Context, uuid, state string) error {
+	return f.record("hibernate:"+state, uuid)
+}
 
 // LogOff implements service.OvirtAgent.
 func (f *OGA) LogOff(_ context.Context, uuid string) error { return f.record("logoff", uuid) }

@@ -11,6 +11,7 @@ import (
 
 	"guestagent.io/operator/agentd/guest"
 	"guestagent.io/operator/agentd/virt"
+	gav1 "guestagent.io/operator/api/v1alpha1"
 )
 
 // QGA is an in-memory service.QemuAgent: tests set data and states, and read the calls it
@@ -148,6 +149,11 @@ func (f *QGA) ThawFilesystems(_ context.Context, uuid string) error {
 
 // SetTime records "settime".
 func (f *QGA) SetTime(_ context.Context, uuid string) error { return f.record("settime " + uuid) }
+
+// Suspend records "suspend-<mode>", e.g. "suspend-Ram".
+func (f *QGA) Suspend(_ context.Context, uuid string, mode gav1.SuspendMode) error {
+	return f.record("suspend-" + string(mode) + " " + uuid)
+}
 
 // Ping records "ping".
 func (f *QGA) Ping(_ context.Context, uuid string) error { return f.record("ping " + uuid) }

@@ -146,6 +146,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: freeze
       type:
         namedType: io.guestagent.operator.api.v1alpha1.FreezeParams
+    - name: hibernate
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.HibernateParams
     - name: hook
       type:
         namedType: io.guestagent.operator.api.v1alpha1.HookParams
@@ -161,6 +164,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: shutdown
       type:
         namedType: io.guestagent.operator.api.v1alpha1.ShutdownParams
+    - name: suspend
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.SuspendParams
     - name: target
       type:
         scalar: string
@@ -581,6 +587,17 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: name
       type:
         scalar: string
+- name: io.guestagent.operator.api.v1alpha1.HibernateParams
+  map:
+    fields:
+    - name: hookTimeoutSeconds
+      type:
+        scalar: numeric
+      default: 10
+    - name: lockTimeoutSeconds
+      type:
+        scalar: numeric
+      default: 30
 - name: io.guestagent.operator.api.v1alpha1.HookName
   scalar: string
 - name: io.guestagent.operator.api.v1alpha1.HookParams
@@ -633,6 +650,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: method
       type:
         namedType: io.guestagent.operator.api.v1alpha1.PowerMethod
+    - name: operation
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.StepOperation
     - name: result
       type:
         namedType: io.guestagent.operator.api.v1alpha1.PowerStepResult
@@ -712,6 +732,17 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: time
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+- name: io.guestagent.operator.api.v1alpha1.StepOperation
+  scalar: string
+- name: io.guestagent.operator.api.v1alpha1.SuspendMode
+  scalar: string
+- name: io.guestagent.operator.api.v1alpha1.SuspendParams
+  map:
+    fields:
+    - name: mode
+      type:
+        namedType: io.guestagent.operator.api.v1alpha1.SuspendMode
+      default: Ram
 - name: io.guestagent.operator.api.v1alpha1.TruncationCounts
   map:
     fields:

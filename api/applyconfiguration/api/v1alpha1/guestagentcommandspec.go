@@ -41,6 +41,10 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	Freeze *FreezeParamsApplyConfiguration `json:"freeze,omitempty"`
 	// setVCPUs parameterises action SetVCPUs.
 	SetVCPUs *SetVCPUsParamsApplyConfiguration `json:"setVCPUs,omitempty"`
+	// hibernate parameterises action Hibernate.
+	Hibernate *HibernateParamsApplyConfiguration `json:"hibernate,omitempty"`
+	// suspend parameterises action Suspend.
+	Suspend *SuspendParamsApplyConfiguration `json:"suspend,omitempty"`
 	// agent chooses the agent: Auto (default), QemuGuestAgent, OvirtGuestAgent or Both. For
 	// Shutdown and Reboot without power.methods it chooses the policy's methods: Auto the default
 	// methods, a named agent that agent alone, Both QemuGuestAgent then OvirtGuestAgent.
@@ -48,8 +52,8 @@ type GuestAgentCommandSpecApplyConfiguration struct {
 	// fallback is None (default) or ACPI. For Shutdown and Reboot without power.methods, ACPI is
 	// appended to the methods of the power policy (see power).
 	Fallback *apiv1alpha1.Fallback `json:"fallback,omitempty"`
-	// power is the policy of a Shutdown or Reboot: the methods tried in order and the grace period
-	// of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
+	// power is the policy of a Shutdown, Reboot or Suspend: the methods tried in order and the
+	// grace period of each. Without it the methods follow agent and fallback (agent Auto: QemuGuestAgent,
 	// OvirtGuestAgent, ACPI).
 	Power *PowerPolicyApplyConfiguration `json:"power,omitempty"`
 	// deadlineSeconds bounds the whole command from creation; past it the command fails with
@@ -118,6 +122,22 @@ func (b *GuestAgentCommandSpecApplyConfiguration) WithFreeze(value *FreezeParams
 // If called multiple times, the SetVCPUs field is set to the value of the last call.
 func (b *GuestAgentCommandSpecApplyConfiguration) WithSetVCPUs(value *SetVCPUsParamsApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
 	b.SetVCPUs = value
+	return b
+}
+
+// WithHibernate sets the Hibernate field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Hibernate field is set to the value of the last call.
+func (b *GuestAgentCommandSpecApplyConfiguration) WithHibernate(value *HibernateParamsApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
+	b.Hibernate = value
+	return b
+}
+
+// WithSuspend sets the Suspend field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Suspend field is set to the value of the last call.
+func (b *GuestAgentCommandSpecApplyConfiguration) WithSuspend(value *SuspendParamsApplyConfiguration) *GuestAgentCommandSpecApplyConfiguration {
+	b.Suspend = value
 	return b
 }
 

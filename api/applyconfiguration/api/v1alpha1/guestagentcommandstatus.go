@@ -43,7 +43,8 @@ type GuestAgentCommandStatusApplyConfiguration struct {
 	DomainUUID *string `json:"domainUUID,omitempty"`
 	// agents are what served the command: QemuGuestAgent, OvirtGuestAgent, or ACPI for a fallback.
 	Agents []apiv1alpha1.AgentType `json:"agents,omitempty"`
-	// powerSteps records the steps of a Shutdown's or Reboot's power policy, in order.
+	// powerSteps records the steps of a Shutdown's, Reboot's or Suspend's power policy, or of a
+	// Hibernate, in order.
 	PowerSteps []PowerStepApplyConfiguration `json:"powerSteps,omitempty"`
 	// claimedBy identifies the agentd instance that claimed the command (its pod UID or boot id).
 	ClaimedBy *string `json:"claimedBy,omitempty"`

@@ -28,10 +28,12 @@ import (
 // PowerPolicy says how a Shutdown or Reboot is carried out: the methods tried in order and how long
 // each one is given to bring the domain down (or through a reboot).
 type PowerPolicyApplyConfiguration struct {
-	// methods are tried in order until the domain is shut off (Shutdown) or has rebooted (Reboot).
-	// The next method is tried when one is skipped (agent not connected or not responsive), refused,
-	// fails, or does not bring the domain down within gracePeriodSeconds. Default
-	// [QemuGuestAgent, OvirtGuestAgent, ACPI]; Destroy is never taken unless listed.
+	// methods are tried in order until the domain is shut off (Shutdown), has rebooted (Reboot) or
+	// is suspended (Suspend). The next method is tried when one is skipped (agent not connected or
+	// not responsive), refused, fails, or does not bring the domain down within
+	// gracePeriodSeconds. Default [QemuGuestAgent, OvirtGuestAgent, ACPI] (Suspend:
+	// [QemuGuestAgent, OvirtGuestAgent], mode Hybrid [QemuGuestAgent]); Destroy is never taken
+	// unless listed. Suspend takes only QemuGuestAgent and OvirtGuestAgent.
 	Methods []apiv1alpha1.PowerMethod `json:"methods,omitempty"`
 	// gracePeriodSeconds is how long each method that took the request is given before the next
 	// one is tried. The sum over the methods must fit in deadlineSeconds.

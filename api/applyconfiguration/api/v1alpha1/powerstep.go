@@ -26,10 +26,13 @@ import (
 // PowerStepApplyConfiguration represents a declarative configuration of the PowerStep type for use
 // with apply.
 //
-// PowerStep records one step of a power policy.
+// PowerStep records one step of a power policy or of a Hibernate.
 type PowerStepApplyConfiguration struct {
 	// method is the method of this step.
 	Method *apiv1alpha1.PowerMethod `json:"method,omitempty"`
+	// operation says what a Hibernate's oVirt guest agent step asked for: LockScreen,
+	// BeforeHibernation or AfterHibernation. Empty for the other steps.
+	Operation *apiv1alpha1.StepOperation `json:"operation,omitempty"`
 	// result is what the step did.
 	Result *apiv1alpha1.PowerStepResult `json:"result,omitempty"`
 	// time is when the step was taken (its request sent, or skipped).
@@ -49,6 +52,14 @@ func PowerStep() *PowerStepApplyConfiguration {
 // If called multiple times, the Method field is set to the value of the last call.
 func (b *PowerStepApplyConfiguration) WithMethod(value apiv1alpha1.PowerMethod) *PowerStepApplyConfiguration {
 	b.Method = &value
+	return b
+}
+
+// WithOperation sets the Operation field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Operation field is set to the value of the last call.
+func (b *PowerStepApplyConfiguration) WithOperation(value apiv1alpha1.StepOperation) *PowerStepApplyConfiguration {
+	b.Operation = &value
 	return b
 }
 
