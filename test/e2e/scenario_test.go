@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -367,6 +368,48 @@ func TestRealStack(t *testing.T) {
 		if c.Status.Phase != gav1.PhaseSucceeded {
 			t.Fatalf("ping after restore: %s %s", c.Status.Reason, c.Status.Message)
 		}
+	})
+
+	t.Run("HibernateRunsHooksSavesAndRestoreSendsAfterHibernation", func(t *testing.T) {
+		// The guest has no desktop session, so the screen lock is never confirmed: that step times
+		// out and the hibernation goes on, as in VDSM. Its before_hibernation hook takes 8 s.
+		c := command(t, "e2e-hibernate", bothName, gav1.ActionHibernate, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Hibernate = &gav1.HibernateParams{LockTimeoutSeconds: ptr.To[int32](2), HookTimeoutSeconds: ptr.To[int32](40)}
+			c.Spec.DeadlineSeconds = ptr.To[int32](85)
+		})
+		st := c.Status
+		if st.Phase != gav1.PhaseSucceeded || st.Reason != gav1.ReasonHibernated {
+			t.Fatalf("hibernate: %s %s %q (steps %+v)", st.Phase, st.Reason, st.Message, st.PowerSteps)
+		}
+		var ops []string
+		for _, s := range st.PowerSteps {
+			ops = append(ops, fmt.Sprintf("%s/%s:%s", s.Method, s.Operation, s.Result))
+		}
+		want := []string{"OvirtGuestAgent/LockScreen:TimedOut", "OvirtGuestAgent/BeforeHibernation:Accepted", "ManagedSave/:Accepted"}
+		if strings.Join(ops, " ") != strings.Join(want, " ") {
+			t.Errorf("steps %v, want %v", ops, want)
+		}
+		if out, _ := virsh("domstate", gBoth); !strings.Contains(out, "shut off") {
+			t.Fatalf("domstate %q after Hibernate", strings.TrimSpace(out))
+		}
+		if out, _ := virsh("dominfo", gBoth); !regexp.MustCompile(`Managed save:\s+yes`).MatchString(out) {
+			t.Fatalf("no managed save image after Hibernate:\n%s", out)
+		}
+		if out, err := virsh("start", gBoth); err != nil {
+			t.Fatalf("virsh start (restore): %v %s", err, out)
+		}
+		// The memory came back: the hook log (tmpfs) still has before_hibernation, and agentd
+		// sends after_hibernation once the oVirt agent is back.
+		NewWithT(t).Eventually(func() error {
+			out, err := guestExecErr(gBoth, "cat /run/hooks.log")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "before_hibernation") || !strings.Contains(out, "after_hibernation") {
+				return fmt.Errorf("hooks.log %q", out)
+			}
+			return nil
+		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("after_hibernation reaches the restored guest"))
 	})
 
 	t.Run("RebootThroughQGA", func(t *testing.T) {
