@@ -10,6 +10,7 @@
 #                    /var/lib/libvirt/qemu/channels)
 #        GA_NAMESPACE / GA_PUBLISH  add our <ga:placement> metadata element
 #        BALLOON=1   a virtio memory balloon (without a statistics period) instead of none
+#        VCPUS=N     N vCPUs (default 1)
 # Always <domain type='qemu'> (TCG): /dev/kvm here is kvm-pvm and cannot run normal guests.
 set -euo pipefail
 export LIBVIRT_DEFAULT_URI=${LIBVIRT_DEFAULT_URI:-qemu:///system}
@@ -39,7 +40,7 @@ xml() {
   <name>$N</name>
   $meta
   <memory unit='MiB'>$MEM</memory>
-  <vcpu>1</vcpu>
+  <vcpu>${VCPUS:-1}</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$W/vmlinuz</kernel>

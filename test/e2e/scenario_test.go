@@ -135,6 +135,50 @@ func TestRealStack(t *testing.T) {
 		}
 	})
 
+	t.Run("SetVCPUsOfflinesAndOnlinesAndRefusesBeyondTheDomain", func(t *testing.T) {
+		onlineInGuest := func() string {
+			return strings.TrimSpace(guestExec(t, gQGA, "cat /sys/devices/system/cpu/online"))
+		}
+		vcpusInStatus := func(want int32) func() error {
+			return func() error {
+				s, err := gas(qga)
+				if err != nil {
+					return err
+				}
+				if s.Status.VCPUs == nil || *s.Status.VCPUs != want {
+					return fmt.Errorf("status vcpus %v, want %d", s.Status.VCPUs, want)
+				}
+				return nil
+			}
+		}
+		set := func(name string, count int32) *gav1.GuestAgentCommand {
+			return command(t, name, qgaName, gav1.ActionSetVCPUs, func(c *gav1.GuestAgentCommand) {
+				c.Spec.SetVCPUs = &gav1.SetVCPUsParams{Count: count}
+			})
+		}
+		if c := set("e2e-vcpus-1", 1); c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("SetVCPUs 1: %s %s %q", c.Status.Phase, c.Status.Reason, c.Status.Message)
+		}
+		if got := onlineInGuest(); got != "0" {
+			t.Fatalf("guest online CPUs %q after SetVCPUs 1, want 0", got)
+		}
+		NewWithT(t).Eventually(vcpusInStatus(1)).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("vcpus 1 in the status"))
+		if c := set("e2e-vcpus-2", 2); c.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("SetVCPUs 2: %s %s %q", c.Status.Phase, c.Status.Reason, c.Status.Message)
+		}
+		if got := onlineInGuest(); got != "0-1" {
+			t.Fatalf("guest online CPUs %q after SetVCPUs 2, want 0-1", got)
+		}
+		NewWithT(t).Eventually(vcpusInStatus(2)).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("vcpus 2 in the status"))
+		c := set("e2e-vcpus-3", 3)
+		if c.Status.Phase != gav1.PhaseFailed || c.Status.Reason != gav1.ReasonInvalidSpec || !strings.Contains(c.Status.Message, "maximum of 2") {
+			t.Fatalf("SetVCPUs 3 on a 2-vCPU domain: %s %s %q, want Failed InvalidSpec naming the maximum", c.Status.Phase, c.Status.Reason, c.Status.Message)
+		}
+		if got := onlineInGuest(); got != "0-1" {
+			t.Fatalf("guest online CPUs %q after a refused SetVCPUs, want 0-1", got)
+		}
+	})
+
 	t.Run("HookReachesTheGuestAgentAndCompletes", func(t *testing.T) {
 		c := command(t, "e2e-hook", bothName, gav1.ActionHook, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Hook = &gav1.HookParams{Name: gav1.HookBeforeMigration, TimeoutSeconds: ptr.To[int32](30)}
