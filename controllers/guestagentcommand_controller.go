@@ -40,7 +40,7 @@ type GuestAgentCommandReconciler struct {
 	// Client reads from the manager's cache and writes to the apiserver.
 	Client client.Client
 	// APIReader reads Nodes live (only when a target names another node than its command's
-	// without a release); nil means Client.
+	// without a release) and confirms a target the cache does not have; nil means Client.
 	APIReader client.Reader
 	// Recorder emits events.k8s.io Events.
 	Recorder events.EventRecorder

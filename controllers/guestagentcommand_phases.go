@@ -236,10 +236,16 @@ func (r *GuestAgentCommandReconciler) handedOver(ctx context.Context, gas *gav1.
 }
 
 // getTarget returns the command's target from its own namespace, or nil if there is none. A
-// command can never reach a status in another namespace: the namespace is the command's.
+// command can never reach a status in another namespace: the namespace is the command's. A miss
+// in the cache is confirmed with a live read (APIReader), so a status created a moment before the
+// command, not yet in the cache, is not reported as missing.
 func (r *GuestAgentCommandReconciler) getTarget(ctx context.Context, cmd *gav1.GuestAgentCommand) (*gav1.GuestAgentStatus, error) {
 	gas := &gav1.GuestAgentStatus{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: cmd.Namespace, Name: cmd.Spec.Target}, gas)
+	key := client.ObjectKey{Namespace: cmd.Namespace, Name: cmd.Spec.Target}
+	err := r.Client.Get(ctx, key, gas)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		err = r.APIReader.Get(ctx, key, gas)
+	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -11,6 +11,7 @@
 #        GA_NAMESPACE / GA_PUBLISH  add our <ga:placement> metadata element
 #        BALLOON=1   a virtio memory balloon (without a statistics period) instead of none
 #        VCPUS=N     N vCPUs (default 1)
+#        PM=1        suspend to RAM enabled (<pm>: ACPI S3; the guest can then be PM-suspended)
 # Always <domain type='qemu'> (TCG): /dev/kvm here is kvm-pvm and cannot run normal guests.
 set -euo pipefail
 export LIBVIRT_DEFAULT_URI=${LIBVIRT_DEFAULT_URI:-qemu:///system}
@@ -24,6 +25,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/virsh.sh"
 xml() {
   local disk="" oga="" meta="" balloon="<memballoon model='none'/>"
   [ "${BALLOON:-0}" = 1 ] && balloon="<memballoon model='virtio'/>"
+  local pm=""
+  [ "${PM:-0}" = 1 ] && pm="<pm><suspend-to-mem enabled='yes'/><suspend-to-disk enabled='no'/></pm>"
   if [ "${QGA_DISK:-0}" = 1 ]; then
     [ -f "$W/$N.img" ] || mke2fs -q -t ext4 -F "$W/$N.img" 16M >/dev/null 2>&1
     disk="<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$W/$N.img'/><target dev='vda' bus='virtio'/><serial>qgadisk-$N</serial></disk>"
@@ -48,6 +51,7 @@ xml() {
     <cmdline>console=ttyS0 panic=-1 loglevel=4 qga.hostname=$N</cmdline>
   </os>
   <features><acpi/><tcg><tb-cache unit='MiB'>32</tb-cache></tcg></features>
+  $pm
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
     <interface type='user'><model type='virtio'/></interface>

@@ -33,7 +33,7 @@ const (
 	nodeName = "e2e-node"
 	ns       = "guestagent-system"
 	gBoth    = "e2e-both" // qemu-ga + oVirt agent, with a disk
-	gQGA     = "e2e-qga"  // qemu-ga only, 2 vCPUs, a memory balloon
+	gQGA     = "e2e-qga"  // qemu-ga only, 2 vCPUs, a memory balloon, suspend to RAM
 )
 
 var (
@@ -87,7 +87,7 @@ func mainErr(m *testing.M) (int, error) {
 	logf("booting guests %s and %s", gBoth, gQGA)
 	errs := make(chan error, 2)
 	go func() { errs <- bootGuest(gBoth, "WITH_OGA=1", "QGA_DISK=1") }()
-	go func() { errs <- bootGuest(gQGA, "BALLOON=1", "VCPUS=2") }()
+	go func() { errs <- bootGuest(gQGA, "BALLOON=1", "VCPUS=2", "PM=1") }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			return 1, err

@@ -456,6 +456,53 @@ func TestRealStack(t *testing.T) {
 		}).WithTimeout(120*time.Second).Should(Succeed(), withAgentdLog("after_hibernation reaches the restored guest"))
 	})
 
+	t.Run("SuspendToRamThroughQGAThenWakeUp", func(t *testing.T) {
+		// The guest enters ACPI S3 through qemu-ga (libvirt PMSuspendForDuration): the command
+		// succeeds on libvirt's PMSUSPENDED, the status shows the run state, and after a wake-up
+		// the agent answers again.
+		c := command(t, "e2e-suspend", qgaName, gav1.ActionSuspend, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Suspend = &gav1.SuspendParams{Mode: gav1.SuspendRam}
+		})
+		if st := c.Status; st.Phase != gav1.PhaseSucceeded || st.Reason != gav1.ReasonSuspended {
+			t.Fatalf("suspend: %s %s %q (steps %+v)", st.Phase, st.Reason, st.Message, st.PowerSteps)
+		}
+		if n := len(c.Status.PowerSteps); n != 1 || c.Status.PowerSteps[0].Method != gav1.PowerQemu || c.Status.PowerSteps[0].Result != gav1.StepAccepted {
+			t.Errorf("steps %+v, want one QemuGuestAgent Accepted", c.Status.PowerSteps)
+		}
+		if out, _ := virsh("domstate", gQGA); !strings.Contains(out, "pmsuspended") {
+			t.Fatalf("domstate %q after Suspend", strings.TrimSpace(out))
+		}
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(qga)
+			if err != nil {
+				return err
+			}
+			if s.Status.Domain == nil || s.Status.Domain.State != "PMSuspended" {
+				return fmt.Errorf("domain state %+v", s.Status.Domain)
+			}
+			return nil
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("PMSuspended in the status"))
+		if out, err := virsh("dompmwakeup", gQGA); err != nil {
+			t.Fatalf("virsh dompmwakeup: %v %s", err, out)
+		}
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(qga)
+			if err != nil {
+				return err
+			}
+			if s.Status.Domain == nil || s.Status.Domain.State != "Running" {
+				return fmt.Errorf("domain state %+v", s.Status.Domain)
+			}
+			return nil
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("Running after the wake-up"))
+		p := command(t, "e2e-ping-after-wakeup", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if p.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("ping after wake-up: %s %s", p.Status.Reason, p.Status.Message)
+		}
+	})
+
 	t.Run("RebootThroughQGA", func(t *testing.T) {
 		c := command(t, "e2e-reboot", bothName, gav1.ActionReboot, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
