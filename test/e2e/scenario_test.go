@@ -414,7 +414,50 @@ func TestRealStack(t *testing.T) {
 		}
 	})
 
+	t.Run("HibernateWithAFailedSaveTellsTheGuestAndKeepsItRunning", func(t *testing.T) {
+		// libvirt writes managed save images to its save directory: read-only, the save fails.
+		dir := "/var/lib/libvirt/qemu/save"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := sh("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir); err != nil {
+			t.Fatalf("mounting a read-only save directory: %v %s", err, out)
+		}
+		defer func() {
+			if out, err := sh("umount", dir); err != nil {
+				t.Errorf("umount %s: %v %s", dir, err, out)
+			}
+		}()
+		guestExec(t, gBoth, "rm -f /run/oga-lifecycle.log")
+		c := command(t, "e2e-hibernate-fails", bothName, gav1.ActionHibernate, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Hibernate = &gav1.HibernateParams{LockTimeoutSeconds: ptr.To[int32](2), HookTimeoutSeconds: ptr.To[int32](40)}
+			c.Spec.DeadlineSeconds = ptr.To[int32](85)
+		})
+		st := c.Status
+		if st.Phase != gav1.PhaseFailed || st.Reason != gav1.ReasonSaveFailed {
+			t.Fatalf("hibernate with a read-only save directory: %s %s %q (steps %+v)", st.Phase, st.Reason, st.Message, st.PowerSteps)
+		}
+		last := st.PowerSteps[len(st.PowerSteps)-1]
+		if last.Method != gav1.PowerOvirt || last.Operation != gav1.OperationAfterHibernation || last.Result != gav1.StepAccepted {
+			t.Errorf("last step %+v, want OvirtGuestAgent/AfterHibernation Accepted", last)
+		}
+		if out, _ := virsh("domstate", gBoth); strings.TrimSpace(out) != "running" {
+			t.Fatalf("domstate %q after a failed save, want running", strings.TrimSpace(out))
+		}
+		NewWithT(t).Eventually(func() error {
+			out, err := guestExecErr(gBoth, "cat /run/oga-lifecycle.log")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "after_hibernation failure=true") {
+				return fmt.Errorf("oga-lifecycle.log %q", out)
+			}
+			return nil
+		}).WithTimeout(30*time.Second).Should(Succeed(), withAgentdLog("after_hibernation with failure reaches the guest"))
+	})
+
 	t.Run("HibernateRunsHooksSavesAndRestoreSendsAfterHibernation", func(t *testing.T) {
+		guestExec(t, gBoth, "rm -f /run/hooks.log") // the failed attempt above ran the same hooks
 		// The guest has no desktop session, so the screen lock is never confirmed: that step times
 		// out and the hibernation goes on, as in VDSM. Its before_hibernation hook takes 8 s.
 		c := command(t, "e2e-hibernate", bothName, gav1.ActionHibernate, func(c *gav1.GuestAgentCommand) {
@@ -490,11 +533,17 @@ func TestRealStack(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if s.Status.Domain == nil || s.Status.Domain.State != "Running" {
+			switch {
+			case s.Status.Domain == nil || s.Status.Domain.State != "Running":
 				return fmt.Errorf("domain state %+v", s.Status.Domain)
+			case cond(s, gav1.ConditionQemuAgentConnected) != metav1.ConditionTrue:
+				// the guest reopens its virtio port on resume: the channel reconnects
+				return fmt.Errorf("QemuAgentConnected %q", cond(s, gav1.ConditionQemuAgentConnected))
+			case cond(s, gav1.ConditionAgentResponsive) != metav1.ConditionTrue:
+				return fmt.Errorf("AgentResponsive %q", cond(s, gav1.ConditionAgentResponsive))
 			}
 			return nil
-		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("Running after the wake-up"))
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("Running, agent connected and responsive after the wake-up"))
 		p := command(t, "e2e-ping-after-wakeup", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
 			c.Spec.Agent = gav1.AgentSelectQemu
 		})
