@@ -94,6 +94,17 @@ func (e *Executor) runHibernate(ctx context.Context, cmd *gav1.GuestAgentCommand
 		}
 		return out, false
 	}
+	// refuseRequired ends the hibernation before anything is saved: the oVirt agent's step was
+	// skipped, but agent OvirtGuestAgent makes the guest preparation required.
+	refuseRequired := func(step gav1.PowerStep, err error, cannot string) powerOutcome {
+		step.Message = stepMessage("required (agent OvirtGuestAgent), but " + err.Error())
+		if !record(step) {
+			return out
+		}
+		out.reason = gav1.ReasonAgentUnavailable
+		out.msg = "agent OvirtGuestAgent was asked for, but the oVirt guest agent cannot " + cannot + ": " + err.Error() + "; the domain was not saved"
+		return out
+	}
 	ogaSpec := func(a gav1.Action) gav1.GuestAgentCommandSpec {
 		return gav1.GuestAgentCommandSpec{Action: a, Agent: gav1.AgentSelectOvirt, Fallback: gav1.FallbackNone}
 	}
@@ -111,13 +122,7 @@ func (e *Executor) runHibernate(ctx context.Context, cmd *gav1.GuestAgentCommand
 	case err != nil:
 		step.Result, step.Message = stepFailure(err, isNotSent(err))
 		if step.Result == gav1.StepSkipped && required {
-			step.Message = stepMessage("required (agent OvirtGuestAgent), but " + err.Error())
-			if !record(step) {
-				return out
-			}
-			out.reason = gav1.ReasonAgentUnavailable
-			out.msg = "agent OvirtGuestAgent was asked for, but the oVirt guest agent cannot prepare the guest: " + err.Error() + "; the domain was not saved"
-			return out
+			return refuseRequired(step, err, "prepare the guest")
 		}
 	default:
 		out.touched, out.agents = true, appendAgent(out.agents, gav1.PowerOvirt)
@@ -167,13 +172,7 @@ func (e *Executor) runHibernate(ctx context.Context, cmd *gav1.GuestAgentCommand
 	default:
 		step.Result, step.Message = stepFailure(err, isNotSent(err))
 		if step.Result == gav1.StepSkipped && required {
-			step.Message = stepMessage("required (agent OvirtGuestAgent), but " + err.Error())
-			if !record(step) {
-				return out
-			}
-			out.reason = gav1.ReasonAgentUnavailable
-			out.msg = "agent OvirtGuestAgent was asked for, but the oVirt guest agent cannot run the before_hibernation hooks: " + err.Error() + "; the domain was not saved"
-			return out
+			return refuseRequired(step, err, "run the before_hibernation hooks")
 		}
 		if step.Result != gav1.StepSkipped {
 			out.touched = true
