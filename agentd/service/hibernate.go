@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"guestagent.io/operator/agentd/guest"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -37,8 +36,8 @@ func (s *GuestAgentService) HasManagedSaveImage(ctx context.Context, uuid string
 // ends; it then returns the last state seen and ctx's error. It wakes up on every change of the
 // domain's data, never by polling.
 func (s *GuestAgentService) WaitSessionLocked(ctx context.Context, uuid string) (guest.SessionState, error) {
-	ch, stop := s.changes.watch(uuid)
-	defer stop()
+	ch := make(chan struct{}, 1) // coalesced: one pending wake-up is enough
+	defer s.changes.add(uuid, ch)()
 	for {
 		v, ok := s.View(uuid)
 		if !ok {
@@ -57,57 +56,4 @@ func (s *GuestAgentService) WaitSessionLocked(ctx context.Context, uuid string) 
 			return st, ctx.Err()
 		}
 	}
-}
-
-// changeWatchers wake waiters of a domain on Changed.
-type changeWatchers struct {
-	mu   sync.Mutex
-	next int
-	subs map[string]map[int]chan struct{}
-}
-
-// watch returns a channel that receives (coalesced) after each change of the domain, and a
-// function that ends the watch.
-func (w *changeWatchers) watch(uuid string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	if w.subs == nil {
-		w.subs = map[string]map[int]chan struct{}{}
-	}
-	if w.subs[uuid] == nil {
-		w.subs[uuid] = map[int]chan struct{}{}
-	}
-	id := w.next
-	w.next++
-	w.subs[uuid][id] = ch
-	w.mu.Unlock()
-	return ch, func() {
-		w.mu.Lock()
-		delete(w.subs[uuid], id)
-		if len(w.subs[uuid]) == 0 {
-			delete(w.subs, uuid)
-		}
-		w.mu.Unlock()
-	}
-}
-
-// signal wakes the watchers of uuid ("" wakes all).
-func (w *changeWatchers) signal(uuid string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	wake := func(m map[int]chan struct{}) {
-		for _, ch := range m {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}
-	if uuid == "" {
-		for _, m := range w.subs {
-			wake(m)
-		}
-		return
-	}
-	wake(w.subs[uuid])
 }

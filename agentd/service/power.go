@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"guestagent.io/operator/agentd/virt"
 	gav1 "guestagent.io/operator/api/v1alpha1"
@@ -49,12 +48,6 @@ type PowerWatch struct {
 // Close stops the watch.
 func (w *PowerWatch) Close() { w.close() }
 
-type powerWatchers struct {
-	mu   sync.Mutex
-	next int
-	subs map[string]map[int]chan PowerChange
-}
-
 // WatchPower starts delivering a domain's power changes; ok is false for a domain not on this
 // node. Create the watch before sending a step, so no change is missed.
 func (s *GuestAgentService) WatchPower(uuid string) (*PowerWatch, bool) {
@@ -66,26 +59,7 @@ func (s *GuestAgentService) WatchPower(uuid string) (*PowerWatch, bool) {
 		return nil, false
 	}
 	ch := make(chan PowerChange, 16)
-	w := &s.power
-	w.mu.Lock()
-	if w.subs == nil {
-		w.subs = map[string]map[int]chan PowerChange{}
-	}
-	if w.subs[uuid] == nil {
-		w.subs[uuid] = map[int]chan PowerChange{}
-	}
-	id := w.next
-	w.next++
-	w.subs[uuid][id] = ch
-	w.mu.Unlock()
-	return &PowerWatch{C: ch, State: d.State, close: func() {
-		w.mu.Lock()
-		delete(w.subs[uuid], id)
-		if len(w.subs[uuid]) == 0 {
-			delete(w.subs, uuid)
-		}
-		w.mu.Unlock()
-	}}, true
+	return &PowerWatch{C: ch, State: d.State, close: s.power.add(uuid, ch)}, true
 }
 
 // notifyPower passes a libvirt event on to the domain's power watches. It runs on the watcher's
@@ -109,15 +83,7 @@ func (s *GuestAgentService) notifyPower(ev virt.Event) {
 	default:
 		return
 	}
-	w := &s.power
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, ch := range w.subs[d.UUID] {
-		select {
-		case ch <- pc:
-		default:
-		}
-	}
+	s.power.send(d.UUID, pc)
 }
 
 // ErrNoPowerButton is returned by HostPower when agentd has no libvirt power control.

@@ -200,8 +200,8 @@ type GuestAgentService struct {
 	hookWG   sync.WaitGroup
 	runCtx   context.Context
 	domLocks map[string]map[gav1.AgentType]chan struct{}
-	power    powerWatchers
-	changes  changeWatchers
+	power    watchers[PowerChange]
+	changes  watchers[struct{}]
 
 	timeSyncs *prometheus.CounterVec
 }
@@ -286,7 +286,7 @@ func (s *GuestAgentService) Changed(uuid string) {
 	s.mu.Lock()
 	s.dirty[uuid] = true
 	s.mu.Unlock()
-	s.changes.signal(uuid)
+	s.changes.send(uuid, struct{}{})
 	select {
 	case s.wake <- struct{}{}:
 	default:
