@@ -81,6 +81,7 @@ func Build(cfg config.Config, restCfg *rest.Config, scheme *runtime.Scheme, deps
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.HealthAddr,
+		PprofBindAddress:       cfg.PprofAddr,
 		LeaderElection:         false, // one agentd per node: nothing to elect
 		Cache:                  cache.Options{ByObject: byObject},
 		Controller:             deps.Controller,

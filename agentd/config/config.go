@@ -127,6 +127,9 @@ type Config struct {
 	// MetricsAddr serves /metrics ("0" disables); HealthAddr serves /healthz and /readyz.
 	MetricsAddr string `json:"metricsAddr"`
 	HealthAddr  string `json:"healthAddr"`
+	// PprofAddr serves Go's /debug/pprof profiles ("" or "0" disables, the default). Bind it to
+	// localhost: profiles expose memory contents such as guest data.
+	PprofAddr string `json:"pprofAddr,omitempty"`
 }
 
 // Default returns the default configuration (node name from $NODE_NAME).
@@ -199,6 +202,7 @@ func Load(fs *flag.FlagSet, args []string) (Config, error) {
 	fs.IntVar(&flagCfg.PublishBurst, "publish-burst", flagCfg.PublishBurst, "Status write burst, within --kube-api-burst.")
 	fs.StringVar(&flagCfg.MetricsAddr, "metrics-bind-address", flagCfg.MetricsAddr, "Metrics address (0 disables).")
 	fs.StringVar(&flagCfg.HealthAddr, "health-probe-bind-address", flagCfg.HealthAddr, "Health probe address.")
+	fs.StringVar(&flagCfg.PprofAddr, "pprof-bind-address", flagCfg.PprofAddr, "Go profiling (/debug/pprof) address; empty or 0 disables.")
 	fs.DurationVar(&flagCfg.Poll.Capabilities.Duration, "poll-capabilities", flagCfg.Poll.Capabilities.Duration, "guest-info period.")
 	fs.DurationVar(&flagCfg.Poll.Users.Duration, "poll-users", flagCfg.Poll.Users.Duration, "Users period.")
 	fs.DurationVar(&flagCfg.Poll.System.Duration, "poll-system", flagCfg.Poll.System.Duration, "Host name/OS/timezone/NICs period.")
@@ -264,6 +268,8 @@ func applyFlag(cfg, fl *Config, name string) {
 		cfg.MetricsAddr = fl.MetricsAddr
 	case "health-probe-bind-address":
 		cfg.HealthAddr = fl.HealthAddr
+	case "pprof-bind-address":
+		cfg.PprofAddr = fl.PprofAddr
 	case "poll-capabilities":
 		cfg.Poll.Capabilities = fl.Poll.Capabilities
 	case "poll-users":
@@ -362,8 +368,8 @@ func (c Config) Validate() error {
 	if c.PublishBurst < 0 || c.PublishBurst > c.Burst {
 		bad("publishBurst must be in [0 (80%% of burst), burst (%d)], got %d", c.Burst, c.PublishBurst)
 	}
-	for name, addr := range map[string]string{"metricsAddr": c.MetricsAddr, "healthAddr": c.HealthAddr} {
-		if addr == "0" || (name == "healthAddr" && addr == "") {
+	for name, addr := range map[string]string{"metricsAddr": c.MetricsAddr, "healthAddr": c.HealthAddr, "pprofAddr": c.PprofAddr} {
+		if addr == "0" || (name != "metricsAddr" && addr == "") {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {

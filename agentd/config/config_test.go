@@ -65,6 +65,7 @@ func TestBadInputIsAnError(t *testing.T) {
 		"bad workers":     "pollWorkers: 0\n",
 		"bad percent":     "memoryChangePercent: 101\n",
 		"bad addr":        "metricsAddr: nonsense\n",
+		"bad pprof addr":  "pprofAddr: localhost\n",
 		"stats too short": "poll:\n  stats: 2s\n",
 		"stats negative":  "poll:\n  stats: -1m\n",
 	}

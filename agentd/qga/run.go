@@ -82,8 +82,10 @@ func (p *QemuGuestAgentPoller) runTask(ctx context.Context, d *domain, t task, n
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oldInfo := d.info.DeepCopy()
-	oldKey := d.st.changeKey()
+	// Shallow copies suffice: apply functions and the record functions replace fields (and
+	// the slices of State) instead of changing what they point to, so an unchanged field is the
+	// same pointer and compares in O(1).
+	oldInfo, oldSt := d.info, d.st
 	d.lastCheck[t] = now
 	if res.err == nil {
 		p.recordSuccessLocked(d, t, res, end)
@@ -93,7 +95,7 @@ func (p *QemuGuestAgentPoller) runTask(ctx context.Context, d *domain, t task, n
 	if t == tCaps && d.caps == nil {
 		stop = true
 	}
-	changed = !reflect.DeepEqual(oldInfo, &d.info) || !reflect.DeepEqual(oldKey, d.st.changeKey())
+	changed = !oldSt.sameAs(d.st) || (res.apply != nil && !reflect.DeepEqual(oldInfo, d.info))
 	return changed, stop
 }
 

@@ -253,11 +253,11 @@ func (p *QemuGuestAgentPoller) planLocked(d *domain, now time.Time) []task {
 		return out
 	}
 	for t := tUsers; t < numTasks; t++ {
-		cmd := taskCmd[t]
-		if !d.caps.Enabled(cmd) || d.unsupported[cmd] {
+		// time first: every domain is planned every tick, and most of its tasks are not due
+		if !due(t) && (t != tNetwork || !p.inBootWindow(d, now) || HasRoutableAddress(d.info.Network)) {
 			continue
 		}
-		if due(t) || (t == tNetwork && p.inBootWindow(d, now) && !HasRoutableAddress(d.info.Network)) {
+		if cmd := taskCmd[t]; d.caps.Enabled(cmd) && !d.unsupported[cmd] {
 			out = append(out, t)
 		}
 	}

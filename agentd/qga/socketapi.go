@@ -42,17 +42,22 @@ func (s *SocketAPI) Close() error {
 	return nil
 }
 
-// Probe checks that the domain's agent answers: it dials its socket if no connection is open and
-// synchronises (guest-sync-delimited). A connection that fails is dropped, so the next call or
-// probe dials afresh. This is how agentd/qgasock derives the channel state of a socket domain;
-// it shares the connection with the poller (the agent serves one client at a time).
-func (s *SocketAPI) Probe(ctx context.Context, uuid string, timeout time.Duration) error {
+// Probe checks that the domain's agent answers: an open connection on which the agent answered
+// at or after since needs nothing more (the poller's calls prove it alive); otherwise it dials
+// the socket if no connection is open and synchronises (guest-sync-delimited), or asks
+// guest-sync on the open one. A connection that fails is dropped, so the next call or probe
+// dials afresh. This is how agentd/qgasock derives the channel state of a socket domain; it
+// shares the connection with the poller (the agent serves one client at a time).
+func (s *SocketAPI) Probe(ctx context.Context, uuid string, timeout time.Duration, since time.Time) error {
 	const cmd = "guest-sync-delimited"
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	s.mu.Lock()
 	c := s.conns[uuid]
 	s.mu.Unlock()
+	if c != nil && !since.IsZero() && !c.LastAnswer().Before(since) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	if c == nil {
 		_, err := s.client(ctx, uuid, cmd, timeout) // a fresh connection has just synchronised
 		return err
@@ -111,13 +116,11 @@ func (s *SocketAPI) drop(uuid string, c *qgaclient.Client) {
 }
 
 func (s *SocketAPI) call(ctx context.Context, uuid, cmd string, args any, timeout time.Duration) (json.RawMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c, err := s.client(ctx, uuid, cmd, timeout)
+	c, err := s.client(ctx, uuid, cmd, timeout) // the dial and each call are bounded by timeout
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.Call(ctx, cmd, args)
+	raw, err := c.CallWithin(ctx, cmd, args, timeout)
 	if err != nil {
 		var ae *qgaclient.AgentError
 		if !errors.As(err, &ae) {

@@ -56,12 +56,16 @@ func (s State) deepCopy() State {
 	return s
 }
 
-// comparable view: timestamps excluded so that a routine success does not count as a change
-func (s State) changeKey() State {
-	s = s.deepCopy()
-	s.LastSuccess = time.Time{}
-	if s.LastError != nil {
-		s.LastError.Time = time.Time{}
+// sameAs reports whether s and o differ in nothing but timestamps, so that a routine success
+// does not count as a change.
+func (s State) sameAs(o State) bool {
+	if s.Channel != o.Channel || s.Version != o.Version || s.Responsive != o.Responsive || s.FSFreeze != o.FSFreeze ||
+		!slices.Equal(s.SupportedCommands, o.SupportedCommands) || !slices.Equal(s.UnsupportedCommands, o.UnsupportedCommands) {
+		return false
 	}
-	return s
+	a, b := s.LastError, o.LastError
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Class == b.Class && a.Command == b.Command && a.Message == b.Message
 }

@@ -37,16 +37,26 @@ func statNumber(v *float64) (float64, bool) {
 	return *v, true
 }
 
-// entries splits a JSON array reply into its raw entries (at most maxStatsEntries).
-func entries(raw json.RawMessage, cmd string) ([]json.RawMessage, error) {
+// decodeEntries decodes a JSON array reply into at most maxStatsEntries entries. When every
+// entry has the expected shape this is one pass; otherwise the entries are decoded one by one and
+// an entry that does not fit is dropped, so a buggy or hostile guest loses only that entry.
+func decodeEntries[T any](raw json.RawMessage, cmd string) ([]T, error) {
+	var all []T
+	if err := json.Unmarshal(raw, &all); err == nil {
+		return all[:min(len(all), maxStatsEntries)], nil
+	}
 	var es []json.RawMessage
 	if err := json.Unmarshal(raw, &es); err != nil {
 		return nil, fmt.Errorf("%s reply: %w", cmd, err)
 	}
-	if len(es) > maxStatsEntries {
-		es = es[:maxStatsEntries]
+	all = make([]T, 0, min(len(es), maxStatsEntries))
+	for _, e := range es[:min(len(es), maxStatsEntries)] {
+		var v T
+		if json.Unmarshal(e, &v) == nil {
+			all = append(all, v)
+		}
 	}
-	return es, nil
+	return all, nil
 }
 
 type loadReply struct {
@@ -90,15 +100,14 @@ type cpuStat struct {
 // per mode and converted to seconds (UserHZ). Entries of other types than "linux" and invalid
 // numbers are skipped; a reply without any usable number gives nil.
 func TranslateCPUStats(raw json.RawMessage) (*guest.CPUTimes, error) {
-	es, err := entries(raw, CmdCPUStats)
+	es, err := decodeEntries[cpuStat](raw, CmdCPUStats)
 	if err != nil {
 		return nil, err
 	}
 	out := &guest.CPUTimes{}
 	found := false
-	for _, e := range es {
-		var c cpuStat
-		if json.Unmarshal(e, &c) != nil || c.Type != "linux" {
+	for _, c := range es {
+		if c.Type != "linux" {
 			continue
 		}
 		for m, v := range [guest.NumCPUModes]*float64{c.User, c.Nice, c.System, c.Idle, c.IOWait, c.IRQ, c.SoftIRQ, c.Steal, c.Guest, c.GuestNice} {
@@ -141,18 +150,17 @@ func DiskStatName(s string) string {
 // (unused loop and ram devices) are skipped, names are bounded (DiskStatName) and unique (the
 // first entry of a name wins), and at most guest.MaxStatsDisks disks are kept, in reply order.
 func TranslateDiskStats(raw json.RawMessage) ([]guest.DiskIO, error) {
-	es, err := entries(raw, CmdDiskStats)
+	es, err := decodeEntries[diskStat](raw, CmdDiskStats)
 	if err != nil {
 		return nil, err
 	}
 	out := []guest.DiskIO{}
 	seen := map[string]bool{}
-	for _, e := range es {
+	for _, d := range es {
 		if len(out) >= guest.MaxStatsDisks {
 			break
 		}
-		var d diskStat
-		if json.Unmarshal(e, &d) != nil || d.Stats == nil || d.Name == "" || partitionNameRE.MatchString(d.Name) {
+		if d.Stats == nil || d.Name == "" || partitionNameRE.MatchString(d.Name) {
 			continue
 		}
 		name := DiskStatName(d.Name)

@@ -100,6 +100,26 @@ func TestTranslateDiskStatsHostile(t *testing.T) {
 	}
 }
 
+// An entry of the wrong shape costs only that entry; a reply that is not a list is an error.
+func TestTranslateStatsDropOnlyTheBadEntry(t *testing.T) {
+	ds, err := TranslateDiskStats(json.RawMessage(`[{"name":7},{"name":"vdb","stats":{"read-ios":3}},{"name":"vdc","stats":{"read-ios":"x"}}]`))
+	if err != nil || len(ds) != 1 || ds[0].Name != "vdb" || ds[0].Reads != 3 {
+		t.Errorf("disks %+v, %v", ds, err)
+	}
+	cs, err := TranslateCPUStats(json.RawMessage(`[{"type":"linux","user":"x"},{"type":"linux","cpu":1,"user":200}]`))
+	if err != nil || cs == nil || cs.Seconds[guest.CPUUser] != 2 {
+		t.Errorf("cpu times %+v, %v", cs, err)
+	}
+	for _, raw := range []string{`{"name":"vda"}`, `[{"name":"vda"}`, `7`} {
+		if _, err := TranslateDiskStats(json.RawMessage(raw)); err == nil {
+			t.Errorf("diskstats %s accepted", raw)
+		}
+		if _, err := TranslateCPUStats(json.RawMessage(raw)); err == nil {
+			t.Errorf("cpustats %s accepted", raw)
+		}
+	}
+}
+
 func TestTranslateLoad(t *testing.T) {
 	l, err := TranslateLoad(json.RawMessage(`{"load1":0.5,"load5":1.25,"load15":2}`))
 	if err != nil || *l != (guest.Load{Load1: 0.5, Load5: 1.25, Load15: 2}) {

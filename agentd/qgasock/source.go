@@ -9,7 +9,8 @@
 //
 // Every Interval the directory is scanned and every socket probed through a Prober
 // (qga.SocketAPI: connect if needed, then the agent must answer guest-sync on the connection the
-// poller uses too, since an agent serves one client at a time). Channel state is Connected while
+// poller uses too, since an agent serves one client at a time; an answer to one of the poller's
+// calls within the last Interval counts as the probe). Channel state is Connected while
 // the probe succeeds, else Disconnected. There is no libvirt run state: a domain is Running
 // while its agent answers and Unknown otherwise, both with StateReason GuestAgentSocket. Only
 // transitions are logged. Probes run concurrently (bounded), each within its timeout, so a
@@ -42,8 +43,9 @@ const StateReason = "GuestAgentSocket"
 
 // Prober checks a domain's agent over its socket (qga.SocketAPI implements it).
 type Prober interface {
-	// Probe returns nil when the agent answers within timeout.
-	Probe(ctx context.Context, uuid string, timeout time.Duration) error
+	// Probe returns nil when the agent answered at or after since (zero: ask it now), or
+	// answers within timeout.
+	Probe(ctx context.Context, uuid string, timeout time.Duration, since time.Time) error
 	// Forget drops what is kept for a domain that is gone (its connection).
 	Forget(uuid string)
 }
@@ -158,6 +160,8 @@ func (s *Source) round(ctx context.Context, h virt.Handler) {
 	s.mu.Unlock()
 
 	errs := make([]error, len(want))
+	// an answer within the last interval (to the poller's calls) is as good as a probe's
+	since := time.Now().Add(-s.cfg.Interval)
 	sem := make(chan struct{}, s.cfg.Parallel)
 	var wg sync.WaitGroup
 	for i, e := range want {
@@ -166,7 +170,7 @@ func (s *Source) round(ctx context.Context, h virt.Handler) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = s.cfg.Prober.Probe(ctx, e.UUID, s.cfg.ProbeTimeout)
+			errs[i] = s.cfg.Prober.Probe(ctx, e.UUID, s.cfg.ProbeTimeout, since)
 		}()
 	}
 	wg.Wait()

@@ -141,10 +141,22 @@ func runProcess(t testing.TB, o options, n int) procResult {
 		t.Fatal(err)
 	}
 	defer func() { _ = logf.Close() }()
-	cmd := exec.Command(agentdBinary(t), "--config", cfgPath, "--node-name", nodeName,
+	args := []string{"--config", cfgPath, "--node-name", nodeName,
 		"--default-namespace", defaultNS, "--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", freePort(t))
+		"--health-probe-bind-address", freePort(t)}
+	pprofAddr := ""
+	if o.profile != "" || o.heapProfile != "" {
+		pprofAddr = freePort(t)
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
+	if v := os.Getenv("GA_SCALE_AGENTD_ARGS"); v != "" { // e.g. --poll-workers=16
+		args = append(args, strings.Fields(v)...)
+	}
+	cmd := exec.Command(agentdBinary(t), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig(t))
+	if v := os.Getenv("GA_SCALE_AGENTD_ENV"); v != "" { // e.g. GOMAXPROCS=1,GOMEMLIMIT=100MiB
+		cmd.Env = append(cmd.Env, strings.Split(v, ",")...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
@@ -223,6 +235,15 @@ func runProcess(t testing.TB, o options, n int) procResult {
 	}
 	res.loadStart = loadAvg()
 	s0 := take()
+	profiled := make(chan struct{})
+	if o.profile != "" { // agentd's own CPU profile over the window
+		go func() {
+			defer close(profiled)
+			fetchProfile(t, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(o.window.Seconds())), o.profile)
+		}()
+	} else {
+		close(profiled)
+	}
 	res.rssMin = 1 << 62
 	sample := time.NewTicker(5 * time.Second)
 	defer sample.Stop()
@@ -233,6 +254,10 @@ func runProcess(t testing.TB, o options, n int) procResult {
 	}
 	s1 := take()
 	res.loadEnd = loadAvg()
+	<-profiled
+	if o.heapProfile != "" {
+		fetchProfile(t, "http://"+pprofAddr+"/debug/pprof/heap", o.heapProfile)
+	}
 	res.hwm = procKB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM") << 10
 	res.threads = int(procKB(fmt.Sprintf("/proc/%d/status", pid), "Threads"))
 	perMin := func(d float64) float64 { return d / s1.at.Sub(s0.at).Minutes() }
@@ -245,6 +270,26 @@ func runProcess(t testing.TB, o options, n int) procResult {
 		t.Errorf("%d domains: %.1f status writes/min in steady state with nothing changing", n, res.statusWritesPerMin)
 	}
 	return res
+}
+
+// fetchProfile saves the profile served at url (agentd's --pprof-bind-address) to path.
+func fetchProfile(t testing.TB, url, path string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("profile %s: %v", url, err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %.200s", resp.Status, b)
+	}
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		t.Errorf("profile %s: %v", url, err)
+	}
 }
 
 func benchProcess(b *testing.B, n int) {

@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type Client struct {
 	timeout  time.Duration
 	needSync bool
 	closed   bool
+	answered atomic.Int64 // Unix nanoseconds of the last reply read (0: none)
 }
 
 // Dial connects to the agent socket at path and synchronises. timeout bounds the dial + sync
@@ -76,8 +78,11 @@ func Dial(ctx context.Context, path string, timeout time.Duration) (*Client, err
 	return c, nil
 }
 
-func (c *Client) deadline(ctx context.Context) time.Time {
-	dl := time.Now().Add(c.timeout)
+func (c *Client) deadline(ctx context.Context, timeout time.Duration) time.Time {
+	if timeout <= 0 {
+		timeout = c.timeout
+	}
+	dl := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
@@ -86,7 +91,7 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 
 // sync performs the 0xFF + guest-sync-delimited handshake. c.mu must be held.
 func (c *Client) sync(ctx context.Context) error {
-	if err := c.conn.SetDeadline(c.deadline(ctx)); err != nil {
+	if err := c.conn.SetDeadline(c.deadline(ctx, 0)); err != nil {
 		return err
 	}
 	id := rand.Int64N(1 << 50)
@@ -108,6 +113,7 @@ func (c *Client) sync(ctx context.Context) error {
 		}
 		if json.Unmarshal(line[i+1:], &rep) == nil && rep.Return != nil && *rep.Return == id {
 			c.needSync = false
+			c.answered.Store(time.Now().UnixNano())
 			return nil
 		}
 	}
@@ -153,17 +159,48 @@ func (c *Client) Sync(ctx context.Context) error {
 // Call sends cmd with args (nil for none) and returns the raw "return" member. An agent error
 // reply is returned as *AgentError; a deadline as an error wrapping os.ErrDeadlineExceeded.
 func (c *Client) Call(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
-	return c.call(ctx, cmd, args, true)
+	return c.call(ctx, cmd, args, true, 0)
+}
+
+// CallWithin is Call with timeout (instead of the client's) as the bound of this call.
+func (c *Client) CallWithin(ctx context.Context, cmd string, args any, timeout time.Duration) (json.RawMessage, error) {
+	return c.call(ctx, cmd, args, true, timeout)
 }
 
 // Send sends cmd without waiting for a reply, for commands that never answer on success
 // (guest-shutdown, guest-suspend-*).
 func (c *Client) Send(ctx context.Context, cmd string, args any) error {
-	_, err := c.call(ctx, cmd, args, false)
+	_, err := c.call(ctx, cmd, args, false, 0)
 	return err
 }
 
-func (c *Client) call(ctx context.Context, cmd string, args any, wait bool) (json.RawMessage, error) {
+// request encodes the request line of cmd with args (nil for none).
+func request(cmd string, args any) ([]byte, error) {
+	if args == nil && plainName(cmd) { // the polling path: no map, no reflection
+		b := make([]byte, 0, len(cmd)+16)
+		b = append(b, `{"execute":"`...)
+		b = append(b, cmd...)
+		return append(b, `"}`+"\n"...), nil
+	}
+	req := map[string]any{"execute": cmd}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	return append(b, '\n'), err
+}
+
+// plainName reports whether cmd needs no JSON escaping (QGA command names: a-z, 0-9, '-').
+func plainName(cmd string) bool {
+	for i := range len(cmd) {
+		if ch := cmd[i]; (ch < 'a' || ch > 'z') && (ch < '0' || ch > '9') && ch != '-' {
+			return false
+		}
+	}
+	return cmd != ""
+}
+
+func (c *Client) call(ctx context.Context, cmd string, args any, wait bool, timeout time.Duration) (json.RawMessage, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -177,18 +214,14 @@ func (c *Client) call(ctx context.Context, cmd string, args any, wait bool) (jso
 			return nil, err
 		}
 	}
-	req := map[string]any{"execute": cmd}
-	if args != nil {
-		req["arguments"] = args
-	}
-	b, err := json.Marshal(req)
+	b, err := request(cmd, args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode: %w", cmd, err)
 	}
-	if err := c.conn.SetDeadline(c.deadline(ctx)); err != nil {
+	if err := c.conn.SetDeadline(c.deadline(ctx, timeout)); err != nil {
 		return nil, err
 	}
-	if _, err := c.conn.Write(append(b, '\n')); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		c.needSync = true
 		return nil, fmt.Errorf("%s: write: %w", cmd, err)
 	}
@@ -213,6 +246,7 @@ func (c *Client) call(ctx context.Context, cmd string, args any, wait bool) (jso
 			c.needSync = true
 			return nil, fmt.Errorf("%s: malformed reply %.80q: %w", cmd, line, err)
 		}
+		c.answered.Store(time.Now().UnixNano())
 		if rep.Error != nil {
 			return nil, fmt.Errorf("%s: %w", cmd, rep.Error)
 		}
@@ -221,6 +255,15 @@ func (c *Client) call(ctx context.Context, cmd string, args any, wait bool) (jso
 		}
 		return rep.Return, nil
 	}
+}
+
+// LastAnswer is when the agent last answered on this connection (a reply or an error reply to
+// a call, or the synchronisation); zero before any.
+func (c *Client) LastAnswer() time.Time {
+	if n := c.answered.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Close half-closes the connection, drains what the agent still sends (bounded by the client

@@ -81,3 +81,22 @@ func TestRepliesLongerThanTheReadBuffer(t *testing.T) {
 		}
 	}
 }
+
+// The request line of a command without arguments is built without reflection; it must be the
+// line json.Marshal writes, and names that would need escaping take the general path.
+func TestRequestLine(t *testing.T) {
+	for _, cmd := range []string{"guest-get-users", "guest-info", "a\"b", "Guest-Info", "é", ""} {
+		got, err := request(cmd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(map[string]any{"execute": cmd})
+		if string(got) != string(want)+"\n" {
+			t.Errorf("request(%q) = %q, want %q", cmd, got, want)
+		}
+	}
+	got, _ := request("guest-sync", map[string]any{"id": 7})
+	if string(got) != `{"arguments":{"id":7},"execute":"guest-sync"}`+"\n" {
+		t.Errorf("with arguments: %q", got)
+	}
+}
