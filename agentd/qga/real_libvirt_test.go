@@ -10,7 +10,8 @@ package qga
 //
 // TestRealLibvirt boots one more guest itself (ga-life, with a disk and an OGA channel) to observe
 // lifecycle and agent events, suspends/resumes and hangs the pre-booted guests, and restarts
-// libvirtd under the watcher. The freeze test boots a guest with a disk (ga-freeze).
+// libvirtd under the watcher. The freeze and disk hotplug tests boot a guest with a disk each
+// (ga-freeze, ga-hot).
 
 import (
 	"context"
@@ -495,6 +496,8 @@ func (r *recordingAPI) since(uuid, cmd string, t0 time.Time) []recordedCall {
 	return out
 }
 
+func (r *recordingAPI) count(uuid, cmd string) int { return len(r.since(uuid, cmd, time.Time{})) }
+
 // succeededSince reports whether a call of cmd to uuid that started at or after t0 succeeded.
 func (r *recordingAPI) succeededSince(uuid, cmd string, t0 time.Time) bool {
 	return slices.ContainsFunc(r.since(uuid, cmd, t0), func(c recordedCall) bool { return c.class == "" })
@@ -578,6 +581,28 @@ func agentCommand(t *testing.T, m *virt.Manager, uuid, cmd string, args any) jso
 		t.Fatalf("%s: %v (%s)", cmd, err, out)
 	}
 	return r.Return
+}
+
+// guestShell starts script with /bin/sh in the guest (guest-exec) and returns a function that
+// reports whether it has exited, and with which code.
+func guestShell(t *testing.T, m *virt.Manager, uuid, script string) func() (exited bool, code int) {
+	t.Helper()
+	var started struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(agentCommand(t, m, uuid, "guest-exec", map[string]any{"path": "/bin/sh", "arg": []string{"-c", script}}), &started); err != nil {
+		t.Fatal(err)
+	}
+	return func() (bool, int) {
+		var st struct {
+			Exited   bool `json:"exited"`
+			ExitCode int  `json:"exitcode"`
+		}
+		if err := json.Unmarshal(agentCommand(t, m, uuid, "guest-exec-status", map[string]any{"pid": started.PID}), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Exited, st.ExitCode
+	}
 }
 
 // TestRealFreezeLongerThanThreePollPeriods (issue requirement: "freeze for longer than three poll
@@ -749,4 +774,122 @@ func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
 	if s := p.Stats(u); s == nil || s.CPU == nil || s.Disks == nil {
 		t.Errorf("metrics-only figures after the thaw: %+v", s)
 	}
+}
+
+// TestRealDiskHotplugRefresh (issue 17): a disk hot-plugged into a running guest shows in its
+// disk mapping and filesystems within HotplugRefreshDelay (+ a margin) of libvirt's DEVICE_ADDED
+// event, although the filesystems/disks period is an hour: only the one-off hotplug refresh can
+// explain it. Unplugging it removes it the same way. The guest has no udev: a guest-side script
+// does what udev and an automounter would (records the disk serial for qemu-ga, mounts the disk).
+func TestRealDiskHotplugRefresh(t *testing.T) {
+	realEnv(t)
+	const name, serial, margin = "ga-hot", "hot-ga-hot", 10 * time.Second
+	realGuest(t, name, "QGA_DISK=1")
+	p, m, rec, events := realPoller(t, name, Config{Tick: time.Second, Periods: Periods{Disks: time.Hour}, FailureThrottle: 3 * time.Second})
+	var u string
+	NewWithT(t).Eventually(func() bool {
+		u = uuidOf(m, name)
+		i, _ := p.Info(u)
+		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
+	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	boot := guest.DiskMapping{Serial: "qgadisk-" + name, Device: "/dev/vda"}
+	if i, _ := p.Info(u); !slices.Equal(i.Disks.Mappings, []guest.DiskMapping{boot}) {
+		t.Fatalf("disk mapping before the hotplug: %+v", i.Disks.Mappings)
+	}
+	hasFS := func(i *guest.Info, mp string) bool {
+		return i != nil && i.Filesystems != nil && slices.ContainsFunc(i.Filesystems.List, func(f guest.Filesystem) bool { return f.Mountpoint == mp })
+	}
+	img := filepath.Join(t.TempDir(), "hot.img")
+	run(t, nil, "mke2fs", "-q", "-t", "ext4", "-F", img, "8M")
+	diskXML := fmt.Sprintf(`<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>`+
+		`<target dev='vdb' bus='virtio'/><serial>%s</serial></disk>`, img, serial)
+	dom, err := m.LookupDomain(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = dom.Free() }()
+
+	// refreshed waits for the hotplug refresh after the device event at tEvent: both groups
+	// asked once, at least HotplugRefreshDelay after the event, and cond true within the margin.
+	refreshed := func(what string, tEvent time.Time, cond func(*guest.Info) bool) {
+		t.Helper()
+		NewWithT(t).Eventually(func() bool { i, _ := p.Info(u); return cond(i) }).
+			WithTimeout(time.Until(tEvent.Add(HotplugRefreshDelay+margin))).WithPolling(100*time.Millisecond).
+			Should(BeTrue(), func() string {
+				i, _ := p.Info(u)
+				return fmt.Sprintf("%s: disks %+v, filesystems %+v", what, i.Disks, i.Filesystems)
+			})
+		t.Logf("%s: shown %v after the device event", what, time.Since(tEvent).Round(100*time.Millisecond))
+		for _, c := range []string{CmdDisks, CmdFSInfo} {
+			calls := rec.since(u, c, tEvent)
+			if len(calls) != 1 || calls[0].class != "" || calls[0].start.Before(tEvent.Add(HotplugRefreshDelay)) {
+				t.Errorf("%s: %s calls since the event %+v, want one success from %v after it", what, c, calls, HotplugRefreshDelay)
+			}
+		}
+	}
+	deviceEvent := func(mark int, lc virt.Lifecycle) time.Time {
+		t.Helper()
+		var at time.Time
+		NewWithT(t).Eventually(func() bool {
+			var ok bool
+			at, ok = events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventDeviceChanged && e.Lifecycle == lc })
+			return ok
+		}).WithTimeout(30*time.Second).Should(BeTrue(), lc.String()+" event")
+		return at
+	}
+
+	// --- plug: the guest-side script waits for the disk, records its serial, mounts it
+	udev := guestShell(t, m, u, `for i in $(seq 300); do
+  for b in /sys/block/vd*; do
+    [ "$(cat $b/serial 2>/dev/null)" = `+serial+` ] || continue
+    echo "E:ID_SERIAL=`+serial+`" >/run/udev/data/b$(cat $b/dev)
+    mkdir -p /mnt/hot
+    for j in $(seq 50); do mount -t ext4 /dev/${b##*/} /mnt/hot && exit 0; sleep 0.1; done
+    exit 1
+  done
+  sleep 0.1
+done
+exit 2`)
+	mark := events.len()
+	if err := dom.AttachDeviceFlags(diskXML, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	tAdded := deviceEvent(mark, virt.LifecycleDeviceAdded)
+	NewWithT(t).Eventually(func() []int { e, c := udev(); return []int{b2i(e), c} }).WithTimeout(HotplugRefreshDelay).WithPolling(200*time.Millisecond).
+		Should(Equal([]int{1, 0}), "guest-side script (exited, code) before the refresh is due")
+	hot := guest.DiskMapping{Serial: serial, Device: "/dev/vdb"}
+	refreshed("plugged", tAdded, func(i *guest.Info) bool {
+		return i != nil && i.Disks != nil && slices.Equal(i.Disks.Mappings, []guest.DiskMapping{hot, boot}) /* by serial */ && hasFS(i, "/mnt/hot") && hasFS(i, "/mnt/data")
+	})
+	i, _ := p.Info(u)
+	if k := slices.IndexFunc(i.Filesystems.List, func(f guest.Filesystem) bool { return f.Mountpoint == "/mnt/hot" }); i.Filesystems.List[k].Type != "ext4" ||
+		!slices.Equal(i.Filesystems.List[k].Disks, []string{"/dev/vdb"}) || !i.Filesystems.List[k].HasUsage {
+		t.Errorf("hot-plugged filesystem: %+v", i.Filesystems.List[k])
+	}
+
+	// --- unplug: unmounted first (as a guest would before an orderly removal), then detached
+	umount := guestShell(t, m, u, "umount /mnt/hot")
+	NewWithT(t).Eventually(func() []int { e, c := umount(); return []int{b2i(e), c} }).WithTimeout(10*time.Second).WithPolling(200*time.Millisecond).
+		Should(Equal([]int{1, 0}), "umount in the guest (exited, code)")
+	mark = events.len()
+	if err := dom.DetachDeviceFlags(diskXML, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	tRemoved := deviceEvent(mark, virt.LifecycleDeviceRemoved)
+	refreshed("unplugged", tRemoved, func(i *guest.Info) bool {
+		return i != nil && i.Disks != nil && slices.Equal(i.Disks.Mappings, []guest.DiskMapping{boot}) && !hasFS(i, "/mnt/hot") && hasFS(i, "/mnt/data")
+	})
+	// the hour-long period never came due: the first poll and the two hotplug refreshes only
+	for _, c := range []string{CmdDisks, CmdFSInfo} {
+		if n := rec.count(u, c); n != 3 {
+			t.Errorf("%s sent %d times, want 3 (first poll, plug, unplug)", c, n)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
