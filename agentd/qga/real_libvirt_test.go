@@ -114,7 +114,8 @@ func TestRealLibvirt(t *testing.T) {
 	m := virt.NewManager(virt.Config{URI: virt.DefaultURI, Log: logr.WithName("virt"), ReconnectMin: 200 * time.Millisecond, ReconnectMax: time.Second})
 	events := &eventLog{}
 	api := NewLibvirtAPI(m.LookupDomain)
-	p, err := NewQemuGuestAgentPoller(Config{API: api, Domains: m.Domains, Log: logr.WithName("qga"), Tick: time.Second,
+	rec := newRecordingAPI(api) // the poller's calls; the test's own calls go to api directly
+	p, err := NewQemuGuestAgentPoller(Config{API: rec, Domains: m.Domains, Log: logr.WithName("qga"), Tick: time.Second,
 		Periods:         Periods{Users: time.Second, CPUs: 5 * time.Second, Sys: 5 * time.Second, Disks: 5 * time.Second},
 		FailureThrottle: 3 * time.Second})
 	if err != nil {
@@ -164,6 +165,21 @@ func TestRealLibvirt(t *testing.T) {
 		}
 		if st.Version == "" || !st.Responsive || !slices.Contains(st.SupportedCommands, CmdOSInfo) {
 			t.Errorf("%s state = %+v", g, st)
+		}
+		// Linux qemu-ga 7.2 lists guest-get-devices (Windows only) as disabled: it is reported
+		// as unsupported, never sent, and no PCI devices are published. Nothing else the
+		// status lists is missing, and no call failed because of it.
+		if slices.Contains(st.SupportedCommands, CmdDevices) || !slices.Equal(st.UnsupportedCommands, []string{CmdDevices}) {
+			t.Errorf("%s: guest-get-devices should be the only unsupported command: supported %v, unsupported %v", g, st.SupportedCommands, st.UnsupportedCommands)
+		}
+		if i.PCIDevices != nil {
+			t.Errorf("%s: PCI devices published without guest-get-devices: %+v", g, i.PCIDevices)
+		}
+		if n := rec.count(u, CmdDevices); n != 0 {
+			t.Errorf("%s: guest-get-devices sent %d times although disabled", g, n)
+		}
+		if st.LastError != nil && st.LastError.Command == CmdDevices {
+			t.Errorf("%s: last error is about guest-get-devices: %+v", g, st.LastError)
 		}
 		t.Logf("%s: agent %s, %d commands, unsupported %v", g, st.Version, len(st.SupportedCommands), st.UnsupportedCommands)
 	}
