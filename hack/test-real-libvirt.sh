@@ -11,7 +11,7 @@ hack/libvirt-env.sh up
 eval "$(hack/libvirt-env.sh env)"
 export GA_TEST_GUESTS=${GA_TEST_GUESTS:-ga-t1,ga-t2}
 IFS=, read -r -a guests <<<"$GA_TEST_GUESTS"
-teardown() { for g in "${guests[@]}" ga-life ga-virt-life ga-mem; do hack/guest.sh down "$g" || true; done; }
+teardown() { for g in "${guests[@]}" ga-life ga-virt-life ga-mem ga-freeze ga-hot; do hack/guest.sh down "$g" || true; done; }
 trap teardown EXIT
 pids=()
 for g in "${guests[@]}"; do hack/guest.sh up "$g" & pids+=($!); done

@@ -49,8 +49,12 @@ type fakeGuest struct {
 	vcpuSetIgnored bool
 	devices        string
 	hostname       string
-	freeze         string            // guest-fsfreeze-status answer ("" = "thawed")
-	stats          map[string]string // raw replies of the stats commands
+	freeze         string // guest-fsfreeze-status answer ("" = "thawed")
+	// freezeNothing: the guest has no filesystem a freeze can freeze, so guest-fsfreeze-freeze
+	// succeeds (0 frozen) and leaves the agent thawed, as qemu-ga 7.2 does. Otherwise a freeze
+	// sets freeze to "frozen" and a thaw clears it.
+	freezeNothing bool
+	stats         map[string]string // raw replies of the stats commands
 }
 
 // fakeAPI is an in-memory DomainAPI recording every call.
@@ -277,10 +281,28 @@ func (f *fakeAPI) Suspend(_ context.Context, uuid, cmd string, _ time.Duration) 
 	return f.simple(uuid, cmd)
 }
 func (f *fakeAPI) FSFreeze(_ context.Context, uuid string, _ []string, _ time.Duration) error {
-	return f.simple(uuid, CmdFSFreeze)
+	g, done, err := f.enter(uuid, CmdFSFreeze)
+	defer done()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if !g.freezeNothing {
+		g.freeze = "frozen"
+	}
+	f.mu.Unlock()
+	return nil
 }
 func (f *fakeAPI) FSThaw(_ context.Context, uuid string, _ []string, _ time.Duration) error {
-	return f.simple(uuid, CmdFSThaw)
+	g, done, err := f.enter(uuid, CmdFSThaw)
+	defer done()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	g.freeze = ""
+	f.mu.Unlock()
+	return nil
 }
 func (f *fakeAPI) SetTime(_ context.Context, uuid string, _ time.Time, _ time.Duration) error {
 	return f.simple(uuid, CmdSetTime)

@@ -1,6 +1,8 @@
 package qga
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -90,5 +92,61 @@ func TestPollerFreezeLongerThanThreePeriods(t *testing.T) {
 	info, _ := h.p.Info("g")
 	if st.FSFreeze != FreezeThawed || len(st.UnsupportedCommands) != 0 || info.Hostname == nil || info.Hostname.Name != "after-thaw" {
 		t.Errorf("after the thaw: state %+v, hostname %+v", st, info.Hostname)
+	}
+}
+
+// A successful freeze records what guest-fsfreeze-status says afterwards: a freeze that froze
+// nothing (no freezable filesystem, or no listed mountpoint matched) leaves qemu-ga thawed, and
+// the state must say so at once, not Frozen until the next poll. When the status cannot be read,
+// a successful freeze still counts as Frozen.
+func TestFSFreezeRecordsTheAgentsFreezeStatus(t *testing.T) {
+	agentErr := &Error{Class: ErrAgentError, Command: CmdFSFreezeState, Err: errors.New("boom")}
+	for _, tc := range []struct {
+		name          string
+		mountpoints   []string
+		freezeNothing bool
+		statusErr     error
+		statusOff     bool // guest-fsfreeze-status not enabled in guest-info
+		want          string
+		wantReads     int // guest-fsfreeze-status calls made by the freeze
+	}{
+		{name: "froze filesystems", want: FreezeFrozen, wantReads: 1},
+		{name: "nothing to freeze", freezeNothing: true, want: FreezeThawed, wantReads: 1},
+		{name: "no listed mountpoint matched", mountpoints: []string{"/nope"}, freezeNothing: true, want: FreezeThawed, wantReads: 1},
+		{name: "status read fails", freezeNothing: true, statusErr: agentErr, want: FreezeFrozen, wantReads: 1},
+		{name: "status command not offered", freezeNothing: true, statusOff: true, want: FreezeFrozen, wantReads: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			g := defaultGuest("f")
+			g.freezeNothing = tc.freezeNothing
+			if tc.statusErr != nil {
+				g.errs[CmdFSFreezeState] = tc.statusErr
+			}
+			if tc.statusOff {
+				g.caps = allCommands(CmdFSFreezeState)
+			}
+			h.api.add("f", g)
+			h.doms.set(running("f"))
+			h.step(t, 0)
+			reads := h.api.count("f", CmdFSFreezeState)
+			changes := h.changeCount("f")
+			if err := h.p.FSFreeze(context.Background(), "f", tc.mountpoints); err != nil {
+				t.Fatalf("freeze: %v", err)
+			}
+			st, _ := h.p.State("f")
+			if st.FSFreeze != tc.want {
+				t.Errorf("fsFreeze after a successful freeze = %q, want %q", st.FSFreeze, tc.want)
+			}
+			if n := h.api.count("f", CmdFSFreezeState) - reads; n != tc.wantReads {
+				t.Errorf("guest-fsfreeze-status calls = %d, want %d", n, tc.wantReads)
+			}
+			if h.changeCount("f") <= changes {
+				t.Error("the new freeze state was not notified")
+			}
+			if len(st.UnsupportedCommands) != 0 {
+				t.Errorf("unsupported = %v", st.UnsupportedCommands)
+			}
+		})
 	}
 }

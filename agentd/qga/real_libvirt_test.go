@@ -8,16 +8,19 @@ package qga
 //	go test -race -run Real -v ./agentd/qga/
 //	for g in ga-t1 ga-t2; do hack/guest.sh down $g; done
 //
-// The test boots one more guest itself (ga-life, with a disk and an OGA channel) to observe
+// TestRealLibvirt boots one more guest itself (ga-life, with a disk and an OGA channel) to observe
 // lifecycle and agent events, suspends/resumes and hangs the pre-booted guests, and restarts
-// libvirtd under the watcher.
+// libvirtd under the watcher. The freeze and disk hotplug tests boot a guest with a disk each
+// (ga-freeze, ga-hot).
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -111,7 +114,8 @@ func TestRealLibvirt(t *testing.T) {
 	m := virt.NewManager(virt.Config{URI: virt.DefaultURI, Log: logr.WithName("virt"), ReconnectMin: 200 * time.Millisecond, ReconnectMax: time.Second})
 	events := &eventLog{}
 	api := NewLibvirtAPI(m.LookupDomain)
-	p, err := NewQemuGuestAgentPoller(Config{API: api, Domains: m.Domains, Log: logr.WithName("qga"), Tick: time.Second,
+	rec := newRecordingAPI(api) // the poller's calls; the test's own calls go to api directly
+	p, err := NewQemuGuestAgentPoller(Config{API: rec, Domains: m.Domains, Log: logr.WithName("qga"), Tick: time.Second,
 		Periods:         Periods{Users: time.Second, CPUs: 5 * time.Second, Sys: 5 * time.Second, Disks: 5 * time.Second},
 		FailureThrottle: 3 * time.Second})
 	if err != nil {
@@ -161,6 +165,21 @@ func TestRealLibvirt(t *testing.T) {
 		}
 		if st.Version == "" || !st.Responsive || !slices.Contains(st.SupportedCommands, CmdOSInfo) {
 			t.Errorf("%s state = %+v", g, st)
+		}
+		// Linux qemu-ga 7.2 lists guest-get-devices (Windows only) as disabled: it is reported
+		// as unsupported, never sent, and no PCI devices are published. Nothing else the
+		// status lists is missing, and no call failed because of it.
+		if slices.Contains(st.SupportedCommands, CmdDevices) || !slices.Equal(st.UnsupportedCommands, []string{CmdDevices}) {
+			t.Errorf("%s: guest-get-devices should be the only unsupported command: supported %v, unsupported %v", g, st.SupportedCommands, st.UnsupportedCommands)
+		}
+		if i.PCIDevices != nil {
+			t.Errorf("%s: PCI devices published without guest-get-devices: %+v", g, i.PCIDevices)
+		}
+		if n := rec.count(u, CmdDevices); n != 0 {
+			t.Errorf("%s: guest-get-devices sent %d times although disabled", g, n)
+		}
+		if st.LastError != nil && st.LastError.Command == CmdDevices {
+			t.Errorf("%s: last error is about guest-get-devices: %+v", g, st.LastError)
 		}
 		t.Logf("%s: agent %s, %d commands, unsupported %v", g, st.Version, len(st.SupportedCommands), st.UnsupportedCommands)
 	}
@@ -422,4 +441,471 @@ func TestRealAgentTimeoutRestored(t *testing.T) {
 		_, err := dom.QemuAgentCommand(`{"execute":"guest-ping"}`, libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
 		return err
 	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "agent back for other clients")
+}
+
+// recordingAPI is a DomainAPI recording the poll calls (and raw commands) made through it: per
+// domain and command, when each call started and how it ended. It lets the real tests observe
+// when a group was asked, refused or refreshed without looking into the poller.
+type recordingAPI struct {
+	DomainAPI
+	mu    sync.Mutex
+	calls map[string][]recordedCall // "<uuid> <cmd>" → calls in start order
+}
+
+type recordedCall struct {
+	start time.Time
+	class ErrorClass // "" on success
+}
+
+func newRecordingAPI(api DomainAPI) *recordingAPI {
+	return &recordingAPI{DomainAPI: api, calls: map[string][]recordedCall{}}
+}
+
+func (r *recordingAPI) record(uuid, cmd string, start time.Time, err error) {
+	r.mu.Lock()
+	r.calls[uuid+" "+cmd] = append(r.calls[uuid+" "+cmd], recordedCall{start: start, class: ClassOf(err)})
+	r.mu.Unlock()
+}
+
+// Raw implements DomainAPI.
+func (r *recordingAPI) Raw(ctx context.Context, uuid, cmd string, timeout time.Duration) (json.RawMessage, error) {
+	t0 := time.Now()
+	out, err := r.DomainAPI.Raw(ctx, uuid, cmd, timeout)
+	r.record(uuid, cmd, t0, err)
+	return out, err
+}
+
+// GuestInfo implements DomainAPI.
+func (r *recordingAPI) GuestInfo(ctx context.Context, uuid string, it InfoType, timeout time.Duration) (*GuestInfoReply, error) {
+	t0 := time.Now()
+	out, err := r.DomainAPI.GuestInfo(ctx, uuid, it, timeout)
+	r.record(uuid, it.Command(), t0, err)
+	return out, err
+}
+
+// Interfaces implements DomainAPI.
+func (r *recordingAPI) Interfaces(ctx context.Context, uuid string, timeout time.Duration) ([]NetInterface, error) {
+	t0 := time.Now()
+	out, err := r.DomainAPI.Interfaces(ctx, uuid, timeout)
+	r.record(uuid, CmdInterfaces, t0, err)
+	return out, err
+}
+
+// VCPUs implements DomainAPI.
+func (r *recordingAPI) VCPUs(ctx context.Context, uuid string, timeout time.Duration) ([]VCPU, error) {
+	t0 := time.Now()
+	out, err := r.DomainAPI.VCPUs(ctx, uuid, timeout)
+	r.record(uuid, CmdVCPUs, t0, err)
+	return out, err
+}
+
+// since returns the calls of cmd to uuid that started at or after t0.
+func (r *recordingAPI) since(uuid, cmd string, t0 time.Time) []recordedCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []recordedCall
+	for _, c := range r.calls[uuid+" "+cmd] {
+		if !c.start.Before(t0) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *recordingAPI) count(uuid, cmd string) int { return len(r.since(uuid, cmd, time.Time{})) }
+
+// succeededSince reports whether a call of cmd to uuid that started at or after t0 succeeded.
+func (r *recordingAPI) succeededSince(uuid, cmd string, t0 time.Time) bool {
+	return slices.ContainsFunc(r.since(uuid, cmd, t0), func(c recordedCall) bool { return c.class == "" })
+}
+
+// realGuest boots a guest of its own for one test (hack/guest.sh up, which waits until its agent
+// answers guest-ping) and shuts it down and undefines it when the test ends.
+func realGuest(t *testing.T, name string, env ...string) {
+	t.Helper()
+	run(t, env, hackScript("guest.sh"), "down", name) // leftovers of an aborted run
+	t.Cleanup(func() { _ = exec.Command(hackScript("guest.sh"), "down", name).Run() })
+	run(t, env, hackScript("guest.sh"), "up", name)
+}
+
+// realPoller starts a libvirt watcher and a poller that polls only the named guest (the other
+// guests on the node are other tests' business), fed with the watcher's events as
+// GuestAgentService feeds them. The poller's calls go through the returned recordingAPI.
+func realPoller(t *testing.T, name string, cfg Config) (*QemuGuestAgentPoller, *virt.Manager, *recordingAPI, *eventLog) {
+	t.Helper()
+	log := testr.New(t)
+	m := virt.NewManager(virt.Config{URI: virt.DefaultURI, Log: log.WithName("virt"), ReconnectMin: 200 * time.Millisecond, ReconnectMax: time.Second})
+	rec := newRecordingAPI(NewLibvirtAPI(m.LookupDomain))
+	cfg.API = rec
+	cfg.Log = log.WithName("qga")
+	cfg.Domains = func() []virt.Domain {
+		var out []virt.Domain
+		for _, d := range m.Domains() {
+			if d.Name == name {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	p, err := NewQemuGuestAgentPoller(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &eventLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = m.Run(ctx, func(ev virt.Event) {
+			if ev.Domain.Name == name {
+				events.add(ev)
+				p.HandleEvent(ev)
+			}
+		})
+	}()
+	go func() { defer wg.Done(); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return p, m, rec, events
+}
+
+// agentCommand sends one command to the guest's agent the way other libvirt clients do (virsh
+// qemu-agent-command), beside agentd, and returns its "return" member.
+func agentCommand(t *testing.T, m *virt.Manager, uuid, cmd string, args any) json.RawMessage {
+	t.Helper()
+	msg := map[string]any{"execute": cmd}
+	if args != nil {
+		msg["arguments"] = args
+	}
+	req, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.LookupDomain(uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Free() }()
+	out, err := d.QemuAgentCommand(string(req), libvirt.DOMAIN_QEMU_AGENT_COMMAND_DEFAULT, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	var r struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%s: %v (%s)", cmd, err, out)
+	}
+	return r.Return
+}
+
+// guestShell starts script with /bin/sh in the guest (guest-exec) and returns a function that
+// reports whether it has exited, and with which code.
+func guestShell(t *testing.T, m *virt.Manager, uuid, script string) func() (exited bool, code int) {
+	t.Helper()
+	var started struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(agentCommand(t, m, uuid, "guest-exec", map[string]any{"path": "/bin/sh", "arg": []string{"-c", script}}), &started); err != nil {
+		t.Fatal(err)
+	}
+	return func() (bool, int) {
+		var st struct {
+			Exited   bool `json:"exited"`
+			ExitCode int  `json:"exitcode"`
+		}
+		if err := json.Unmarshal(agentCommand(t, m, uuid, "guest-exec-status", map[string]any{"pid": started.PID}), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Exited, st.ExitCode
+	}
+}
+
+// TestRealFreezeLongerThanThreePollPeriods (issue requirement: "freeze for longer than three poll
+// periods, thaw, every group refreshes again") on a real guest whose /mnt/data (ext4 on a virtio
+// disk) can be frozen. Every group, the capabilities and the metrics-only commands are polled
+// every 1-3 s. While frozen, qemu-ga disables all but a few commands and lists them as disabled in
+// guest-info: every group that comes due is asked and refused as Frozen (never Unsupported), the
+// capabilities and the unsupported list stay as they were, the last known data stays, and
+// State.FSFreeze is Frozen; GuestAgentService marks every QGA group stale while FSFreeze is Frozen
+// (service.TestServiceFrozenQGAGroupsAreStale) and the publisher gives them the reason FilesystemsFrozen
+// (publish.TestFreezePublishedWithStaleReason). After the thaw every polled command succeeds again.
+// A freeze with nothing to freeze (a mountpoint list that matches nothing) leaves the agent thawed,
+// and the state says so at once.
+func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
+	realEnv(t)
+	const name = "ga-freeze"
+	realGuest(t, name, "QGA_DISK=1")
+	periods := Periods{Caps: 3 * time.Second, Users: time.Second, Sys: 2 * time.Second, CPUs: 2 * time.Second, Disks: 2 * time.Second, Stats: 2 * time.Second}
+	longest := periods.Caps
+	p, m, rec, _ := realPoller(t, name, Config{Tick: time.Second, Periods: periods, FailureThrottle: 3 * time.Second})
+	bg := context.Background()
+
+	var u string
+	NewWithT(t).Eventually(func() bool {
+		u = uuidOf(m, name)
+		i, _ := p.Info(u)
+		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
+	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	st0, _ := p.State(u)
+	// the commands the poller polls on this agent: guest-info and every enabled command of a task
+	polled := []string{CmdInfo}
+	for tk := tUsers; tk < numTasks; tk++ {
+		if slices.Contains(st0.SupportedCommands, taskCmd[tk]) {
+			polled = append(polled, taskCmd[tk])
+		}
+	}
+	for _, c := range []string{CmdUsers, CmdOSInfo, CmdTimezone, CmdHostName, CmdInterfaces, CmdVCPUs, CmdFSInfo, CmdDisks, CmdCPUStats, CmdDiskStats} {
+		if !slices.Contains(polled, c) {
+			t.Fatalf("qemu-ga does not enable %s: supported %v", c, st0.SupportedCommands)
+		}
+	}
+	NewWithT(t).Eventually(func() []string {
+		var missing []string
+		for _, c := range polled {
+			if !rec.succeededSince(u, c, time.Time{}) {
+				missing = append(missing, c)
+			}
+		}
+		return missing
+	}).WithTimeout(30*time.Second).Should(BeEmpty(), "every polled command answered once")
+	info0, _ := p.Info(u)
+	st0, _ = p.State(u)
+	if st0.FSFreeze != "" || !st0.Responsive {
+		t.Fatalf("before any freeze: %+v", st0)
+	}
+	t.Logf("%s: polled commands %v; unsupported %v", name, polled, st0.UnsupportedCommands)
+
+	// --- a freeze that freezes nothing: success, and the agent stays thawed
+	tNothing := time.Now()
+	if err := p.FSFreeze(bg, u, []string{"/no/such/mountpoint"}); err != nil {
+		t.Fatalf("freeze of a mountpoint that does not exist: %v", err)
+	}
+	if st, _ := p.State(u); st.FSFreeze != FreezeThawed {
+		t.Errorf("after a freeze that froze nothing: fsFreeze %q, want %q", st.FSFreeze, FreezeThawed)
+	}
+	if s := string(agentCommand(t, m, u, CmdFSFreezeState, nil)); s != `"thawed"` {
+		t.Fatalf("guest-fsfreeze-status after a freeze that froze nothing: %s", s)
+	}
+	NewWithT(t).Eventually(func() bool { return rec.succeededSince(u, CmdHostName, tNothing) }).WithTimeout(10*time.Second).
+		Should(BeTrue(), "groups keep refreshing after a freeze that froze nothing")
+
+	// --- the real freeze, held until every polled command was asked four times while frozen
+	t.Cleanup(func() { _ = p.FSThaw(bg, u, nil) }) // never leave the guest frozen
+	if err := p.FSFreeze(bg, u, nil); err != nil {
+		t.Fatalf("freeze: %v", err)
+	}
+	tFreeze := time.Now() // every call starting from now meets the frozen agent
+	if st, _ := p.State(u); st.FSFreeze != FreezeFrozen {
+		t.Fatalf("after the freeze: fsFreeze %q, want %q", st.FSFreeze, FreezeFrozen)
+	}
+	if s := string(agentCommand(t, m, u, CmdFSFreezeState, nil)); s != `"frozen"` {
+		t.Fatalf("guest-fsfreeze-status after the freeze: %s", s)
+	}
+	// the last known data: a poll run holds the agent lock until its results are in, so none
+	// can change them after the freeze request got the lock
+	infoFrozen, _ := p.Info(u)
+	// frozen: checked at every poll, a violation ends the wait at once
+	frozenHolds := func() error {
+		st, _ := p.State(u)
+		info, _ := p.Info(u)
+		switch {
+		case st.FSFreeze != FreezeFrozen:
+			return fmt.Errorf("fsFreeze %q while frozen", st.FSFreeze)
+		case !slices.Equal(st.SupportedCommands, st0.SupportedCommands):
+			return fmt.Errorf("capabilities changed while frozen: %v, were %v", st.SupportedCommands, st0.SupportedCommands)
+		case !slices.Equal(st.UnsupportedCommands, st0.UnsupportedCommands):
+			return fmt.Errorf("unsupported commands changed while frozen: %v, were %v", st.UnsupportedCommands, st0.UnsupportedCommands)
+		case !reflect.DeepEqual(info, infoFrozen):
+			now, _ := json.Marshal(info)
+			was, _ := json.Marshal(infoFrozen)
+			return fmt.Errorf("data changed while frozen: %s, was %s", now, was)
+		}
+		return nil
+	}
+	NewWithT(t).Eventually(func() error {
+		if err := frozenHolds(); err != nil {
+			StopTrying(err.Error()).Now()
+		}
+		var short []string
+		for _, c := range polled {
+			calls := rec.since(u, c, tFreeze)
+			for _, call := range calls {
+				// guest-info still answers (with most commands disabled); everything else is refused
+				if c != CmdInfo && call.class != ErrFrozen {
+					StopTrying(fmt.Sprintf("%s while frozen: class %q, want %q", c, call.class, ErrFrozen)).Now()
+				}
+			}
+			if len(calls) < 4 {
+				short = append(short, fmt.Sprintf("%s×%d", c, len(calls)))
+			}
+		}
+		if len(short) > 0 {
+			return fmt.Errorf("not yet asked 4 times while frozen: %v", short)
+		}
+		return nil
+	}).WithTimeout(120*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(), "the freeze outlasts three periods of every group")
+	held := time.Since(tFreeze)
+	if held <= 3*longest {
+		t.Errorf("freeze held %v, not longer than three periods (%v)", held, 3*longest)
+	}
+	st, _ := p.State(u)
+	if st.LastError == nil || st.LastError.Class != ErrFrozen || !st.Responsive {
+		t.Errorf("while frozen: the agent answers, its refusals are Frozen: %+v", st)
+	}
+	// each guest-info while frozen was checked against guest-fsfreeze-status (why capabilities stay)
+	if reads, infos := len(rec.since(u, CmdFSFreezeState, tFreeze)), len(rec.since(u, CmdInfo, tFreeze)); reads < infos {
+		t.Errorf("guest-fsfreeze-status read %d times for %d guest-info replies while frozen", reads, infos)
+	}
+	t.Logf("%s: frozen for %v; %d guest-info, %d guest-get-users calls while frozen", name, held.Round(100*time.Millisecond),
+		len(rec.since(u, CmdInfo, tFreeze)), len(rec.since(u, CmdUsers, tFreeze)))
+
+	// --- thaw: every polled command is asked again and answers; nothing became unsupported
+	if err := p.FSThaw(bg, u, nil); err != nil {
+		t.Fatalf("thaw: %v", err)
+	}
+	tThaw := time.Now()
+	if st, _ := p.State(u); st.FSFreeze != FreezeThawed {
+		t.Errorf("after the thaw: fsFreeze %q, want %q", st.FSFreeze, FreezeThawed)
+	}
+	NewWithT(t).Eventually(func() []string {
+		var stale []string
+		for _, c := range polled {
+			if !rec.succeededSince(u, c, tThaw) {
+				stale = append(stale, c)
+			}
+		}
+		return stale
+	}).WithTimeout(3*longest+20*time.Second).WithPolling(200*time.Millisecond).Should(BeEmpty(), "commands not refreshed since the thaw")
+	t.Logf("%s: every polled command answered within %v of the thaw", name, time.Since(tThaw).Round(100*time.Millisecond))
+	st, _ = p.State(u)
+	info, _ := p.Info(u)
+	if st.FSFreeze != FreezeThawed || !st.Responsive || !st.LastSuccess.After(tThaw) ||
+		!slices.Equal(st.SupportedCommands, st0.SupportedCommands) || !slices.Equal(st.UnsupportedCommands, st0.UnsupportedCommands) {
+		t.Errorf("after the thaw: %+v (before the freeze: %+v)", st, st0)
+	}
+	if !complete(info, name) || !reflect.DeepEqual(info.Disks, info0.Disks) || len(info.Filesystems.List) != len(info0.Filesystems.List) {
+		t.Errorf("data after the thaw: %+v", info)
+	}
+	if s := p.Stats(u); s == nil || s.CPU == nil || s.Disks == nil {
+		t.Errorf("metrics-only figures after the thaw: %+v", s)
+	}
+}
+
+// TestRealDiskHotplugRefresh (issue 17): a disk hot-plugged into a running guest shows in its
+// disk mapping and filesystems within HotplugRefreshDelay (+ a margin) of libvirt's DEVICE_ADDED
+// event, although the filesystems/disks period is an hour: only the one-off hotplug refresh can
+// explain it. Unplugging it removes it the same way. The guest has no udev: a guest-side script
+// does what udev and an automounter would (records the disk serial for qemu-ga, mounts the disk).
+func TestRealDiskHotplugRefresh(t *testing.T) {
+	realEnv(t)
+	const name, serial, margin = "ga-hot", "hot-ga-hot", 10 * time.Second
+	realGuest(t, name, "QGA_DISK=1")
+	p, m, rec, events := realPoller(t, name, Config{Tick: time.Second, Periods: Periods{Disks: time.Hour}, FailureThrottle: 3 * time.Second})
+	var u string
+	NewWithT(t).Eventually(func() bool {
+		u = uuidOf(m, name)
+		i, _ := p.Info(u)
+		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
+	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	boot := guest.DiskMapping{Serial: "qgadisk-" + name, Device: "/dev/vda"}
+	if i, _ := p.Info(u); !slices.Equal(i.Disks.Mappings, []guest.DiskMapping{boot}) {
+		t.Fatalf("disk mapping before the hotplug: %+v", i.Disks.Mappings)
+	}
+	hasFS := func(i *guest.Info, mp string) bool {
+		return i != nil && i.Filesystems != nil && slices.ContainsFunc(i.Filesystems.List, func(f guest.Filesystem) bool { return f.Mountpoint == mp })
+	}
+	img := filepath.Join(t.TempDir(), "hot.img")
+	run(t, nil, "mke2fs", "-q", "-t", "ext4", "-F", img, "8M")
+	diskXML := fmt.Sprintf(`<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>`+
+		`<target dev='vdb' bus='virtio'/><serial>%s</serial></disk>`, img, serial)
+	dom, err := m.LookupDomain(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = dom.Free() }()
+
+	// refreshed waits for the hotplug refresh after the device event at tEvent: both groups
+	// asked once, at least HotplugRefreshDelay after the event, and cond true within the margin.
+	refreshed := func(what string, tEvent time.Time, cond func(*guest.Info) bool) {
+		t.Helper()
+		NewWithT(t).Eventually(func() bool { i, _ := p.Info(u); return cond(i) }).
+			WithTimeout(time.Until(tEvent.Add(HotplugRefreshDelay+margin))).WithPolling(100*time.Millisecond).
+			Should(BeTrue(), func() string {
+				i, _ := p.Info(u)
+				return fmt.Sprintf("%s: disks %+v, filesystems %+v", what, i.Disks, i.Filesystems)
+			})
+		t.Logf("%s: shown %v after the device event", what, time.Since(tEvent).Round(100*time.Millisecond))
+		for _, c := range []string{CmdDisks, CmdFSInfo} {
+			calls := rec.since(u, c, tEvent)
+			if len(calls) != 1 || calls[0].class != "" || calls[0].start.Before(tEvent.Add(HotplugRefreshDelay)) {
+				t.Errorf("%s: %s calls since the event %+v, want one success from %v after it", what, c, calls, HotplugRefreshDelay)
+			}
+		}
+	}
+	deviceEvent := func(mark int, lc virt.Lifecycle) time.Time {
+		t.Helper()
+		var at time.Time
+		NewWithT(t).Eventually(func() bool {
+			var ok bool
+			at, ok = events.find(mark, func(e virt.Event) bool { return e.Type == virt.EventDeviceChanged && e.Lifecycle == lc })
+			return ok
+		}).WithTimeout(30*time.Second).Should(BeTrue(), lc.String()+" event")
+		return at
+	}
+
+	// --- plug: the guest-side script waits for the disk, records its serial, mounts it
+	udev := guestShell(t, m, u, `for i in $(seq 300); do
+  for b in /sys/block/vd*; do
+    [ "$(cat $b/serial 2>/dev/null)" = `+serial+` ] || continue
+    echo "E:ID_SERIAL=`+serial+`" >/run/udev/data/b$(cat $b/dev)
+    mkdir -p /mnt/hot
+    for j in $(seq 50); do mount -t ext4 /dev/${b##*/} /mnt/hot && exit 0; sleep 0.1; done
+    exit 1
+  done
+  sleep 0.1
+done
+exit 2`)
+	mark := events.len()
+	if err := dom.AttachDeviceFlags(diskXML, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	tAdded := deviceEvent(mark, virt.LifecycleDeviceAdded)
+	NewWithT(t).Eventually(func() []int { e, c := udev(); return []int{b2i(e), c} }).WithTimeout(HotplugRefreshDelay).WithPolling(200*time.Millisecond).
+		Should(Equal([]int{1, 0}), "guest-side script (exited, code) before the refresh is due")
+	hot := guest.DiskMapping{Serial: serial, Device: "/dev/vdb"}
+	refreshed("plugged", tAdded, func(i *guest.Info) bool {
+		return i != nil && i.Disks != nil && slices.Equal(i.Disks.Mappings, []guest.DiskMapping{hot, boot}) /* by serial */ && hasFS(i, "/mnt/hot") && hasFS(i, "/mnt/data")
+	})
+	i, _ := p.Info(u)
+	if k := slices.IndexFunc(i.Filesystems.List, func(f guest.Filesystem) bool { return f.Mountpoint == "/mnt/hot" }); i.Filesystems.List[k].Type != "ext4" ||
+		!slices.Equal(i.Filesystems.List[k].Disks, []string{"/dev/vdb"}) || !i.Filesystems.List[k].HasUsage {
+		t.Errorf("hot-plugged filesystem: %+v", i.Filesystems.List[k])
+	}
+
+	// --- unplug: unmounted first (as a guest would before an orderly removal), then detached
+	umount := guestShell(t, m, u, "umount /mnt/hot")
+	NewWithT(t).Eventually(func() []int { e, c := umount(); return []int{b2i(e), c} }).WithTimeout(10*time.Second).WithPolling(200*time.Millisecond).
+		Should(Equal([]int{1, 0}), "umount in the guest (exited, code)")
+	mark = events.len()
+	if err := dom.DetachDeviceFlags(diskXML, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	tRemoved := deviceEvent(mark, virt.LifecycleDeviceRemoved)
+	refreshed("unplugged", tRemoved, func(i *guest.Info) bool {
+		return i != nil && i.Disks != nil && slices.Equal(i.Disks.Mappings, []guest.DiskMapping{boot}) && !hasFS(i, "/mnt/hot") && hasFS(i, "/mnt/data")
+	})
+	// the hour-long period never came due: the first poll and the two hotplug refreshes only
+	for _, c := range []string{CmdDisks, CmdFSInfo} {
+		if n := rec.count(u, c); n != 3 {
+			t.Errorf("%s sent %d times, want 3 (first poll, plug, unplug)", c, n)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -116,13 +116,48 @@ func (p *QemuGuestAgentPoller) FSFreeze(ctx context.Context, uuid string, mountp
 	if len(mountpoints) > 0 {
 		cmd = CmdFSFreezeList
 	}
+	state := FreezeFrozen
 	err := p.request(ctx, uuid, cmd, p.cfg.RequestTimeout, func(to time.Duration) error {
-		return p.cfg.API.FSFreeze(ctx, uuid, mountpoints, to)
+		if err := p.cfg.API.FSFreeze(ctx, uuid, mountpoints, to); err != nil {
+			return err
+		}
+		state = p.freezeOutcome(ctx, uuid)
+		return nil
 	})
 	if err == nil {
-		p.setFreeze(uuid, FreezeFrozen)
+		p.setFreeze(uuid, state)
 	}
 	return err
+}
+
+// freezeOutcome is the freeze state a successful freeze left behind, as guest-fsfreeze-status
+// reports it (still under the domain's agent lock, so nothing can thaw in between). A freeze with
+// nothing to freeze (no freezable filesystem, or no listed mountpoint matched) succeeds and
+// leaves qemu-ga thawed: recording Frozen would mark the guest's data stale (and commands refused)
+// until the next poll. When the status cannot be read (the command is not offered, or the read
+// failed), the successful freeze counts as Frozen, as before: the freeze did succeed, and the
+// next poll corrects the state (a command the freeze disables answers, or guest-info says so).
+func (p *QemuGuestAgentPoller) freezeOutcome(ctx context.Context, uuid string) string {
+	p.mu.Lock()
+	d := p.doms[uuid]
+	offered := d != nil && (d.caps == nil || d.caps.Enabled(CmdFSFreezeState))
+	name := ""
+	if d != nil {
+		name = d.name
+	}
+	p.mu.Unlock()
+	if !offered {
+		return FreezeFrozen
+	}
+	st, err := p.freezeStatus(ctx, uuid, p.timeout(ctx, p.cfg.CallTimeout))
+	if err != nil {
+		p.log.V(1).Info("Reading the freeze status after a freeze failed; recording Frozen", "domain", name, "domainUUID", uuid, "error", err.Error())
+		return FreezeFrozen
+	}
+	if st == FreezeThawed {
+		p.log.Info("Filesystem freeze froze nothing; the QEMU guest agent stays thawed", "domain", name, "domainUUID", uuid)
+	}
+	return st
 }
 
 // setFreeze records the freeze state a successful freeze or thaw request left behind.

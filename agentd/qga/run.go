@@ -5,6 +5,7 @@ package qga
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"time"
@@ -341,9 +342,7 @@ func (p *QemuGuestAgentPoller) frozenCaps(ctx context.Context, d *domain, c *Cap
 	if !lost {
 		return false
 	}
-	raw, err := p.cfg.API.Raw(ctx, d.uuid, CmdFSFreezeState, to)
-	var st string
-	if err != nil || json.Unmarshal(raw, &st) != nil || st != "frozen" {
+	if st, err := p.freezeStatus(ctx, d.uuid, to); err != nil || st != FreezeFrozen {
 		return false
 	}
 	p.mu.Lock()
@@ -353,6 +352,26 @@ func (p *QemuGuestAgentPoller) frozenCaps(ctx context.Context, d *domain, c *Cap
 	}
 	p.mu.Unlock()
 	return true
+}
+
+// freezeStatus reads guest-fsfreeze-status (allowed while frozen): FreezeFrozen or FreezeThawed.
+// The caller holds the domain's agent lock.
+func (p *QemuGuestAgentPoller) freezeStatus(ctx context.Context, uuid string, to time.Duration) (string, error) {
+	raw, err := p.cfg.API.Raw(ctx, uuid, CmdFSFreezeState, to)
+	if err != nil {
+		return "", err
+	}
+	var st string
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return "", &Error{Class: ErrAgentError, Command: CmdFSFreezeState, Err: err}
+	}
+	switch st {
+	case "frozen":
+		return FreezeFrozen, nil
+	case "thawed":
+		return FreezeThawed, nil
+	}
+	return "", &Error{Class: ErrAgentError, Command: CmdFSFreezeState, Err: fmt.Errorf("unknown freeze status %q", st)}
 }
 
 func (p *QemuGuestAgentPoller) setCapsLocked(d *domain, c *Caps) {

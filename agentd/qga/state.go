@@ -35,8 +35,9 @@ type State struct {
 	// Responsive is true when the last call that reached the agent succeeded.
 	Responsive bool
 	// FSFreeze is FreezeFrozen while the guest's filesystems are frozen (a command failed
-	// because of it, guest-fsfreeze-status said so, or a freeze request succeeded),
-	// FreezeThawed after the thaw, "" while not known.
+	// because of it, or guest-fsfreeze-status said so, also right after a successful freeze
+	// request: a freeze with nothing to freeze leaves the agent thawed), FreezeThawed after the
+	// thaw, "" while not known.
 	FSFreeze string
 }
 

@@ -278,6 +278,57 @@ func TestServiceWithoutOGA(t *testing.T) {
 	}).Should(BeTrue())
 }
 
+// While the guest's filesystems are frozen the QEMU guest agent answers but cannot refresh its
+// data: every group taken from it keeps its last known content and is stale (the publisher gives
+// such groups the reason FilesystemsFrozen); after the thaw none is stale. The real poller's side
+// (State.FSFreeze through a long freeze) is qga.TestRealFreezeLongerThanThreePollPeriods.
+func TestServiceFrozenQGAGroupsAreStale(t *testing.T) {
+	g := NewWithT(t)
+	q := servicefake.NewQGA()
+	_, out := runService(t, Options{Watcher: virt.NewFake(runningDomain()), QGA: q})
+	info := &guest.Info{
+		Hostname:    &guest.Hostname{Name: "vm1"},
+		OS:          &guest.OS{Type: guest.OSTypeLinux, KernelRelease: "6.1.0"},
+		Timezone:    &guest.Timezone{Zone: "UTC"},
+		Users:       &guest.Users{List: []guest.User{}},
+		Network:     &guest.Network{Interfaces: []guest.Interface{{Name: "eth0", IPv4: []string{"10.0.2.15/24"}}}},
+		Filesystems: &guest.Filesystems{List: []guest.Filesystem{{Mountpoint: "/mnt/data", Type: "ext4"}}},
+		Disks:       &guest.Disks{Mappings: []guest.DiskMapping{{Serial: "s1", Device: "/dev/vda"}}},
+		VCPUs:       &guest.VCPUs{Online: 1},
+	}
+	groups := []guest.Group{guest.GroupHostname, guest.GroupOS, guest.GroupTimezone, guest.GroupUsers, guest.GroupNetwork,
+		guest.GroupFilesystems, guest.GroupDisks, guest.GroupVCPUs, guest.GroupApplications}
+	// viewWith waits for the view with the given freeze state and every group from QGA
+	viewWith := func(fsFreeze string) View {
+		var v View
+		g.Eventually(func(g Gomega) {
+			v, _ = out.get(testUUID)
+			g.Expect(v.QGA.FSFreeze).To(Equal(fsFreeze))
+			for _, gr := range groups {
+				g.Expect(v.Sources).To(HaveKeyWithValue(gr, gav1.SourceQemu), "source of %s", gr)
+				g.Expect(v.Info.Has(gr)).To(BeTrue(), "%s kept", gr)
+			}
+		}).Should(Succeed())
+		return v
+	}
+	st := guest.QGAState{Channel: guest.ChannelConnected, Responsive: true, Version: "7.2.22"}
+	q.Set(testUUID, info, st)
+	g.Expect(viewWith("").Stale).To(BeEmpty())
+
+	st.FSFreeze = guest.FreezeFrozen
+	q.Set(testUUID, info, st)
+	v := viewWith(guest.FreezeFrozen)
+	for _, gr := range groups {
+		g.Expect(v.Stale).To(HaveKeyWithValue(gr, true), "%s while frozen", gr)
+	}
+	g.Expect(v.Info.Hostname.Name).To(Equal("vm1"))
+	g.Expect(v.QGA.Responsive).To(BeTrue())
+
+	st.FSFreeze = guest.FreezeThawed
+	q.Set(testUUID, info, st)
+	g.Expect(viewWith(guest.FreezeThawed).Stale).To(BeEmpty())
+}
+
 // After a transition in which the guest clock stood still, the service sets it through QGA once,
 // retrying while the agent's channel is down; other transitions, a domain without a QGA channel
 // and a disabled TimeSync send nothing, and a guest that refuses is not asked again.
