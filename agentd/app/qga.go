@@ -72,8 +72,9 @@ func (a qgaAdapter) Reboot(ctx context.Context, uuid string) error {
 	return classed(a.p.Reboot(ctx, uuid))
 }
 
-func (a qgaAdapter) FreezeFilesystems(ctx context.Context, uuid string, mps []string) error {
-	return classed(a.p.FSFreeze(ctx, uuid, mps))
+func (a qgaAdapter) FreezeFilesystems(ctx context.Context, uuid string, mps []string) (bool, error) {
+	state, err := a.p.FSFreeze(ctx, uuid, mps)
+	return state == qga.FreezeFrozen, classed(err)
 }
 
 func (a qgaAdapter) ThawFilesystems(ctx context.Context, uuid string) error {

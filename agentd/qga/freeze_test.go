@@ -131,12 +131,13 @@ func TestFSFreezeRecordsTheAgentsFreezeStatus(t *testing.T) {
 			h.step(t, 0)
 			reads := h.api.count("f", CmdFSFreezeState)
 			changes := h.changeCount("f")
-			if err := h.p.FSFreeze(context.Background(), "f", tc.mountpoints); err != nil {
+			got, err := h.p.FSFreeze(context.Background(), "f", tc.mountpoints)
+			if err != nil {
 				t.Fatalf("freeze: %v", err)
 			}
 			st, _ := h.p.State("f")
-			if st.FSFreeze != tc.want {
-				t.Errorf("fsFreeze after a successful freeze = %q, want %q", st.FSFreeze, tc.want)
+			if st.FSFreeze != tc.want || got != tc.want {
+				t.Errorf("fsFreeze after a successful freeze = %q (returned %q), want %q", st.FSFreeze, got, tc.want)
 			}
 			if n := h.api.count("f", CmdFSFreezeState) - reads; n != tc.wantReads {
 				t.Errorf("guest-fsfreeze-status calls = %d, want %d", n, tc.wantReads)

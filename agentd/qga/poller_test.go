@@ -400,7 +400,7 @@ func TestPollerRequests(t *testing.T) {
 	for name, f := range map[string]func() error{
 		"shutdown": func() error { return h.p.Shutdown(ctx, "r", ShutdownPowerdown) },
 		"reboot":   func() error { return h.p.Reboot(ctx, "r") },
-		"freeze":   func() error { return h.p.FSFreeze(ctx, "r", nil) },
+		"freeze":   func() error { _, err := h.p.FSFreeze(ctx, "r", nil); return err },
 		"thaw":     func() error { return h.p.FSThaw(ctx, "r", nil) },
 		"settime":  func() error { return h.p.SetTime(ctx, "r") },
 		"ping":     func() error { return h.p.Ping(ctx, "r") },

@@ -260,7 +260,7 @@ func TestRealLibvirt(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := p.FSFreeze(bg, lu, nil); err != nil {
+	if _, err := p.FSFreeze(bg, lu, nil); err != nil {
 		t.Errorf("fsfreeze: %v", err)
 	} else if err := p.FSThaw(bg, lu, nil); err != nil {
 		t.Errorf("fsthaw: %v", err)
@@ -678,8 +678,8 @@ func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
 
 	// --- a freeze that freezes nothing: success, and the agent stays thawed
 	tNothing := time.Now()
-	if err := p.FSFreeze(bg, u, []string{"/no/such/mountpoint"}); err != nil {
-		t.Fatalf("freeze of a mountpoint that does not exist: %v", err)
+	if state, err := p.FSFreeze(bg, u, []string{"/no/such/mountpoint"}); err != nil || state != FreezeThawed {
+		t.Fatalf("freeze of a mountpoint that does not exist: state %q, %v", state, err)
 	}
 	if st, _ := p.State(u); st.FSFreeze != FreezeThawed {
 		t.Errorf("after a freeze that froze nothing: fsFreeze %q, want %q", st.FSFreeze, FreezeThawed)
@@ -692,8 +692,8 @@ func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
 
 	// --- the real freeze, held until every polled command was asked four times while frozen
 	t.Cleanup(func() { _ = p.FSThaw(bg, u, nil) }) // never leave the guest frozen
-	if err := p.FSFreeze(bg, u, nil); err != nil {
-		t.Fatalf("freeze: %v", err)
+	if state, err := p.FSFreeze(bg, u, nil); err != nil || state != FreezeFrozen {
+		t.Fatalf("freeze: state %q, %v", state, err)
 	}
 	tFreeze := time.Now() // every call starting from now meets the frozen agent
 	if st, _ := p.State(u); st.FSFreeze != FreezeFrozen {

@@ -110,8 +110,9 @@ func (p *QemuGuestAgentPoller) Suspend(ctx context.Context, uuid, cmd string) er
 	})
 }
 
-// FSFreeze freezes the given guest mountpoints (all when empty).
-func (p *QemuGuestAgentPoller) FSFreeze(ctx context.Context, uuid string, mountpoints []string) error {
+// FSFreeze freezes the given guest mountpoints (all when empty) and returns the freeze state the
+// agent reports afterwards: FreezeThawed when there was nothing to freeze.
+func (p *QemuGuestAgentPoller) FSFreeze(ctx context.Context, uuid string, mountpoints []string) (string, error) {
 	cmd := CmdFSFreeze
 	if len(mountpoints) > 0 {
 		cmd = CmdFSFreezeList
@@ -124,10 +125,11 @@ func (p *QemuGuestAgentPoller) FSFreeze(ctx context.Context, uuid string, mountp
 		state = p.freezeOutcome(ctx, uuid)
 		return nil
 	})
-	if err == nil {
-		p.setFreeze(uuid, state)
+	if err != nil {
+		return "", err
 	}
-	return err
+	p.setFreeze(uuid, state)
+	return state, nil
 }
 
 // freezeOutcome is the freeze state a successful freeze left behind, as guest-fsfreeze-status

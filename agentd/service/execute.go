@@ -178,8 +178,12 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 		if spec.Freeze != nil {
 			mps = spec.Freeze.Mountpoints
 		}
-		if err := q.FreezeFilesystems(ctx, uuid, mps); err != nil {
+		frozen, err := q.FreezeFilesystems(ctx, uuid, mps)
+		if err != nil {
 			return "", err
+		}
+		if !frozen {
+			return "", errNothingFrozen
 		}
 		after := s.scheduleThaw(uuid, spec)
 		return fmt.Sprintf("filesystems frozen; they are thawed automatically after %s unless thawed before", after), nil
@@ -204,6 +208,11 @@ func (s *GuestAgentService) sendQGA(ctx context.Context, uuid string, spec gav1.
 }
 
 var errUnsupportedAction = errors.New("action not supported by this agent")
+
+// errNothingFrozen fails a freeze the agent accepted without freezing anything: a backup taken
+// next would not be consistent, so it must not read as a success.
+var errNothingFrozen = errors.New("the QEMU guest agent froze nothing and reports the filesystems thawed: " +
+	"the guest has no freezable filesystem, or none of the listed mountpoints is mounted")
 
 func sendOGA(ctx context.Context, ag OvirtAgent, uuid string, spec gav1.GuestAgentCommandSpec) (string, error) {
 	switch spec.Action {

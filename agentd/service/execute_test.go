@@ -397,3 +397,24 @@ func TestExecuteSetVCPUs(t *testing.T) {
 		}
 	})
 }
+
+// A freeze the agent accepts without freezing anything (no freezable filesystem, no listed
+// mountpoint mounted) fails: a backup taken next would not be consistent.
+func TestExecuteFreezeThatFrozeNothingFails(t *testing.T) {
+	freeze := Request{Spec: gav1.GuestAgentCommandSpec{Action: gav1.ActionFreezeFilesystems, Agent: gav1.AgentAuto}}
+	r := newRig(t, virt.StateRunning, up, up)
+	res, err := r.svc.Execute(context.Background(), testUUID, freeze)
+	if err != nil || !strings.Contains(res.Message, "filesystems frozen") {
+		t.Fatalf("freeze = %+v, %v", res, err)
+	}
+	r = newRig(t, virt.StateRunning, up, up)
+	r.qga.NothingToFreeze = true
+	_, err = r.svc.Execute(context.Background(), testUUID, freeze)
+	var ee *ExecError
+	if !errors.As(err, &ee) || ee.Reason != gav1.ReasonAgentError || !strings.Contains(err.Error(), "froze nothing") {
+		t.Fatalf("freeze of nothing = %v; want %s saying it froze nothing", err, gav1.ReasonAgentError)
+	}
+	if got := r.calls(); !slices.Equal(got, []string{"qga freeze"}) {
+		t.Fatalf("calls %q", got)
+	}
+}

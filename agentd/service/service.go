@@ -37,7 +37,10 @@ type QemuAgent interface {
 	// Requests.
 	Shutdown(ctx context.Context, uuid string, halt bool) error
 	Reboot(ctx context.Context, uuid string) error
-	FreezeFilesystems(ctx context.Context, uuid string, mountpoints []string) error
+	// FreezeFilesystems freezes the guest's filesystems (the listed mountpoints, or all) and
+	// reports whether the agent says they are frozen: a freeze with nothing to freeze succeeds
+	// with frozen false.
+	FreezeFilesystems(ctx context.Context, uuid string, mountpoints []string) (frozen bool, err error)
 	ThawFilesystems(ctx context.Context, uuid string) error
 	SetTime(ctx context.Context, uuid string) error
 	Ping(ctx context.Context, uuid string) error

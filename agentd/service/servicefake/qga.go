@@ -27,6 +27,9 @@ type QGA struct {
 	calls    []string
 	subs     []func(string)
 	FailWith error
+	// NothingToFreeze makes a freeze succeed without freezing anything, as qemu-ga does for a
+	// guest without freezable filesystems.
+	NothingToFreeze bool
 }
 
 // NewQGA returns an empty fake.
@@ -137,9 +140,14 @@ func (f *QGA) Shutdown(_ context.Context, uuid string, halt bool) error {
 // Reboot records "reboot".
 func (f *QGA) Reboot(_ context.Context, uuid string) error { return f.record("reboot " + uuid) }
 
-// FreezeFilesystems records "freeze".
-func (f *QGA) FreezeFilesystems(_ context.Context, uuid string, _ []string) error {
-	return f.record("freeze " + uuid)
+// FreezeFilesystems records "freeze"; frozen is false with NothingToFreeze.
+func (f *QGA) FreezeFilesystems(_ context.Context, uuid string, _ []string) (bool, error) {
+	if err := f.record("freeze " + uuid); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.NothingToFreeze, nil
 }
 
 // ThawFilesystems records "thaw".
