@@ -47,7 +47,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 			Domains:     m.Domains, // libvirt's domains only: socket domains have no statistics
 			Period:      cfg.Poll.MemoryStats.Duration,
 			StatsPeriod: cfg.BalloonStatsPeriodSeconds,
-			Workers:     cfg.PollWorkers,
+			Workers:     cfg.Workers(),
 			Log:         log.WithName("memstats"),
 		})
 		if err != nil {
@@ -109,7 +109,7 @@ func NewNodeDeps(cfg config.Config, log logr.Logger) (deps Deps, closeFn func(),
 		BootWindow:      cfg.Poll.BootWindow.Duration,
 		CallTimeout:     cfg.Poll.CallTimeout.Duration,
 		FailureThrottle: cfg.Poll.FailureDelay.Duration,
-		Workers:         cfg.PollWorkers,
+		Workers:         cfg.Workers(),
 		Log:             log.WithName("qga"),
 	})
 	if err != nil {

@@ -77,6 +77,22 @@ type SocketDomain struct {
 // Enabled reports whether any socket domain is configured.
 func (q QGASockets) Enabled() bool { return q.Directory != "" || len(q.Domains) > 0 }
 
+// Workers is the number of concurrent agent calls: PollWorkers, or when 0, 4 with libvirt and 16
+// for sockets only. Through libvirt every call is a request on agentd's one connection, and
+// libvirtd serves at most 5 requests of a client at once (max_client_requests): 4 leave a slot
+// for agentd's other libvirt calls (domain lookups, power requests, memory statistics). Direct
+// sockets share no server, and more calls in flight let one wake-up of agentd serve several
+// replies (measured in docs/benchmarks.md).
+func (c Config) Workers() int {
+	switch {
+	case c.PollWorkers > 0:
+		return c.PollWorkers
+	case c.LibvirtEnabled():
+		return 4
+	}
+	return 16
+}
+
 // LibvirtEnabled reports whether agentd connects to libvirt.
 func (c Config) LibvirtEnabled() bool { return c.LibvirtURI != "" }
 
@@ -97,7 +113,7 @@ type Config struct {
 	DefaultNamespace string `json:"defaultNamespace"`
 	// Poll holds the QGA polling periods.
 	Poll Periods `json:"poll"`
-	// PollWorkers bounds concurrent QGA calls across domains.
+	// PollWorkers bounds concurrent QGA calls across domains; 0 chooses (see Workers).
 	PollWorkers int `json:"pollWorkers"`
 	// EnableOvirtAgent turns the oVirt guest agent Listener on.
 	EnableOvirtAgent bool `json:"enableOvirtAgent"`
@@ -152,7 +168,7 @@ func Default() Config {
 		},
 		QGASockets:                QGASockets{Interval: Duration{30 * time.Second}},
 		BalloonStatsPeriodSeconds: 10,
-		PollWorkers:               4,
+		PollWorkers:               0,
 		EnableOvirtAgent:          true,
 		LifecycleHooks:            true,
 		TimeSync:                  true,
@@ -346,8 +362,8 @@ func (c Config) Validate() error {
 			bad("%s must be at most 24h, got %s", p.name, p.d)
 		}
 	}
-	if c.PollWorkers < 1 || c.PollWorkers > 256 {
-		bad("pollWorkers must be in [1, 256], got %d", c.PollWorkers)
+	if c.PollWorkers < 0 || c.PollWorkers > 256 {
+		bad("pollWorkers must be in [0 (automatic), 256], got %d", c.PollWorkers)
 	}
 	if c.BalloonStatsPeriodSeconds < 0 || c.BalloonStatsPeriodSeconds > MaxBalloonStatsPeriod {
 		bad("balloonStatsPeriodSeconds must be in [0, %d] seconds (0 leaves every domain's setting unchanged), got %d",

@@ -62,7 +62,8 @@ func TestBadInputIsAnError(t *testing.T) {
 		"bad duration":    "poll:\n  users: often\n",
 		"too short":       "poll:\n  users: 10ms\n",
 		"bad namespace":   "defaultNamespace: Not_A_Namespace\n",
-		"bad workers":     "pollWorkers: 0\n",
+		"bad workers":     "pollWorkers: -1\n",
+		"many workers":    "pollWorkers: 257\n",
 		"bad percent":     "memoryChangePercent: 101\n",
 		"bad addr":        "metricsAddr: nonsense\n",
 		"bad pprof addr":  "pprofAddr: localhost\n",
@@ -91,7 +92,7 @@ func TestBadInputIsAnError(t *testing.T) {
 func TestValidateReportsAllProblems(t *testing.T) {
 	c := Default()
 	c.NodeName = ""
-	c.PollWorkers = 0
+	c.PollWorkers = -1
 	c.QPS = 0
 	err := c.Validate()
 	if err == nil {
@@ -275,5 +276,21 @@ func TestStatsPeriod(t *testing.T) {
 	cfg, err = load(t, "--poll-stats", "2m")
 	if err != nil || cfg.Poll.Stats.Duration != 2*time.Minute {
 		t.Fatalf("--poll-stats 2m: %v, %v", cfg.Poll.Stats, err)
+	}
+}
+
+// pollWorkers 0 chooses by transport: libvirtd serves 5 requests of one client at once.
+func TestWorkers(t *testing.T) {
+	c := Default()
+	if c.PollWorkers != 0 || c.Workers() != 4 {
+		t.Errorf("default with libvirt: pollWorkers %d, workers %d; want 0, 4", c.PollWorkers, c.Workers())
+	}
+	c.LibvirtURI = ""
+	if c.Workers() != 16 {
+		t.Errorf("sockets only: %d workers, want 16", c.Workers())
+	}
+	c.PollWorkers = 7
+	if c.Workers() != 7 {
+		t.Errorf("explicit: %d workers, want 7", c.Workers())
 	}
 }

@@ -503,7 +503,7 @@ func runScale(t testing.TB, o options, n int) result {
 		BootWindow:      cfg.Poll.BootWindow.Duration,
 		CallTimeout:     cfg.Poll.CallTimeout.Duration,
 		FailureThrottle: cfg.Poll.FailureDelay.Duration,
-		Workers:         cfg.PollWorkers,
+		Workers:         cfg.Workers(),
 		Log:             logr.Discard(),
 	})
 	if err != nil {

@@ -238,6 +238,10 @@ func (c *Client) call(ctx context.Context, cmd string, args any, wait bool, time
 		if len(line) == 0 || line[0] == 0xFF {
 			continue
 		}
+		if raw, ok := returnMember(line); ok {
+			c.answered.Store(time.Now().UnixNano())
+			return raw, nil
+		}
 		var rep struct {
 			Return json.RawMessage `json:"return"`
 			Error  *AgentError     `json:"error"`
@@ -255,6 +259,21 @@ func (c *Client) call(ctx context.Context, cmd string, args any, wait bool, time
 		}
 		return rep.Return, nil
 	}
+}
+
+// returnMember is the fast path for the usual reply line, {"return": VALUE}: VALUE without
+// decoding the line into a structure (one validating scan instead of a full decode). Any other
+// line (an error reply, more members, another layout) is left to the general path.
+func returnMember(line []byte) (json.RawMessage, bool) {
+	const prefix = `{"return":`
+	if len(line) < len(prefix)+2 || string(line[:len(prefix)]) != prefix || line[len(line)-1] != '}' {
+		return nil, false
+	}
+	v := bytes.TrimSpace(line[len(prefix) : len(line)-1])
+	if len(v) == 0 || !json.Valid(v) { // e.g. {"return": 1, "error": {…}}: not one value
+		return nil, false
+	}
+	return v, true
 }
 
 // LastAnswer is when the agent last answered on this connection (a reply or an error reply to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,45 @@ func TestRequestLine(t *testing.T) {
 	got, _ := request("guest-sync", map[string]any{"id": 7})
 	if string(got) != `{"arguments":{"id":7},"execute":"guest-sync"}`+"\n" {
 		t.Errorf("with arguments: %q", got)
+	}
+}
+
+// The fast path takes only a line that is exactly one "return" member; everything else goes
+// through the general decoder, with the same outcome as before.
+func TestReturnMember(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"return": []}`:              `[]`,
+		`{"return":{"a":1}}`:          `{"a":1}`,
+		`{"return": "x"  }`:           `"x"`,
+		`{"return": 1, "error": {}}`:  "",
+		`{"return": {"a":1}, "b": 2}`: "",
+		`{"error": {"class": "x"}}`:   "",
+		`{"return": }`:                "",
+		`{"return": [1,}`:             "",
+		`{"returns": 1}`:              "",
+	} {
+		got, ok := returnMember([]byte(line))
+		if ok != (want != "") || string(got) != want {
+			t.Errorf("returnMember(%s) = %q, %v; want %q", line, got, ok, want)
+		}
+	}
+	// through a client: an error reply beside a return member is still the agent's error
+	path := agent(t, func(cmd string) string {
+		if cmd == "both" {
+			return `{"return": 1, "error": {"class": "GenericError", "desc": "no"}}`
+		}
+		return `{"return": {"cmd": "` + cmd + `"}}`
+	})
+	c, err := Dial(context.Background(), path, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if raw, err := c.Call(context.Background(), "guest-info", nil); err != nil || string(raw) != `{"cmd": "guest-info"}` {
+		t.Fatalf("guest-info: %s, %v", raw, err)
+	}
+	var ae *AgentError
+	if _, err := c.Call(context.Background(), "both", nil); !errors.As(err, &ae) || ae.Class != "GenericError" {
+		t.Fatalf("error reply with a return member: %v", err)
 	}
 }
