@@ -65,9 +65,17 @@ done
 for _ in $(seq 30); do
   [ "$($K get gas -A -o jsonpath='{.items[*].status.ovirtAgent.apiVersion}' 2>/dev/null)" = 3 ] && break; sleep 1
 done
+# Memory comes from libvirt's balloon statistics for every guest, the QGA-only one included.
+mem() { $K get gas -A -o jsonpath='{range .items[*]}{.status.memory.totalBytes}{"\n"}{end}' 2>/dev/null | grep -c '^[1-9]'; }
+for _ in $(seq 60); do
+  [ "$(mem)" -ge 2 ] && break; sleep 1
+done
 $K get gas -A -o wide
 if [ "$($K get gas -A --no-headers 2>/dev/null | wc -l)" -lt 2 ]; then
   echo "demo: the guests' GuestAgentStatus objects did not appear; agentd log:" >&2; tail -50 "$D/agentd.log" >&2; exit 1
+fi
+if [ "$(mem)" -lt 2 ]; then
+  echo "demo: memory is not published for both guests; agentd log:" >&2; tail -50 "$D/agentd.log" >&2; exit 1
 fi
 
 say "A sample command: ping the guest with both agents through both"

@@ -47,7 +47,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 	methods := gav1.PowerMethods(&cmd.Spec)
 	grace := gav1.PowerGracePeriod(&cmd.Spec)
 	deadline := e.deadline(cmd)
-	want, wantText := service.PowerStopped, "shut off"
+	want, wantText := service.PowerStopped, "shut-off"
 	// done: the wanted change happened ("domain <done> after <method>"); verb: what the domain
 	// did not do ("did not <verb>"); okReason/failReason: the outcome's reasons.
 	done, verb, okReason, failReason := "shut off", "shut off", gav1.ReasonShutOff, gav1.ReasonNotShutOff
@@ -58,7 +58,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		done, verb, okReason, failReason = "rebooted", "reboot", gav1.ReasonRebooted, gav1.ReasonNotRebooted
 	case suspend && mode == gav1.SuspendDisk:
 		// The guest hibernates itself and powers off: libvirt's PMSUSPENDED/DISK, then STOPPED.
-		wantText = "shut off after the guest's suspend to disk"
+		wantText = "suspend to disk (the domain shutting off)"
 		done, verb, okReason, failReason = "shut off (suspended to disk)", "suspend to disk and shut off", gav1.ReasonSuspended, gav1.ReasonNotSuspended
 	case suspend:
 		want, wantText = service.PowerSuspended, "PM suspend"
@@ -219,7 +219,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		}
 		wait := min(grace, deadline.Sub(e.Now()))
 		step.Result = gav1.StepAccepted
-		step.Message = stepMessage(fmt.Sprintf("accepted; waiting up to %s for the domain's %s", wait.Round(time.Second), wantText))
+		step.Message = stepMessage(fmt.Sprintf("accepted; waiting up to %s for the %s", wait.Round(time.Second), wantText))
 		steps = append(steps, step)
 		log.Info("Power step accepted; waiting for libvirt", "method", m, "wait", wait.String())
 		if err := e.recordSteps(ctx, cmd, steps); err != nil {
@@ -252,7 +252,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 		return e.powerDeadline(out, steps, wantText)
 	}
 	out.reason = failReason
-	out.msg = fmt.Sprintf("no method brought the domain's %s: %s", wantText, summarize(steps))
+	out.msg = fmt.Sprintf("no method achieved the %s: %s", wantText, summarize(steps))
 	return out
 }
 
@@ -260,7 +260,7 @@ func (e *Executor) runPower(ctx context.Context, cmd *gav1.GuestAgentCommand, uu
 func (e *Executor) powerDeadline(out powerOutcome, steps []gav1.PowerStep, wantText string) powerOutcome {
 	out.ok = false
 	out.reason = gav1.ReasonDeadlineExceeded
-	out.msg = fmt.Sprintf("the deadline passed before the domain's %s: %s", wantText, summarize(steps))
+	out.msg = fmt.Sprintf("the deadline passed before the %s: %s", wantText, summarize(steps))
 	out.msg = strings.TrimSuffix(out.msg, ": ")
 	return out
 }

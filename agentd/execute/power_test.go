@@ -298,7 +298,7 @@ func TestPowerRestartMidPolicy(t *testing.T) {
 	cmd.Status.Phase, cmd.Status.ClaimedBy = gav1.PhaseRunning, "agentd-0"
 	cmd.Status.PowerSteps = []gav1.PowerStep{{Method: gav1.PowerQemu, Result: gav1.StepTimedOut, Time: metav1.NewTime(created),
 		Message: "accepted, but the domain did not shut off within 1m0s"}, {Method: gav1.PowerOvirt, Result: gav1.StepAccepted,
-		Time: metav1.NewTime(created.Add(time.Minute)), Message: "accepted; waiting up to 1m0s for the domain's shut off"}}
+		Time: metav1.NewTime(created.Add(time.Minute)), Message: "accepted; waiting up to 1m0s for the shut-off"}}
 	g.Expect(r.c.Status().Update(context.Background(), cmd)).To(Succeed())
 	g.Expect(r.e.sweep(context.Background())).To(Succeed())
 	got := &gav1.GuestAgentCommand{}

@@ -353,38 +353,44 @@ func (i *Info) Has(g Group) bool {
 }
 
 // CopyGroup sets group g of dst to a deep copy of the same group of src (nil when src lacks it).
+// Only that group is copied.
 func CopyGroup(dst, src *Info, g Group) {
-	c := src.DeepCopy()
-	if c == nil {
-		c = &Info{}
+	var only Info
+	if src != nil {
+		assignGroup(&only, src, g)
 	}
+	assignGroup(dst, only.DeepCopy(), g)
+}
+
+// assignGroup sets group g of dst to the same group of src (shared, not copied).
+func assignGroup(dst, src *Info, g Group) {
 	switch g {
 	case GroupHostname:
-		dst.Hostname = c.Hostname
+		dst.Hostname = src.Hostname
 	case GroupOS:
-		dst.OS = c.OS
+		dst.OS = src.OS
 	case GroupTimezone:
-		dst.Timezone = c.Timezone
+		dst.Timezone = src.Timezone
 	case GroupUsers:
-		dst.Users = c.Users
+		dst.Users = src.Users
 	case GroupSession:
-		dst.Session = c.Session
+		dst.Session = src.Session
 	case GroupNetwork:
-		dst.Network = c.Network
+		dst.Network = src.Network
 	case GroupFilesystems:
-		dst.Filesystems = c.Filesystems
+		dst.Filesystems = src.Filesystems
 	case GroupDisks:
-		dst.Disks = c.Disks
+		dst.Disks = src.Disks
 	case GroupVCPUs:
-		dst.VCPUs = c.VCPUs
+		dst.VCPUs = src.VCPUs
 	case GroupMemory:
-		dst.Memory = c.Memory
+		dst.Memory = src.Memory
 	case GroupApplications:
-		dst.Applications = c.Applications
+		dst.Applications = src.Applications
 	case GroupContainers:
-		dst.Containers = c.Containers
+		dst.Containers = src.Containers
 	case GroupPCIDevices:
-		dst.PCIDevices = c.PCIDevices
+		dst.PCIDevices = src.PCIDevices
 	}
 }
 

@@ -632,6 +632,19 @@ func guestShell(t *testing.T, m *virt.Manager, uuid, script string) func() (exit
 // (publish.TestFreezePublishedWithStaleReason). After the thaw every polled command succeeds again.
 // A freeze with nothing to freeze (a mountpoint list that matches nothing) leaves the agent thawed,
 // and the state says so at once.
+// waitForDiskData waits until the poller has complete data for guest name, filesystems and disk
+// mappings included, and returns its UUID.
+func waitForDiskData(t *testing.T, p *QemuGuestAgentPoller, m *virt.Manager, name string) string {
+	t.Helper()
+	var u string
+	NewWithT(t).Eventually(func() bool {
+		u = uuidOf(m, name)
+		i, _ := p.Info(u)
+		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
+	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	return u
+}
+
 func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
 	realEnv(t)
 	const name = "ga-freeze"
@@ -641,12 +654,7 @@ func TestRealFreezeLongerThanThreePollPeriods(t *testing.T) {
 	p, m, rec, _ := realPoller(t, name, Config{Tick: time.Second, Periods: periods, FailureThrottle: 3 * time.Second})
 	bg := context.Background()
 
-	var u string
-	NewWithT(t).Eventually(func() bool {
-		u = uuidOf(m, name)
-		i, _ := p.Info(u)
-		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
-	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	u := waitForDiskData(t, p, m, name)
 	st0, _ := p.State(u)
 	// the commands the poller polls on this agent: guest-info and every enabled command of a task
 	polled := []string{CmdInfo}
@@ -802,12 +810,7 @@ func TestRealDiskHotplugRefresh(t *testing.T) {
 	const name, serial, margin = "ga-hot", "hot-ga-hot", 10 * time.Second
 	realGuest(t, name, "QGA_DISK=1")
 	p, m, rec, events := realPoller(t, name, Config{Tick: time.Second, Periods: Periods{Disks: time.Hour}, FailureThrottle: 3 * time.Second})
-	var u string
-	NewWithT(t).Eventually(func() bool {
-		u = uuidOf(m, name)
-		i, _ := p.Info(u)
-		return u != "" && complete(i, name) && i.Filesystems != nil && len(i.Filesystems.List) > 0 && i.Disks != nil && len(i.Disks.Mappings) > 0
-	}).WithTimeout(90*time.Second).Should(BeTrue(), "complete data for "+name)
+	u := waitForDiskData(t, p, m, name)
 	boot := guest.DiskMapping{Serial: "qgadisk-" + name, Device: "/dev/vda"}
 	if i, _ := p.Info(u); !slices.Equal(i.Disks.Mappings, []guest.DiskMapping{boot}) {
 		t.Fatalf("disk mapping before the hotplug: %+v", i.Disks.Mappings)

@@ -1,8 +1,8 @@
 // Command oga-guest is a tiny oVirt guest agent for test guests (busybox initramfs, no udev).
 // It speaks the OGA protocol over the virtio port (default /dev/virtio-ports/ovirt-guest-agent.0)
 // using agentd/oga/ogafake, reports real data from /proc and the system where that is cheap,
-// runs lifecycle hooks from a hooks directory and executes shutdown/reboot through a
-// configurable command. Every lifecycle-event it receives is appended, with its failure flag, to
+// runs lifecycle hooks from a hooks directory, executes shutdown/reboot through a configurable
+// command and hibernate by writing the sleep state to the kernel's power state file. Every lifecycle-event it receives is appended, with its failure flag, to
 // a record file (-lifecycle-log, "<type> failure=<true|false>" per line) that tests read back
 // through the QEMU guest agent: the hooks themselves cannot tell (the real agent ignores
 // "failure"). Build it static: CGO_ENABLED=0 go build ./cmd/oga-guest.
@@ -37,6 +37,7 @@ func main() {
 	rebootCmd := flag.String("reboot-cmd", "reboot -f", "command run for shutdown with reboot")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "heartbeat interval")
 	lifecycleLog := flag.String("lifecycle-log", "/run/oga-lifecycle.log", "file recording every received lifecycle-event (empty: none)")
+	powerState := flag.String("power-state", "/sys/power/state", "kernel file the hibernate command writes its state (mem or disk) to")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -54,6 +55,8 @@ func main() {
 				shutdown(c, *shutdownCmd, *rebootCmd)
 			case "lifecycle-event":
 				recordLifecycle(*lifecycleLog, c)
+			case "hibernate":
+				hibernate(c, *powerState)
 			}
 		},
 	})
@@ -100,6 +103,25 @@ func shutdown(c ogafake.Command, shutdownCmd, rebootCmd string) {
 		}
 		if err := exec.Command(f[0], f[1:]...).Run(); err != nil {
 			log.Printf("shutdown command: %v", err)
+		}
+	}()
+}
+
+// hibernate puts the guest to sleep as the real agent's ovirt-hibernate script does on a guest
+// without pm-utils: the state ("mem" or "disk", the protocol's default) is written to the kernel's
+// power state file. The write returns only after the wake-up, so it runs on its own goroutine.
+func hibernate(c ogafake.Command, path string) {
+	state, _ := c.Args["state"].(string)
+	if state == "" {
+		state = "disk"
+	}
+	if state != "mem" && state != "disk" {
+		log.Printf("hibernate: unknown state %q", state)
+		return
+	}
+	go func() {
+		if err := os.WriteFile(path, []byte(state), 0o644); err != nil {
+			log.Printf("hibernate %s: %v", state, err)
 		}
 	}()
 }

@@ -86,7 +86,7 @@ func mainErr(m *testing.M) (int, error) {
 	}()
 	logf("booting guests %s and %s", gBoth, gQGA)
 	errs := make(chan error, 2)
-	go func() { errs <- bootGuest(gBoth, "WITH_OGA=1", "QGA_DISK=1") }()
+	go func() { errs <- bootGuest(gBoth, "WITH_OGA=1", "QGA_DISK=1", "PM=1") }()
 	go func() { errs <- bootGuest(gQGA, "BALLOON=1", "VCPUS=2", "PM=1") }()
 	for range 2 {
 		if err := <-errs; err != nil {

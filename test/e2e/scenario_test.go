@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -549,6 +550,93 @@ func TestRealStack(t *testing.T) {
 		})
 		if p.Status.Phase != gav1.PhaseSucceeded {
 			t.Fatalf("ping after wake-up: %s %s", p.Status.Reason, p.Status.Message)
+		}
+	})
+
+	t.Run("SuspendToRamThroughTheOvirtAgentThenWakeUp", func(t *testing.T) {
+		// The oVirt agent's hibernate {"state": "mem"}: the guest-side agent writes "mem" to
+		// /sys/power/state (as the real agent's ovirt-hibernate does without pm-utils); the command
+		// succeeds on libvirt's PMSUSPENDED, and after a wake-up the agent speaks again.
+		c := command(t, "e2e-suspend-oga", bothName, gav1.ActionSuspend, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Suspend = &gav1.SuspendParams{Mode: gav1.SuspendRam}
+			c.Spec.Agent = gav1.AgentSelectOvirt
+		})
+		if st := c.Status; st.Phase != gav1.PhaseSucceeded || st.Reason != gav1.ReasonSuspended {
+			t.Fatalf("suspend: %s %s %q (steps %+v)", st.Phase, st.Reason, st.Message, st.PowerSteps)
+		}
+		if n := len(c.Status.PowerSteps); n != 1 || c.Status.PowerSteps[0].Method != gav1.PowerOvirt || c.Status.PowerSteps[0].Result != gav1.StepAccepted {
+			t.Errorf("steps %+v, want one OvirtGuestAgent Accepted", c.Status.PowerSteps)
+		}
+		if out, _ := virsh("domstate", gBoth); !strings.Contains(out, "pmsuspended") {
+			t.Fatalf("domstate %q after Suspend", strings.TrimSpace(out))
+		}
+		if out, err := virsh("dompmwakeup", gBoth); err != nil {
+			t.Fatalf("virsh dompmwakeup: %v %s", err, out)
+		}
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			switch {
+			case s.Status.Domain == nil || s.Status.Domain.State != "Running":
+				return fmt.Errorf("domain state %+v", s.Status.Domain)
+			case cond(s, gav1.ConditionOvirtAgentConnected) != metav1.ConditionTrue:
+				return fmt.Errorf("OvirtAgentConnected %q", cond(s, gav1.ConditionOvirtAgentConnected))
+			case cond(s, gav1.ConditionQemuAgentConnected) != metav1.ConditionTrue:
+				// both virtio ports are reopened on resume; later scenarios use the QEMU agent
+				return fmt.Errorf("QemuAgentConnected %q", cond(s, gav1.ConditionQemuAgentConnected))
+			case cond(s, gav1.ConditionAgentResponsive) != metav1.ConditionTrue:
+				return fmt.Errorf("AgentResponsive %q", cond(s, gav1.ConditionAgentResponsive))
+			}
+			return nil
+		}).WithTimeout(60*time.Second).Should(Succeed(), withAgentdLog("Running, oVirt agent connected and responsive after the wake-up"))
+		p := command(t, "e2e-ping-oga-after-wakeup", bothName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectOvirt
+		})
+		if p.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("ping through the oVirt agent after wake-up: %s %s", p.Status.Reason, p.Status.Message)
+		}
+	})
+
+	t.Run("SuspendDiskAndHybridFailWhereTheGuestCannotHibernate", func(t *testing.T) {
+		// The QGA-only guest's <pm> disables S4, and the guest has no swap to hibernate to.
+		// Disk: libvirt refuses it before the guest is asked (the oVirt agent step that follows
+		// is skipped: no channel). Hybrid: libvirt lets it through (it checks S3 only) and qemu-ga
+		// answers that the guest does not support the mode. Both fail NotSuspended with the
+		// refusal in their steps, and the guest keeps running with its agent.
+		for _, tc := range []struct {
+			mode    gav1.SuspendMode
+			methods []gav1.PowerMethod
+			refusal string
+		}{
+			{gav1.SuspendDisk, []gav1.PowerMethod{gav1.PowerQemu, gav1.PowerOvirt}, "S4 state is disabled"},
+			{gav1.SuspendHybrid, []gav1.PowerMethod{gav1.PowerQemu}, "not supported by the guest"},
+		} {
+			c := command(t, "e2e-suspend-"+strings.ToLower(string(tc.mode)), qgaName, gav1.ActionSuspend, func(c *gav1.GuestAgentCommand) {
+				c.Spec.Suspend = &gav1.SuspendParams{Mode: tc.mode}
+			})
+			st := c.Status
+			if st.Phase != gav1.PhaseFailed || st.Reason != gav1.ReasonNotSuspended || !strings.Contains(st.Message, tc.refusal) {
+				t.Fatalf("suspend %s: %s %s %q (steps %+v)", tc.mode, st.Phase, st.Reason, st.Message, st.PowerSteps)
+			}
+			var methods []gav1.PowerMethod
+			for _, s := range st.PowerSteps {
+				methods = append(methods, s.Method)
+			}
+			if !slices.Equal(methods, tc.methods) || st.PowerSteps[0].Result != gav1.StepRefused ||
+				!strings.Contains(st.PowerSteps[0].Message, tc.refusal) {
+				t.Errorf("suspend %s: steps %+v, want %v with the QEMU agent's step refused (%q)", tc.mode, st.PowerSteps, tc.methods, tc.refusal)
+			}
+			if out, _ := virsh("domstate", gQGA); strings.TrimSpace(out) != "running" {
+				t.Fatalf("domstate %q after a refused suspend %s", strings.TrimSpace(out), tc.mode)
+			}
+		}
+		p := command(t, "e2e-ping-after-refused-suspend", qgaName, gav1.ActionPing, func(c *gav1.GuestAgentCommand) {
+			c.Spec.Agent = gav1.AgentSelectQemu
+		})
+		if p.Status.Phase != gav1.PhaseSucceeded {
+			t.Fatalf("ping after the refused suspends: %s %s", p.Status.Reason, p.Status.Message)
 		}
 	})
 
