@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -638,6 +639,94 @@ func TestRealStack(t *testing.T) {
 		if p.Status.Phase != gav1.PhaseSucceeded {
 			t.Fatalf("ping after the refused suspends: %s %s", p.Status.Reason, p.Status.Message)
 		}
+	})
+
+	t.Run("OvirtAgentExpiresWhileItsChannelIsGoneAndComesBack", func(t *testing.T) {
+		// QEMU's end of the oVirt agent channel is switched to a null backend (QMP chardev-change;
+		// the domain still defines the channel): agentd's connection ends and every reconnect
+		// fails. The channel shows Disconnected at once, and 120 s after the agent's last message
+		// (the responsive timeout) its data is stale although no connection exists to notice it.
+		// Switched back to the unix socket, agentd reconnects and the data is fresh again.
+		xml, err := virsh("dumpxml", gBoth)
+		if err != nil {
+			t.Fatalf("dumpxml: %v %s", err, xml)
+		}
+		var alias, path string
+		for _, m := range regexp.MustCompile(`(?s)<channel type='unix'>.*?</channel>`).FindAllString(xml, -1) {
+			if strings.Contains(m, "name='ovirt-guest-agent.0'") {
+				if a := regexp.MustCompile(`<alias name='([^']+)'/>`).FindStringSubmatch(m); a != nil {
+					alias = a[1]
+				}
+				if p := regexp.MustCompile(`<source mode='bind' path='([^']+)'/>`).FindStringSubmatch(m); p != nil {
+					path = p[1]
+				}
+			}
+		}
+		if alias == "" || path == "" {
+			t.Fatalf("no ovirt-guest-agent.0 channel (alias %q, path %q) in %s's XML", alias, path, gBoth)
+		}
+		backend := func(b map[string]any) {
+			t.Helper()
+			req, _ := json.Marshal(map[string]any{"execute": "chardev-change", "arguments": map[string]any{"id": "char" + alias, "backend": b}})
+			if out, err := virsh("qemu-monitor-command", gBoth, string(req)); err != nil || strings.Contains(out, `"error"`) {
+				t.Fatalf("chardev-change %s: %v %s", req, err, out)
+			}
+		}
+		staleApps := func(s *gav1.GuestAgentStatus) (bool, gav1.StaleReason) {
+			for _, g := range s.Status.DataGroups {
+				if g.Name == "Applications" {
+					return g.Stale, g.StaleReason
+				}
+			}
+			return false, ""
+		}
+		backend(map[string]any{"type": "null", "data": map[string]any{}})
+		cut := time.Now()
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			if c := cond(s, gav1.ConditionOvirtAgentConnected); c != metav1.ConditionFalse {
+				return fmt.Errorf("OvirtAgentConnected %q", c)
+			}
+			if stale, _ := staleApps(s); stale {
+				return fmt.Errorf("applications stale %v after the disconnect, before the responsive timeout", time.Since(cut))
+			}
+			return nil
+		}).WithTimeout(30*time.Second).Should(Succeed(), withAgentdLog("oVirt agent channel disconnected"))
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			if stale, reason := staleApps(s); !stale || reason != gav1.StaleAgentNotResponsive {
+				return fmt.Errorf("applications stale %v (%s)", stale, reason)
+			}
+			if c := cond(s, gav1.ConditionStale); c != metav1.ConditionTrue {
+				return fmt.Errorf("Stale %q", c)
+			}
+			if c := cond(s, gav1.ConditionOvirtAgentConnected); c != metav1.ConditionFalse {
+				return fmt.Errorf("OvirtAgentConnected %q while the channel is cut", c)
+			}
+			return nil
+		}).WithTimeout(180*time.Second).WithPolling(time.Second).Should(Succeed(), withAgentdLog("oVirt agent data stale while its channel is cut"))
+		t.Logf("oVirt agent data stale %v after its channel was cut", time.Since(cut).Round(time.Second))
+		backend(map[string]any{"type": "socket", "data": map[string]any{
+			"addr": map[string]any{"type": "unix", "data": map[string]any{"path": path}}, "server": true, "wait": false}})
+		NewWithT(t).Eventually(func() error {
+			s, err := gas(both)
+			if err != nil {
+				return err
+			}
+			if c := cond(s, gav1.ConditionOvirtAgentConnected); c != metav1.ConditionTrue {
+				return fmt.Errorf("OvirtAgentConnected %q", c)
+			}
+			if stale, reason := staleApps(s); stale {
+				return fmt.Errorf("applications still stale (%s)", reason)
+			}
+			return nil
+		}).WithTimeout(90*time.Second).Should(Succeed(), withAgentdLog("oVirt agent back after its channel was restored"))
 	})
 
 	t.Run("RebootThroughQGA", func(t *testing.T) {
